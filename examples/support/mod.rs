@@ -1,0 +1,154 @@
+//! Code shared by the examples: a tiny MCP server with one `whoami` tool, the rmcp-actix-web
+//! transport around it, tracing setup and the listen address.
+//!
+//! Each example pulls this in with `mod support;`. Not every example uses every item, hence the
+//! `#[allow(dead_code)]` on the items that some examples leave unused.
+
+use std::sync::Arc;
+
+use actix_mcp_auth::{Authenticated, AuthenticatedExt};
+use rmcp::{
+    ErrorData as McpError, RoleServer, ServerHandler,
+    model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig},
+    service::RequestContext,
+    tool, tool_handler, tool_router,
+};
+use rmcp_actix_web::transport::{
+    LocalSessionManager, StreamableHttpService, on_request_extensions,
+};
+
+/// Host names that always reach a server started on this machine.
+const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+
+/// The MCP server of the examples: one tool, `whoami`, that echoes the verified caller.
+#[derive(Clone, Debug, Default)]
+pub struct WhoAmIServer;
+
+#[tool_router]
+impl WhoAmIServer {
+    pub fn new() -> Self {
+        Self
+    }
+
+    /// Returns the caller as `BearerAuth` saw it: subject, client, scopes, expiry and every
+    /// claim of the token (so `sub` appears both as `subject` and under `claims`).
+    #[tool(
+        description = "Return the authenticated caller (subject, client_id, scopes, \
+                          expires_at and all token claims) as JSON"
+    )]
+    async fn whoami(&self, ctx: RequestContext<RoleServer>) -> Result<CallToolResult, McpError> {
+        let caller = on_request_extensions(&ctx.extensions)
+            .and_then(|extensions| extensions.get::<Authenticated>())
+            .ok_or_else(|| {
+                McpError::invalid_request(
+                    "no authenticated caller: this endpoint is not behind BearerAuth",
+                    None,
+                )
+            })?;
+        let json = serde_json::to_string_pretty(caller)
+            .map_err(|e| McpError::internal_error(format!("serializing caller: {e}"), None))?;
+        Ok(CallToolResult::success(vec![ContentBlock::text(json)]))
+    }
+}
+
+#[tool_handler]
+impl ServerHandler for WhoAmIServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(Implementation::new(
+                "actix-mcp-auth-example",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions("Call `whoami` to see who the MCP server thinks you are.")
+    }
+}
+
+/// The rmcp-actix-web transport serving [`WhoAmIServer`].
+///
+/// Stateless (no `Mcp-Session-Id`, every POST stands alone) and answering plain JSON, which
+/// suits a server behind bearer auth and is easy to drive with curl or wrk. The verified
+/// [`Authenticated`] that `BearerAuth` stored in the actix request is copied into the MCP
+/// request context by the `on_request` hook, where `whoami` reads it.
+///
+/// `allowed_hosts` is the DNS-rebinding guard of rmcp (checked against the `Host` header);
+/// build it with [`allowed_hosts`]. An empty list would disable the check.
+///
+/// Mount it with `web::scope("/mcp").wrap(..).service(mcp_service(..).scope())`; clone it
+/// into the `HttpServer::new` closure (it is cheap: a few `Arc`s).
+pub fn mcp_service(allowed_hosts: Vec<String>) -> StreamableHttpService<WhoAmIServer> {
+    assert!(
+        !allowed_hosts.is_empty(),
+        "an empty allowed_hosts list would disable rmcp's Host check"
+    );
+    StreamableHttpService::builder()
+        .service_factory(Arc::new(|| Ok(WhoAmIServer::new())))
+        .session_manager(Arc::new(LocalSessionManager::default()))
+        .stateful_mode(false)
+        .json_response(true)
+        .allowed_hosts(allowed_hosts)
+        .on_request_fn(|req, extensions| {
+            if let Some(caller) = req.authenticated() {
+                extensions.insert(caller);
+            }
+        })
+        .build()
+}
+
+/// `Host` header values the MCP endpoint accepts: the host of the public base URL (bare, which
+/// rmcp matches on any port, and as `host:port` when the URL has an explicit port) plus the
+/// loopback names, so that local curl and benchmark runs work whatever the base URL says.
+pub fn allowed_hosts(base_host: Option<&str>, base_port: Option<u16>) -> Vec<String> {
+    let mut hosts: Vec<String> = Vec::new();
+    if let Some(host) = base_host {
+        // rmcp compares hosts without IPv6 brackets.
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        hosts.push(bare.to_ascii_lowercase());
+        if let Some(port) = base_port {
+            hosts.push(format!("{}:{port}", host.to_ascii_lowercase()));
+        }
+    }
+    for loopback in LOOPBACK_HOSTS {
+        if !hosts.iter().any(|h| h == loopback) {
+            hosts.push(loopback.to_owned());
+        }
+    }
+    hosts
+}
+
+/// Installs a `tracing` subscriber printing to stderr. `RUST_LOG` overrides the default
+/// `info,rmcp=warn` (rmcp logs two `info` lines per stateless request).
+pub fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// Where to listen: `MCP_HOST` (default `127.0.0.1`) and `MCP_PORT` (default `8000`).
+///
+/// Exits the process with a message naming the variable when `MCP_PORT` is not a port number.
+pub fn listen_addr() -> (String, u16) {
+    let host = std::env::var("MCP_HOST")
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+        .unwrap_or_else(|| "127.0.0.1".to_owned());
+    let port = match std::env::var("MCP_PORT") {
+        Ok(raw) if !raw.trim().is_empty() => match raw.trim().parse::<u16>() {
+            Ok(port) => port,
+            Err(e) => {
+                eprintln!("error: MCP_PORT must be a TCP port number (0-65535), got {raw:?}: {e}");
+                std::process::exit(1);
+            }
+        },
+        _ => 8000,
+    };
+    (host, port)
+}
+
+/// `GET /healthz`: an unprotected liveness probe.
+pub async fn healthz() -> &'static str {
+    "ok\n"
+}

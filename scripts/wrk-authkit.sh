@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Load test: what does AuthKit bearer auth cost an MCP endpoint?
+#
+# Builds the examples in release mode, starts the `fake_authkit` example (a local AuthKit
+# emulator, no WorkOS account needed) and the `bench_server` example (the same MCP service at
+# /mcp behind bearer auth and at /open/mcp without auth), then runs wrk with scripts/wrk-mcp.lua
+# (stateless JSON-RPC `tools/list` POSTs) against /open/mcp and then /mcp, and prints
+# requests/sec, latency p50/p99 and the protected/unprotected throughput ratio.
+#
+# Fails if any response of either run is not a 200 (or on socket errors), so the protected
+# numbers cannot silently be numbers of 401s.
+#
+# Usage: scripts/wrk-authkit.sh
+# Environment (all optional):
+#   DURATION=10s     wrk duration of each run
+#   THREADS=2        wrk threads
+#   CONNECTIONS=32   wrk connections
+#   MCP_PORT         port for bench_server (default: a free port)
+#   SKIP_BUILD=1     use the already built release examples
+#   RUST_LOG=warn    log filter of the servers (logs go to a temp dir, printed on failure)
+#
+# Requires: cargo, curl, wrk (Debian/Ubuntu: apt-get install -y wrk).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+LUA="$ROOT/scripts/wrk-mcp.lua"
+DURATION="${DURATION:-10s}"
+THREADS="${THREADS:-2}"
+CONNECTIONS="${CONNECTIONS:-32}"
+MCP_PROTOCOL="${MCP_PROTOCOL:-2025-06-18}"
+export MCP_PROTOCOL
+
+die() { echo "error: $*" >&2; exit 1; }
+
+command -v wrk >/dev/null || die "wrk not found; install it with: apt-get install -y wrk"
+command -v curl >/dev/null || die "curl not found; install it with: apt-get install -y curl"
+
+if [[ "${SKIP_BUILD:-}" != 1 ]]; then
+  echo "==> cargo build --release --examples"
+  (cd "$ROOT" && cargo build --release --examples)
+fi
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples"
+[[ -x "$BIN/fake_authkit" && -x "$BIN/bench_server" ]] || die "release examples not found in $BIN"
+
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  local status=$?
+  for pid in "${PIDS[@]}"; do
+    kill "$pid" 2>/dev/null || true
+  done
+  for pid in "${PIDS[@]}"; do
+    wait "$pid" 2>/dev/null || true
+  done
+  if [[ $status -ne 0 ]]; then
+    for log in "$WORK"/*.log; do
+      [[ -s "$log" ]] || continue
+      echo "--- $(basename "$log") (last 20 lines)" >&2
+      tail -n 20 "$log" >&2
+    done
+  fi
+  rm -rf "$WORK"
+  exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# A port nobody listens on (connection refused), chosen at random.
+free_port() {
+  local port
+  for _ in $(seq 1 100); do
+    port=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+      echo "$port"
+      return 0
+    fi
+  done
+  return 1
+}
+
+PORT="${MCP_PORT:-$(free_port)}" || die "no free port found"
+BASE="http://127.0.0.1:$PORT"
+MCP_PATH="/mcp"
+
+# The servers run in $WORK so that no .env of the checkout (dotenvy) leaks into the benchmark.
+echo "==> starting fake_authkit (token audience $BASE$MCP_PATH)"
+(cd "$WORK" && exec env MCP_BASE_URL="$BASE" MCP_PATH="$MCP_PATH" RUST_LOG="${RUST_LOG:-warn}" \
+  "$BIN/fake_authkit" >"$WORK/fake.out" 2>"$WORK/fake.log") &
+PIDS+=($!)
+
+for _ in $(seq 1 100); do
+  grep -q '^TOKEN=' "$WORK/fake.out" 2>/dev/null && break
+  kill -0 "${PIDS[0]}" 2>/dev/null || die "fake_authkit exited early"
+  sleep 0.1
+done
+DOMAIN="$(sed -n 's/^WORKOS_AUTHKIT_DOMAIN=//p' "$WORK/fake.out" | head -n 1)"
+TOKEN="$(sed -n 's/^TOKEN=//p' "$WORK/fake.out" | head -n 1)"
+[[ -n "$DOMAIN" && -n "$TOKEN" ]] || die "fake_authkit printed no WORKOS_AUTHKIT_DOMAIN/TOKEN"
+echo "    WORKOS_AUTHKIT_DOMAIN=$DOMAIN"
+
+echo "==> starting bench_server on $BASE"
+(cd "$WORK" && exec env WORKOS_AUTHKIT_DOMAIN="$DOMAIN" MCP_BASE_URL="$BASE" MCP_PATH="$MCP_PATH" \
+  MCP_HOST=127.0.0.1 MCP_PORT="$PORT" RUST_LOG="${RUST_LOG:-warn}" \
+  "$BIN/bench_server" >"$WORK/server.log" 2>&1) &
+PIDS+=($!)
+
+for _ in $(seq 1 100); do
+  curl -fsS -o /dev/null "$BASE/healthz" 2>/dev/null && break
+  kill -0 "${PIDS[1]}" 2>/dev/null || die "bench_server exited early"
+  sleep 0.1
+done
+curl -fsS -o /dev/null "$BASE/healthz" || die "bench_server did not answer /healthz"
+
+# Sanity checks, which also warm the JWKS cache before measuring.
+BODY='{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}'
+mcp_post() { # url [extra curl args...] -> prints the HTTP status, body in $WORK/body
+  local url="$1"; shift
+  curl -sS -o "$WORK/body" -w '%{http_code}' -X POST "$url" \
+    -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+    -H "MCP-Protocol-Version: $MCP_PROTOCOL" "$@" -d "$BODY"
+}
+status="$(mcp_post "$BASE$MCP_PATH")"
+[[ "$status" == 401 ]] || die "POST $MCP_PATH without a token answered $status, expected 401"
+status="$(mcp_post "$BASE$MCP_PATH" -H "Authorization: Bearer $TOKEN")"
+[[ "$status" == 200 ]] && grep -q '"tools"' "$WORK/body" ||
+  die "POST $MCP_PATH with the token answered $status: $(head -c 300 "$WORK/body")"
+status="$(mcp_post "$BASE/open$MCP_PATH")"
+[[ "$status" == 200 ]] && grep -q '"tools"' "$WORK/body" ||
+  die "POST /open$MCP_PATH answered $status: $(head -c 300 "$WORK/body")"
+echo "    sanity: 401 without token, 200 tools/list with token and on /open$MCP_PATH"
+
+# run_wrk LABEL URL TOKEN -> echoes wrk's report, leaves the RESULT line in $WORK/LABEL.result
+run_wrk() {
+  local label="$1" url="$2" token="$3"
+  echo
+  echo "==> wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency $url ($label)"
+  WRK_LABEL="$label" MCP_TOKEN="$token" \
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$LUA" "$url" | tee "$WORK/$label.wrk"
+  grep '^RESULT ' "$WORK/$label.wrk" >"$WORK/$label.result" || die "wrk printed no RESULT line"
+}
+field() { # field LABEL NAME
+  sed -n "s/.* $2=\([^ ]*\).*/\1/p" "$WORK/$1.result"
+}
+
+run_wrk open "$BASE/open$MCP_PATH" ""
+run_wrk protected "$BASE$MCP_PATH" "$TOKEN"
+
+failed=0
+for label in open protected; do
+  if [[ "$(field "$label" non200)" != 0 || "$(field "$label" errors)" != 0 ]]; then
+    echo "error: $label run had $(field "$label" non200) non-200 responses" \
+      "(first status $(field "$label" first_bad_status)) and $(field "$label" errors) socket errors" >&2
+    failed=1
+  fi
+done
+
+echo
+echo "==> summary (-t$THREADS -c$CONNECTIONS -d$DURATION, tools/list)"
+printf '%-10s %12s %10s %10s %10s %10s\n' endpoint req/s p50_ms p90_ms p99_ms non200
+for label in open protected; do
+  printf '%-10s %12s %10s %10s %10s %10s\n' "$label" "$(field "$label" rps)" \
+    "$(field "$label" p50_ms)" "$(field "$label" p90_ms)" "$(field "$label" p99_ms)" \
+    "$(field "$label" non200)"
+done
+awk -v p="$(field protected rps)" -v o="$(field open rps)" \
+  'BEGIN { if (o > 0) printf "ratio protected/unprotected req/s: %.3f (%.1f%% of baseline)\n", p / o, 100 * p / o }'
+
+exit "$failed"

@@ -1,0 +1,228 @@
+//! Discovery documents: protected-resource metadata (RFC 9728) and the forwarding of AuthKit's
+//! authorization-server metadata (RFC 8414).
+
+use std::{
+    sync::RwLock,
+    time::{Duration, Instant},
+};
+
+use actix_web::{HttpResponse, http::header, web::Bytes};
+use serde::Serialize;
+
+use crate::upstream::{self, UpstreamError};
+
+/// The protected-resource metadata document (RFC 9728 §2) of an MCP endpoint.
+///
+/// Empty optional members are omitted (RFC 9728 §3.2).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct ProtectedResourceMetadata {
+    /// The canonical URL of the MCP endpoint; MCP clients compare it with the URL they called.
+    pub resource: String,
+    /// Issuers of the authorization servers that issue tokens for this resource.
+    pub authorization_servers: Vec<String>,
+    /// Scopes a client should ask for (never `offline_access`, per MCP 2026-07-28).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub scopes_supported: Vec<String>,
+    /// How tokens may be presented: only the `Authorization` header.
+    pub bearer_methods_supported: Vec<String>,
+    /// Human-readable name of the resource.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
+    /// URL of human-readable documentation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resource_documentation: Option<String>,
+}
+
+impl ProtectedResourceMetadata {
+    /// A document for `resource` protected by `authorization_server`. `offline_access` is
+    /// removed from `scopes`: refresh is between client and authorization server.
+    pub fn new(
+        resource: impl Into<String>,
+        authorization_server: impl Into<String>,
+        scopes: &[String],
+    ) -> Self {
+        Self {
+            resource: resource.into(),
+            authorization_servers: vec![authorization_server.into()],
+            scopes_supported: scopes
+                .iter()
+                .filter(|s| s.as_str() != "offline_access")
+                .cloned()
+                .collect(),
+            bearer_methods_supported: vec!["header".to_owned()],
+            resource_name: None,
+            resource_documentation: None,
+        }
+    }
+}
+
+/// The well-known path of the protected-resource metadata of the resource at `resource_path`
+/// (RFC 9728 §3.1: the well-known segment goes between host and path).
+pub(crate) fn protected_resource_path(resource_path: &str) -> String {
+    format!("/.well-known/oauth-protected-resource{resource_path}")
+}
+
+/// A public, cacheable JSON document readable from any origin.
+pub(crate) fn public_json(body: Bytes, max_age: Duration) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .insert_header((
+            header::CACHE_CONTROL,
+            format!("public, max-age={}", max_age.as_secs()),
+        ))
+        .body(body)
+}
+
+/// Answer to a CORS preflight on a public document.
+pub(crate) fn public_preflight() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, OPTIONS"))
+        .insert_header((
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            "Mcp-Protocol-Version, Content-Type",
+        ))
+        .insert_header((header::ACCESS_CONTROL_MAX_AGE, "86400"))
+        .finish()
+}
+
+/// A 502 with an OAuth-style JSON body and nothing from the upstream answer.
+pub(crate) fn bad_gateway() -> HttpResponse {
+    HttpResponse::BadGateway()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .insert_header((header::RETRY_AFTER, "5"))
+        .json(serde_json::json!({
+            "error": "temporarily_unavailable",
+            "error_description": "the authorization server metadata is unavailable; retry later",
+        }))
+}
+
+struct Cached {
+    body: Bytes,
+    fetched_at: Instant,
+}
+
+/// Forwards an upstream JSON document unchanged, cached for `ttl`.
+///
+/// One upstream fetch at a time: while a refresh runs, other requests get the stale copy at
+/// once (or wait for the fetch when there is no copy yet). After a failure, no new attempt is
+/// made for `error_backoff`; the stale copy is served meanwhile.
+pub(crate) struct MetadataForwarder {
+    url: String,
+    timeout: Duration,
+    ttl: Duration,
+    error_backoff: Duration,
+    cached: RwLock<Option<Cached>>,
+    last_failure: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl MetadataForwarder {
+    pub(crate) fn new(url: String, timeout: Duration, ttl: Duration) -> Self {
+        Self {
+            url,
+            timeout,
+            ttl,
+            error_backoff: Duration::from_secs(5),
+            cached: RwLock::new(None),
+            last_failure: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    pub(crate) fn max_age(&self) -> Duration {
+        self.ttl
+    }
+
+    /// The cached copy and whether it is still fresh.
+    fn cached(&self) -> Option<(Bytes, bool)> {
+        let guard = self
+            .cached
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        guard
+            .as_ref()
+            .map(|c| (c.body.clone(), c.fetched_at.elapsed() < self.ttl))
+    }
+
+    /// The document: fresh from cache, or refetched, or stale when the upstream fails.
+    pub(crate) async fn get(&self) -> Result<Bytes, UpstreamError> {
+        let stale = match self.cached() {
+            Some((body, true)) => return Ok(body),
+            Some((body, false)) => Some(body),
+            None => None,
+        };
+        let mut last_failure = match (self.last_failure.try_lock(), &stale) {
+            (Ok(guard), _) => guard,
+            // A refresh is running: serve the stale copy rather than queueing.
+            (Err(_), Some(body)) => return Ok(body.clone()),
+            (Err(_), None) => self.last_failure.lock().await,
+        };
+        // Someone may have refreshed while we waited for the lock.
+        if let Some((body, true)) = self.cached() {
+            return Ok(body);
+        }
+        if last_failure.is_some_and(|at| at.elapsed() < self.error_backoff) {
+            return stale.ok_or(UpstreamError::Unreachable);
+        }
+        match upstream::get_json_object(&self.url, self.timeout, None).await {
+            Ok(body) => {
+                *last_failure = None;
+                *self
+                    .cached
+                    .write()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Cached {
+                    body: body.clone(),
+                    fetched_at: Instant::now(),
+                });
+                Ok(body)
+            }
+            Err(error) => {
+                *last_failure = Some(Instant::now());
+                tracing::warn!(%error, url = %self.url, "authorization server metadata fetch failed");
+                stale.ok_or(error)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prm_omits_offline_access_and_empty_members() {
+        let doc = ProtectedResourceMetadata::new(
+            "https://mcp.example.com/mcp",
+            "https://tenant.authkit.app",
+            &["openid".into(), "offline_access".into()],
+        );
+        let json = serde_json::to_value(&doc).unwrap();
+        assert_eq!(json["scopes_supported"], serde_json::json!(["openid"]));
+        assert_eq!(
+            json["bearer_methods_supported"],
+            serde_json::json!(["header"])
+        );
+        assert!(json.get("resource_name").is_none());
+        let none = ProtectedResourceMetadata::new("r", "a", &[]);
+        assert!(
+            serde_json::to_value(&none)
+                .unwrap()
+                .get("scopes_supported")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn well_known_path_is_inserted_before_the_resource_path() {
+        assert_eq!(
+            protected_resource_path("/mcp"),
+            "/.well-known/oauth-protected-resource/mcp"
+        );
+        assert_eq!(
+            protected_resource_path(""),
+            "/.well-known/oauth-protected-resource"
+        );
+    }
+}

@@ -1,0 +1,334 @@
+//! [`BearerAuth`]: the bearer check in front of the MCP endpoint.
+//!
+//! For each request: take the token from `Authorization: Bearer` (never from the query string),
+//! verify it, check the required scopes, and put the [`Authenticated`] caller into the request
+//! extensions. Refusals are RFC 6750 challenges pointing at the protected-resource metadata
+//! (RFC 9728), which is how MCP clients discover where to log in.
+
+use std::{future::Ready, rc::Rc, sync::Arc};
+
+use actix_web::{
+    Error, HttpMessage, HttpResponse, ResponseError,
+    body::EitherBody,
+    dev::{Service, ServiceRequest, ServiceResponse, Transform, forward_ready},
+    http::{
+        Method,
+        header::{self, HeaderMap, HeaderValue},
+    },
+};
+use futures_util::future::LocalBoxFuture;
+
+use crate::{
+    Authenticated,
+    error::{BearerError, BearerErrorKind, Challenge},
+    verify::{TokenVerifier, VerifyError},
+};
+
+/// Longest `Authorization` header we look at. AuthKit tokens are about 1 KiB; anything far
+/// larger is refused before any parsing or verification work.
+const MAX_AUTHORIZATION_LEN: usize = 8 * 1024;
+
+/// Middleware requiring a valid bearer token (and the configured scopes) on every request.
+///
+/// Usually obtained from a provider (`provider.bearer()`); it can also wrap any
+/// [`TokenVerifier`]. It answers CORS preflight requests itself, so browser-based MCP clients
+/// can send `Authorization`, and exposes `WWW-Authenticate` on refusals.
+///
+/// ```no_run
+/// use actix_mcp_auth::AuthKitProvider;
+/// use actix_web::{App, HttpResponse, web};
+///
+/// # fn app(provider: AuthKitProvider) {
+/// let app = App::new().service(provider.routes()).service(
+///     web::scope("/mcp")
+///         .wrap(provider.bearer())
+///         .route("", web::post().to(|| async { HttpResponse::Ok() })),
+/// );
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct BearerAuth {
+    config: Config,
+}
+
+#[derive(Clone)]
+struct Config {
+    verifier: Arc<dyn TokenVerifier>,
+    required_scopes: Vec<String>,
+    challenge: Arc<Challenge>,
+    preflight: bool,
+}
+
+impl BearerAuth {
+    /// Wraps `verifier`, advertising `resource_metadata_url` in challenges.
+    pub fn new(verifier: Arc<dyn TokenVerifier>, resource_metadata_url: impl Into<String>) -> Self {
+        Self {
+            config: Config {
+                verifier,
+                required_scopes: Vec::new(),
+                challenge: Arc::new(Challenge {
+                    resource_metadata: Some(resource_metadata_url.into()),
+                    scope: None,
+                }),
+                preflight: true,
+            },
+        }
+    }
+
+    /// Requires every one of `scopes` on the token (403 `insufficient_scope` otherwise); they are
+    /// also announced in the 401 challenge.
+    #[must_use]
+    pub fn required_scopes(mut self, scopes: Vec<String>) -> Self {
+        let config = &mut self.config;
+        config.challenge = Arc::new(Challenge {
+            resource_metadata: config.challenge.resource_metadata.clone(),
+            scope: (!scopes.is_empty()).then(|| scopes.join(" ")),
+        });
+        config.required_scopes = scopes;
+        self
+    }
+
+    /// Whether to answer CORS preflight (`OPTIONS` with `Access-Control-Request-Method`)
+    /// requests without a token (default `true`). Turn off when an outer CORS middleware
+    /// handles preflights.
+    #[must_use]
+    pub fn answer_preflight(mut self, enabled: bool) -> Self {
+        self.config.preflight = enabled;
+        self
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for BearerAuth
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Transform = BearerAuthMiddleware<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        std::future::ready(Ok(BearerAuthMiddleware {
+            service: Rc::new(service),
+            config: Rc::new(self.config.clone()),
+        }))
+    }
+}
+
+/// The service produced by [`BearerAuth`].
+pub struct BearerAuthMiddleware<S> {
+    service: Rc<S>,
+    config: Rc<Config>,
+}
+
+impl<S, B> Service<ServiceRequest> for BearerAuthMiddleware<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = Error> + 'static,
+    B: 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = Error;
+    type Future = LocalBoxFuture<'static, Result<Self::Response, Self::Error>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let service = self.service.clone();
+        let config = self.config.clone();
+        Box::pin(async move {
+            if config.preflight && is_preflight(&req) {
+                return Ok(req
+                    .into_response(preflight_response())
+                    .map_into_right_body());
+            }
+            match authenticate(&config, &req).await {
+                Ok(caller) => {
+                    req.extensions_mut().insert(caller);
+                    service.call(req).await.map(|res| res.map_into_left_body())
+                }
+                Err(error) => {
+                    let mut response = error.error_response();
+                    if req.headers().contains_key(header::ORIGIN) {
+                        response.headers_mut().insert(
+                            header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                            HeaderValue::from_static("*"),
+                        );
+                    }
+                    Ok(req.into_response(response).map_into_right_body())
+                }
+            }
+        })
+    }
+}
+
+async fn authenticate(config: &Config, req: &ServiceRequest) -> Result<Authenticated, BearerError> {
+    let fail = |kind, description| BearerError::new(kind, description, config.challenge.clone());
+    let token = match bearer_token(req.headers()) {
+        Ok(token) => token,
+        Err(kind) => {
+            let description = match kind {
+                BearerErrorKind::MissingToken => "authentication required",
+                _ => "malformed Authorization header",
+            };
+            return Err(fail(kind, description));
+        }
+    };
+    let caller = config
+        .verifier
+        .verify(&token)
+        .await
+        .map_err(|error| match error {
+            VerifyError::Invalid(reason) => {
+                tracing::debug!(reason, "bearer token refused");
+                fail(BearerErrorKind::InvalidToken, reason)
+            }
+            VerifyError::Unavailable => fail(
+                BearerErrorKind::Unavailable,
+                "the identity provider is unreachable; retry later",
+            ),
+        })?;
+    if let Some(missing) = config
+        .required_scopes
+        .iter()
+        .find(|scope| !caller.has_scope(scope))
+    {
+        tracing::debug!(scope = %missing, "bearer token lacks a required scope");
+        return Err(fail(
+            BearerErrorKind::InsufficientScope,
+            "the token lacks a required scope",
+        ));
+    }
+    Ok(caller)
+}
+
+/// The token of the one `Authorization: Bearer` header.
+///
+/// No header, or another scheme, is "no credentials" (401 without `error`). Two headers, an
+/// oversized one, or a token that is not RFC 6750 `b64token` syntax is a malformed request.
+fn bearer_token(headers: &HeaderMap) -> Result<String, BearerErrorKind> {
+    let mut values = headers.get_all(header::AUTHORIZATION);
+    let Some(value) = values.next() else {
+        return Err(BearerErrorKind::MissingToken);
+    };
+    if values.next().is_some() || value.len() > MAX_AUTHORIZATION_LEN {
+        return Err(BearerErrorKind::InvalidRequest);
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| BearerErrorKind::InvalidRequest)?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(BearerErrorKind::MissingToken);
+    }
+    let token = rest.trim_matches(' ');
+    if token.is_empty() || !is_b64token(token) {
+        return Err(BearerErrorKind::InvalidRequest);
+    }
+    Ok(token.to_owned())
+}
+
+/// RFC 6750 §2.1: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+}
+
+fn is_preflight(req: &ServiceRequest) -> bool {
+    req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+
+fn preflight_response() -> HttpResponse {
+    HttpResponse::NoContent()
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .insert_header((
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            "GET, POST, DELETE, OPTIONS",
+        ))
+        .insert_header((
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            "Authorization, Content-Type, Accept, Mcp-Protocol-Version, Mcp-Session-Id, Last-Event-ID",
+        ))
+        .insert_header((
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            "WWW-Authenticate, Mcp-Session-Id",
+        ))
+        .insert_header((header::ACCESS_CONTROL_MAX_AGE, "86400"))
+        .finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::HeaderName;
+
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for v in values {
+            map.append(
+                HeaderName::from_static("authorization"),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    #[test]
+    fn scheme_is_case_insensitive() {
+        assert_eq!(
+            bearer_token(&headers(&["bearer abc.def"])).unwrap(),
+            "abc.def"
+        );
+        assert_eq!(bearer_token(&headers(&["BEARER abc"])).unwrap(), "abc");
+    }
+
+    #[test]
+    fn no_header_or_other_scheme_is_missing() {
+        assert_eq!(
+            bearer_token(&headers(&[])).unwrap_err(),
+            BearerErrorKind::MissingToken
+        );
+        assert_eq!(
+            bearer_token(&headers(&["Basic dXNlcjpwYXNz"])).unwrap_err(),
+            BearerErrorKind::MissingToken
+        );
+    }
+
+    #[test]
+    fn malformed_headers_are_invalid_requests() {
+        for bad in [
+            vec!["Bearer"],
+            vec!["Bearer "],
+            vec!["Bearer a b"],
+            vec!["Bearer a\"b"],
+            vec!["Bearer ="],
+            vec!["Bearer a", "Bearer b"],
+        ] {
+            assert_eq!(
+                bearer_token(&headers(&bad)).unwrap_err(),
+                BearerErrorKind::InvalidRequest,
+                "{bad:?}"
+            );
+        }
+        let huge = format!("Bearer {}", "a".repeat(MAX_AUTHORIZATION_LEN));
+        assert_eq!(
+            bearer_token(&headers(&[&huge])).unwrap_err(),
+            BearerErrorKind::InvalidRequest
+        );
+    }
+
+    #[test]
+    fn b64token_allows_padding_only_at_the_end() {
+        assert!(is_b64token("abc-._~+/=="));
+        assert!(!is_b64token("a=b"));
+        assert!(!is_b64token("=="));
+    }
+}

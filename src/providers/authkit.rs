@@ -1,0 +1,654 @@
+//! AuthKit mode: AuthKit is the authorization server; we are a resource server.
+//!
+//! MCP clients register with AuthKit (dynamic client registration or client ID metadata
+//! documents switched on in the WorkOS dashboard), log in there, and present AuthKit's RS256 JWTs
+//! to the MCP endpoint. We publish protected-resource metadata naming AuthKit, forward AuthKit's
+//! authorization-server metadata for older clients, and verify the JWTs against AuthKit's JWKS.
+
+use std::{sync::Arc, time::Duration};
+
+use actix_web::{
+    dev::{AppService, HttpServiceFactory},
+    guard, web,
+    web::Bytes,
+};
+use serde::Deserialize;
+use url::Url;
+
+use crate::{
+    BearerAuth, JwtVerifier,
+    config::{
+        load_env, non_blank, normalize_mcp_path, normalize_public_url, parse_scope_list, required,
+        url_without_trailing_slash,
+    },
+    error::ConfigError,
+    metadata::{
+        MetadataForwarder, ProtectedResourceMetadata, bad_gateway, protected_resource_path,
+        public_json, public_preflight,
+    },
+};
+
+/// Protects an MCP endpoint with tokens issued by WorkOS AuthKit (FastMCP's `AuthKitProvider`).
+///
+/// ```no_run
+/// use actix_mcp_auth::AuthKitProvider;
+/// use actix_web::{App, HttpResponse, HttpServer, web};
+///
+/// #[actix_web::main]
+/// async fn main() -> std::io::Result<()> {
+///     // WORKOS_AUTHKIT_DOMAIN=tenant.authkit.app MCP_BASE_URL=https://mcp.example.com
+///     let auth = AuthKitProvider::from_env().expect("AuthKit configuration");
+///     HttpServer::new(move || {
+///         App::new().service(auth.routes()).service(
+///             web::scope(auth.mcp_path())
+///                 .wrap(auth.bearer())
+///                 .route("", web::post().to(|| async { HttpResponse::Ok().finish() })),
+///         )
+///     })
+///     .bind(("127.0.0.1", 8000))?
+///     .run()
+///     .await
+/// }
+/// ```
+#[derive(Clone)]
+pub struct AuthKitProvider {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    issuer: String,
+    base_url: Url,
+    mcp_path: String,
+    resource_url: String,
+    resource_metadata_url: String,
+    resource_metadata_path: String,
+    required_scopes: Vec<String>,
+    resource_metadata: ProtectedResourceMetadata,
+    resource_metadata_body: Bytes,
+    verifier: JwtVerifier,
+    as_metadata: MetadataForwarder,
+}
+
+impl std::fmt::Debug for AuthKitProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthKitProvider")
+            .field("issuer", &self.inner.issuer)
+            .field("resource_url", &self.inner.resource_url)
+            .field("required_scopes", &self.inner.required_scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The raw environment, one field per variable (lower-cased names, read by `envy`).
+#[derive(Deserialize)]
+struct AuthKitEnv {
+    workos_authkit_domain: String,
+    mcp_base_url: String,
+    mcp_path: Option<String>,
+    workos_required_scopes: Option<String>,
+    workos_jwks_uri: Option<String>,
+    workos_accepted_audiences: Option<String>,
+    workos_timeout_seconds: Option<String>,
+}
+
+/// Names used in error messages: environment variables when configured from the environment,
+/// builder methods otherwise.
+#[derive(Debug, Clone, Copy)]
+struct SettingNames {
+    domain: &'static str,
+    base_url: &'static str,
+    mcp_path: &'static str,
+    jwks_uri: &'static str,
+}
+
+const BUILDER_NAMES: SettingNames = SettingNames {
+    domain: "authkit_domain",
+    base_url: "base_url",
+    mcp_path: "mcp_path",
+    jwks_uri: "jwks_uri",
+};
+
+const ENV_NAMES: SettingNames = SettingNames {
+    domain: "WORKOS_AUTHKIT_DOMAIN",
+    base_url: "MCP_BASE_URL",
+    mcp_path: "MCP_PATH",
+    jwks_uri: "WORKOS_JWKS_URI",
+};
+
+/// Builder of an [`AuthKitProvider`]. Only the AuthKit domain and the public base URL are
+/// required; every other setting has a secure default.
+#[must_use]
+#[derive(Debug, Clone)]
+pub struct AuthKitProviderBuilder {
+    names: SettingNames,
+    authkit_domain: Option<String>,
+    base_url: Option<String>,
+    mcp_path: String,
+    required_scopes: Vec<String>,
+    scopes_supported: Option<Vec<String>>,
+    jwks_uri: Option<String>,
+    extra_audiences: Vec<String>,
+    accept_any_audience: bool,
+    resource_name: Option<String>,
+    resource_documentation: Option<String>,
+    http_timeout: Duration,
+    metadata_cache_ttl: Duration,
+    leeway: Duration,
+    jwks_cache_ttl: Duration,
+    jwks_min_refresh_interval: Duration,
+    token_cache_capacity: u64,
+    token_cache_max_ttl: Duration,
+}
+
+impl Default for AuthKitProviderBuilder {
+    fn default() -> Self {
+        Self {
+            names: BUILDER_NAMES,
+            authkit_domain: None,
+            base_url: None,
+            mcp_path: "/mcp".to_owned(),
+            required_scopes: Vec::new(),
+            scopes_supported: None,
+            jwks_uri: None,
+            extra_audiences: Vec::new(),
+            accept_any_audience: false,
+            resource_name: None,
+            resource_documentation: None,
+            http_timeout: Duration::from_secs(5),
+            metadata_cache_ttl: Duration::from_secs(300),
+            leeway: Duration::from_secs(5),
+            jwks_cache_ttl: Duration::from_secs(3600),
+            jwks_min_refresh_interval: Duration::from_secs(15),
+            token_cache_capacity: 10_000,
+            token_cache_max_ttl: Duration::from_secs(300),
+        }
+    }
+}
+
+impl AuthKitProviderBuilder {
+    /// Reads the process environment:
+    ///
+    /// | variable | meaning |
+    /// |---|---|
+    /// | `WORKOS_AUTHKIT_DOMAIN` | required; `tenant.authkit.app` or a full URL (`https://` is assumed) |
+    /// | `MCP_BASE_URL` | required; public URL of this server, e.g. `https://mcp.example.com` |
+    /// | `MCP_PATH` | path of the MCP endpoint, default `/mcp` |
+    /// | `WORKOS_REQUIRED_SCOPES` | scopes every token must carry, space- or comma-separated |
+    /// | `WORKOS_JWKS_URI` | overrides `{domain}/oauth2/jwks` |
+    /// | `WORKOS_ACCEPTED_AUDIENCES` | extra accepted `aud` values besides the MCP URL |
+    /// | `WORKOS_TIMEOUT_SECONDS` | timeout of calls to AuthKit, default 5 |
+    ///
+    /// It does not read `.env` files: call `dotenvy::dotenv()` first if you use one.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Like [`from_env`](Self::from_env), from an explicit list of variables (for tests).
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let env: AuthKitEnv = load_env(vars)?;
+        let mut builder = Self {
+            names: ENV_NAMES,
+            ..Self::default()
+        }
+        .authkit_domain(required(
+            "WORKOS_AUTHKIT_DOMAIN",
+            env.workos_authkit_domain,
+        )?)
+        .base_url(required("MCP_BASE_URL", env.mcp_base_url)?);
+        if let Some(path) = env.mcp_path {
+            builder = builder.mcp_path(path);
+        }
+        if let Some(scopes) = non_blank(env.workos_required_scopes) {
+            builder = builder.required_scopes(parse_scope_list(&scopes));
+        }
+        if let Some(uri) = non_blank(env.workos_jwks_uri) {
+            builder = builder.jwks_uri(uri);
+        }
+        if let Some(audiences) = non_blank(env.workos_accepted_audiences) {
+            for audience in parse_scope_list(&audiences) {
+                builder = builder.accept_audience(audience);
+            }
+        }
+        if let Some(seconds) = non_blank(env.workos_timeout_seconds) {
+            let seconds: u64 = seconds.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
+                ConfigError::invalid("WORKOS_TIMEOUT_SECONDS", "expected a positive number")
+            })?;
+            builder = builder.http_timeout(Duration::from_secs(seconds));
+        }
+        Ok(builder)
+    }
+
+    /// The AuthKit domain (`tenant.authkit.app`, a custom domain, or a full URL). It is the
+    /// issuer of the tokens and the authorization server announced to clients.
+    pub fn authkit_domain(mut self, domain: impl Into<String>) -> Self {
+        self.authkit_domain = Some(domain.into());
+        self
+    }
+
+    /// The public URL of this server (scheme, host, optional port and path prefix).
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Path of the MCP endpoint below the base URL (default `/mcp`).
+    pub fn mcp_path(mut self, path: impl Into<String>) -> Self {
+        self.mcp_path = path.into();
+        self
+    }
+
+    /// Scopes every token must carry; also announced in challenges and metadata.
+    pub fn required_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.required_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Scopes listed in the protected-resource metadata (default: the required scopes).
+    pub fn scopes_supported<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes_supported = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Overrides the JWKS location (default `{domain}/oauth2/jwks`).
+    pub fn jwks_uri(mut self, uri: impl Into<String>) -> Self {
+        self.jwks_uri = Some(uri.into());
+        self
+    }
+
+    /// Accepts tokens whose `aud` is `audience`, in addition to the MCP URL.
+    pub fn accept_audience(mut self, audience: impl Into<String>) -> Self {
+        self.extra_audiences.push(audience.into());
+        self
+    }
+
+    /// Accepts tokens whatever their `aud`. **Dangerous**: tokens AuthKit issued for other
+    /// applications of the environment then work here too. Only for AuthKit setups without
+    /// resource indicators; logged at WARN.
+    pub fn dangerously_accept_any_audience(mut self) -> Self {
+        self.accept_any_audience = true;
+        self
+    }
+
+    /// `resource_name` in the protected-resource metadata.
+    pub fn resource_name(mut self, name: impl Into<String>) -> Self {
+        self.resource_name = Some(name.into());
+        self
+    }
+
+    /// `resource_documentation` in the protected-resource metadata.
+    pub fn resource_documentation(mut self, url: impl Into<String>) -> Self {
+        self.resource_documentation = Some(url.into());
+        self
+    }
+
+    /// Timeout of each call to AuthKit (default 5 s).
+    pub fn http_timeout(mut self, timeout: Duration) -> Self {
+        self.http_timeout = timeout;
+        self
+    }
+
+    /// How long AuthKit's authorization-server metadata is cached (default 5 min).
+    pub fn metadata_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.metadata_cache_ttl = ttl;
+        self
+    }
+
+    /// Clock-skew tolerance for `exp`/`nbf` (default 5 s, at most 60 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// How long AuthKit's keys are used before they are fetched again (default 1 h).
+    pub fn jwks_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.jwks_cache_ttl = ttl;
+        self
+    }
+
+    /// Smallest interval between JWKS fetches caused by unknown keys (default 15 s).
+    pub fn jwks_min_refresh_interval(mut self, interval: Duration) -> Self {
+        self.jwks_min_refresh_interval = interval;
+        self
+    }
+
+    /// Capacity of the verified-token cache (default 10 000).
+    pub fn token_cache_capacity(mut self, capacity: u64) -> Self {
+        self.token_cache_capacity = capacity;
+        self
+    }
+
+    /// Longest time a verified token is cached, whatever its expiry (default 5 min).
+    pub fn token_cache_max_ttl(mut self, ttl: Duration) -> Self {
+        self.token_cache_max_ttl = ttl;
+        self
+    }
+
+    /// Validates the configuration and builds the provider.
+    pub fn build(self) -> Result<AuthKitProvider, ConfigError> {
+        let names = self.names;
+        let domain = self
+            .authkit_domain
+            .as_deref()
+            .ok_or_else(|| ConfigError::Missing(names.domain.to_owned()))?;
+        let issuer_url = normalize_public_url(names.domain, domain, true)?;
+        if issuer_url.path() != "/" && !issuer_url.path().is_empty() {
+            return Err(ConfigError::invalid(names.domain, "must not have a path"));
+        }
+        let issuer = url_without_trailing_slash(&issuer_url);
+        let base = self
+            .base_url
+            .as_deref()
+            .ok_or_else(|| ConfigError::Missing(names.base_url.to_owned()))?;
+        let base_url = normalize_public_url(names.base_url, base, false)?;
+        let mcp_path = normalize_mcp_path(names.mcp_path, &self.mcp_path)?;
+        let base_str = url_without_trailing_slash(&base_url);
+        let resource_url = format!("{base_str}{mcp_path}");
+        let base_path = base_url.path().trim_end_matches('/');
+        let resource_metadata_path = protected_resource_path(&format!("{base_path}{mcp_path}"));
+        let origin = base_url.origin().ascii_serialization();
+        let resource_metadata_url = format!("{origin}{resource_metadata_path}");
+
+        let jwks_uri = match self.jwks_uri.as_deref() {
+            Some(uri) => {
+                url_without_trailing_slash(&normalize_public_url(names.jwks_uri, uri, false)?)
+            }
+            None => format!("{issuer}/oauth2/jwks"),
+        };
+        let mut verifier = JwtVerifier::builder(jwks_uri, issuer.clone())
+            .audience(resource_url.clone())
+            .leeway(self.leeway)
+            .jwks_timeout(self.http_timeout)
+            .jwks_cache_ttl(self.jwks_cache_ttl)
+            .jwks_min_refresh_interval(self.jwks_min_refresh_interval)
+            .cache_capacity(self.token_cache_capacity)
+            .cache_max_ttl(self.token_cache_max_ttl);
+        for audience in self.extra_audiences {
+            verifier = verifier.audience(audience);
+        }
+        if self.accept_any_audience {
+            verifier = verifier.accept_any_audience();
+        }
+        let verifier = verifier.build()?;
+
+        let scopes_supported = self
+            .scopes_supported
+            .unwrap_or_else(|| self.required_scopes.clone());
+        let mut resource_metadata =
+            ProtectedResourceMetadata::new(resource_url.clone(), issuer.clone(), &scopes_supported);
+        resource_metadata.resource_name = self.resource_name;
+        resource_metadata.resource_documentation = self.resource_documentation;
+        let resource_metadata_body = Bytes::from(
+            serde_json::to_vec(&resource_metadata).expect("metadata serializes to JSON"),
+        );
+        let as_metadata = MetadataForwarder::new(
+            format!("{issuer}/.well-known/oauth-authorization-server"),
+            self.http_timeout,
+            self.metadata_cache_ttl,
+        );
+        Ok(AuthKitProvider {
+            inner: Arc::new(Inner {
+                issuer,
+                base_url,
+                mcp_path,
+                resource_url,
+                resource_metadata_url,
+                resource_metadata_path,
+                required_scopes: self.required_scopes,
+                resource_metadata,
+                resource_metadata_body,
+                verifier,
+                as_metadata,
+            }),
+        })
+    }
+}
+
+impl AuthKitProvider {
+    /// Starts a builder.
+    pub fn builder() -> AuthKitProviderBuilder {
+        AuthKitProviderBuilder::default()
+    }
+
+    /// Builds the provider from the process environment; see
+    /// [`AuthKitProviderBuilder::from_env`] for the variables.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        AuthKitProviderBuilder::from_env()?.build()
+    }
+
+    /// The issuer of accepted tokens (the AuthKit domain, without trailing slash).
+    pub fn issuer(&self) -> &str {
+        &self.inner.issuer
+    }
+
+    /// The public base URL of this server.
+    pub fn base_url(&self) -> &Url {
+        &self.inner.base_url
+    }
+
+    /// Path of the MCP endpoint (`/mcp` by default; empty when it is the base URL itself).
+    pub fn mcp_path(&self) -> &str {
+        &self.inner.mcp_path
+    }
+
+    /// Canonical URL of the MCP endpoint: the `resource` of the metadata and the audience
+    /// tokens must carry.
+    pub fn resource_url(&self) -> &str {
+        &self.inner.resource_url
+    }
+
+    /// Absolute URL of the protected-resource metadata, as announced in challenges.
+    pub fn resource_metadata_url(&self) -> &str {
+        &self.inner.resource_metadata_url
+    }
+
+    /// The protected-resource metadata document we serve.
+    pub fn resource_metadata(&self) -> &ProtectedResourceMetadata {
+        &self.inner.resource_metadata
+    }
+
+    /// The JWT verifier (for direct use, or to inspect its cache).
+    pub fn verifier(&self) -> &JwtVerifier {
+        &self.inner.verifier
+    }
+
+    /// The bearer-check middleware for the MCP endpoint.
+    pub fn bearer(&self) -> BearerAuth {
+        BearerAuth::new(
+            Arc::new(self.inner.verifier.clone()),
+            self.inner.resource_metadata_url.clone(),
+        )
+        .required_scopes(self.inner.required_scopes.clone())
+    }
+
+    /// The discovery routes, registered at the host root:
+    /// * `GET /.well-known/oauth-protected-resource{path of the MCP URL}` and
+    ///   `GET /.well-known/oauth-protected-resource`: protected-resource metadata;
+    /// * `GET /.well-known/oauth-authorization-server`: AuthKit's metadata, forwarded.
+    pub fn routes(&self) -> AuthKitRoutes {
+        AuthKitRoutes {
+            provider: self.clone(),
+        }
+    }
+}
+
+/// The routes of an [`AuthKitProvider`]; register with `App::service`.
+///
+/// Resources are registered one by one (not as a scope), so the application's own routes stay
+/// reachable.
+pub struct AuthKitRoutes {
+    provider: AuthKitProvider,
+}
+
+fn get_or_head() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+impl HttpServiceFactory for AuthKitRoutes {
+    fn register(self, config: &mut AppService) {
+        let provider = self.provider;
+        let serve_resource_metadata = {
+            let provider = provider.clone();
+            move || {
+                let body = provider.inner.resource_metadata_body.clone();
+                async move { public_json(body, Duration::from_secs(3600)) }
+            }
+        };
+        let mut prm_paths = vec![provider.inner.resource_metadata_path.clone()];
+        let root = protected_resource_path("");
+        if !prm_paths.contains(&root) {
+            prm_paths.push(root);
+        }
+        for path in prm_paths {
+            web::resource(path)
+                .route(get_or_head().to(serve_resource_metadata.clone()))
+                .route(
+                    web::method(actix_web::http::Method::OPTIONS)
+                        .to(|| async { public_preflight() }),
+                )
+                .register(config);
+        }
+        let forward_as_metadata = move || {
+            let provider = provider.clone();
+            async move {
+                let forwarder = &provider.inner.as_metadata;
+                match forwarder.get().await {
+                    Ok(body) => public_json(body, forwarder.max_age()),
+                    Err(_) => bad_gateway(),
+                }
+            }
+        };
+        web::resource("/.well-known/oauth-authorization-server")
+            .route(get_or_head().to(forward_as_metadata))
+            .route(
+                web::method(actix_web::http::Method::OPTIONS).to(|| async { public_preflight() }),
+            )
+            .register(config);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The minimal environment, with `extra` added or overriding.
+    fn vars(extra: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+        let mut v: std::collections::BTreeMap<String, String> = [
+            ("WORKOS_AUTHKIT_DOMAIN", "tenant.authkit.app/"),
+            ("MCP_BASE_URL", "https://MCP.example.com/"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        v.retain(|_, value| value != "<unset>");
+        v
+    }
+
+    #[test]
+    fn from_vars_normalizes_urls() {
+        let p = AuthKitProviderBuilder::from_vars(vars(&[]))
+            .unwrap()
+            .build()
+            .unwrap();
+        assert_eq!(p.issuer(), "https://tenant.authkit.app");
+        assert_eq!(p.resource_url(), "https://mcp.example.com/mcp");
+        assert_eq!(
+            p.resource_metadata_url(),
+            "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+        );
+        assert_eq!(
+            p.resource_metadata().authorization_servers,
+            vec!["https://tenant.authkit.app"]
+        );
+    }
+
+    #[test]
+    fn base_url_path_prefix_is_part_of_the_resource() {
+        let p = AuthKitProviderBuilder::from_vars(vars(&[
+            ("MCP_BASE_URL", "https://h.example/api/"),
+            ("MCP_PATH", "tools/"),
+        ]))
+        .unwrap()
+        .build()
+        .unwrap();
+        assert_eq!(p.resource_url(), "https://h.example/api/tools");
+        assert_eq!(
+            p.resource_metadata_url(),
+            "https://h.example/.well-known/oauth-protected-resource/api/tools"
+        );
+    }
+
+    #[test]
+    fn missing_and_malformed_settings_name_the_variable() {
+        let err = AuthKitProviderBuilder::from_vars(vec![("MCP_BASE_URL", "https://a.example")])
+            .err()
+            .unwrap();
+        assert_eq!(err.to_string(), "WORKOS_AUTHKIT_DOMAIN is not set");
+        let err = AuthKitProviderBuilder::from_vars(vars(&[("MCP_BASE_URL", "")]))
+            .err()
+            .unwrap();
+        assert_eq!(err.to_string(), "MCP_BASE_URL is not set");
+        let err =
+            AuthKitProviderBuilder::from_vars(vars(&[("MCP_BASE_URL", "http://public.example")]))
+                .unwrap()
+                .build()
+                .unwrap_err();
+        assert!(
+            err.to_string().starts_with("MCP_BASE_URL is invalid"),
+            "{err}"
+        );
+        let err = AuthKitProviderBuilder::from_vars(vars(&[("MCP_PATH", "/a/../b")]))
+            .unwrap()
+            .build()
+            .unwrap_err();
+        assert!(err.to_string().starts_with("MCP_PATH is invalid"), "{err}");
+        let err = AuthKitProviderBuilder::from_vars(vars(&[("WORKOS_TIMEOUT_SECONDS", "soon")]))
+            .err()
+            .unwrap();
+        assert!(
+            err.to_string().starts_with("WORKOS_TIMEOUT_SECONDS"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn scopes_parse_from_spaces_or_commas() {
+        let p = AuthKitProviderBuilder::from_vars(vars(&[(
+            "WORKOS_REQUIRED_SCOPES",
+            "openid,profile email offline_access",
+        )]))
+        .unwrap()
+        .build()
+        .unwrap();
+        assert_eq!(
+            p.inner.required_scopes,
+            vec!["openid", "profile", "email", "offline_access"]
+        );
+        assert_eq!(
+            p.resource_metadata().scopes_supported,
+            vec!["openid", "profile", "email"]
+        );
+    }
+
+    #[test]
+    fn builder_errors_name_the_method() {
+        let err = AuthKitProvider::builder()
+            .base_url("https://a.example")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.to_string(), "authkit_domain is not set");
+    }
+}

@@ -1,0 +1,23 @@
+//! Test support: [`FakeAuthKit`], a local emulator of WorkOS AuthKit served over real HTTP.
+//!
+//! The emulator publishes the discovery documents, a JWKS and a userinfo endpoint on
+//! `127.0.0.1` at a random port, mints RS256 access tokens the way AuthKit does, and lets a
+//! test rotate signing keys, inject failures (server errors, slowness, an unreachable server),
+//! count requests per endpoint and revoke sessions.
+//!
+//! ```no_run
+//! use actix_mcp_auth::testing::{Endpoint, FakeAuthKit};
+//! use serde_json::json;
+//!
+//! let fake = FakeAuthKit::start();
+//! let token = fake.mint(json!({ "aud": "http://127.0.0.1:8000/mcp" }));
+//! // ... point the code under test at `fake.issuer()` and send `token` ...
+//! assert_eq!(fake.calls(Endpoint::Jwks), 0);
+//! # let _ = token;
+//! ```
+//!
+//! Only available with the `testing` feature.
+
+mod fake_authkit;
+
+pub use fake_authkit::{Endpoint, Failure, FakeAuthKit};

@@ -1,0 +1,152 @@
+//! A bounded cache of tokens that already passed verification, so the hot path of the bearer
+//! check does no signature work.
+//!
+//! Keys are SHA-256 digests of the token: the raw token never sits in memory longer than the
+//! request. An entry lives until the earlier of the token's `exp` and the cache's time-to-live.
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use moka::{policy::Expiry, sync::Cache};
+use sha2::{Digest, Sha256};
+
+use crate::Authenticated;
+
+/// SHA-256 of a token: the cache key.
+pub(crate) type TokenDigest = [u8; 32];
+
+/// Computes the cache key of `token`.
+pub(crate) fn digest(token: &str) -> TokenDigest {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// Time-to-live of each entry: never past the token's expiry, never past `max_ttl`.
+struct UntilExpiry {
+    max_ttl: Duration,
+}
+
+impl Expiry<TokenDigest, Authenticated> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _key: &TokenDigest,
+        value: &Authenticated,
+        _created_at: Instant,
+    ) -> Option<Duration> {
+        let remaining = match value.expires_at() {
+            Some(exp) => Duration::from_secs(exp.saturating_sub(unix_now())),
+            None => self.max_ttl,
+        };
+        Some(remaining.min(self.max_ttl))
+    }
+}
+
+/// Bounded, expiring map from token digest to verified caller.
+///
+/// Cloning shares the cache.
+#[derive(Clone)]
+pub struct VerifiedTokenCache {
+    entries: Cache<TokenDigest, Authenticated>,
+}
+
+impl std::fmt::Debug for VerifiedTokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedTokenCache")
+            .field("entries", &self.entries.entry_count())
+            .finish()
+    }
+}
+
+impl VerifiedTokenCache {
+    /// A cache holding at most `capacity` tokens, each for at most `max_ttl`.
+    pub fn new(capacity: u64, max_ttl: Duration) -> Self {
+        Self {
+            entries: Cache::builder()
+                .max_capacity(capacity)
+                .expire_after(UntilExpiry { max_ttl })
+                .build(),
+        }
+    }
+
+    /// The cached caller for `token`, if any and not expired.
+    pub(crate) fn get(&self, key: &TokenDigest) -> Option<Authenticated> {
+        let hit = self.entries.get(key)?;
+        // moka evicts lazily; never hand out an entry whose token has expired.
+        match hit.expires_at() {
+            Some(exp) if exp <= unix_now() => {
+                self.entries.invalidate(key);
+                None
+            }
+            _ => Some(hit),
+        }
+    }
+
+    /// Remembers a verified caller.
+    pub(crate) fn insert(&self, key: TokenDigest, value: Authenticated) {
+        self.entries.insert(key, value);
+    }
+
+    /// Number of cached tokens (approximate: moka counts lazily).
+    pub fn len(&self) -> u64 {
+        self.entries.run_pending_tasks();
+        self.entries.entry_count()
+    }
+
+    /// Whether the cache is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Shared handle, as held by verifiers.
+pub(crate) type SharedCache = Arc<VerifiedTokenCache>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal(expires_at: Option<u64>) -> Authenticated {
+        Authenticated::new("u", None, vec![], expires_at, Default::default())
+    }
+
+    #[test]
+    fn hit_and_miss() {
+        let cache = VerifiedTokenCache::new(10, Duration::from_secs(60));
+        let key = digest("token-a");
+        assert!(cache.get(&key).is_none());
+        cache.insert(key, principal(Some(unix_now() + 60)));
+        assert_eq!(cache.get(&key).unwrap().subject(), "u");
+        assert!(cache.get(&digest("token-b")).is_none());
+    }
+
+    #[test]
+    fn expired_tokens_are_never_returned() {
+        let cache = VerifiedTokenCache::new(10, Duration::from_secs(60));
+        let key = digest("old");
+        cache.insert(key, principal(Some(unix_now() - 1)));
+        assert!(cache.get(&key).is_none());
+    }
+
+    #[test]
+    fn capacity_is_bounded() {
+        let cache = VerifiedTokenCache::new(100, Duration::from_secs(60));
+        for i in 0..1_000 {
+            cache.insert(digest(&format!("t{i}")), principal(Some(unix_now() + 60)));
+        }
+        assert!(cache.len() <= 100, "{} entries", cache.len());
+    }
+
+    #[test]
+    fn digests_differ_per_token() {
+        assert_ne!(digest("a"), digest("b"));
+        assert_eq!(digest("a"), digest("a"));
+    }
+}

@@ -1,0 +1,410 @@
+//! [`JwtVerifier`]: checks RS256 JWTs issued by AuthKit against its JWKS.
+//!
+//! The checks, in order (threat model: the token is attacker-controlled, including its header;
+//! we never trust `alg`, `kid`, `jku`, `jwk` or `x5u` to choose how to verify):
+//! 1. the token is in the verified-token cache (no crypto on the hot path);
+//! 2. the header parses, `alg` is on the allow-list (RS256 by default; `none` and HS* can never be
+//!    configured), and no `crit` extension is present (we understand none, RFC 7515 §4.1.11);
+//! 3. the key is found by `kid` in the cached JWKS; an unknown `kid` triggers one refresh;
+//! 4. the signature verifies under that key; a failure triggers one refresh too (keys rotated
+//!    under the same id), then one retry with the new key;
+//! 5. `iss` equals the issuer exactly; `aud` contains an accepted audience; `exp` is present and
+//!    in the future and `nbf` (if any) in the past, both within a leeway of seconds; `sub` is set.
+
+use std::{sync::Arc, time::Duration};
+
+use jsonwebtoken::{Algorithm, Validation, decode, decode_header, errors::ErrorKind};
+use serde_json::{Map, Value};
+
+use super::{
+    LocalBoxFuture, TokenVerifier, VerifyError,
+    cache::{SharedCache, VerifiedTokenCache, digest},
+    jwks::{JwksSettings, JwksStore},
+};
+use crate::{Authenticated, error::ConfigError};
+
+/// Largest clock skew we tolerate; minutes of leeway would extend stolen tokens' lives.
+const MAX_LEEWAY: Duration = Duration::from_secs(60);
+
+/// Verifies JWTs against a JWKS, with a cache of already-verified tokens.
+///
+/// Cloning shares the keys and the cache.
+///
+/// ```no_run
+/// # fn main() -> Result<(), actix_mcp_auth::ConfigError> {
+/// use actix_mcp_auth::JwtVerifier;
+///
+/// let verifier = JwtVerifier::builder(
+///     "https://tenant.authkit.app/oauth2/jwks",
+///     "https://tenant.authkit.app",
+/// )
+/// .audience("https://mcp.example.com/mcp")
+/// .build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct JwtVerifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    jwks: JwksStore,
+    validation: Validation,
+    cache: SharedCache,
+}
+
+impl std::fmt::Debug for JwtVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtVerifier")
+            .field("issuer", &self.inner.validation.iss)
+            .field("audiences", &self.inner.validation.aud)
+            .field("algorithms", &self.inner.validation.algorithms)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builder of a [`JwtVerifier`]; every setting has a safe default except the audience, which
+/// must be given (or explicitly waived with [`accept_any_audience`](Self::accept_any_audience)).
+#[must_use]
+#[derive(Debug, Clone)]
+pub struct JwtVerifierBuilder {
+    jwks_uri: String,
+    issuer: String,
+    audiences: Vec<String>,
+    any_audience: bool,
+    algorithms: Vec<Algorithm>,
+    leeway: Duration,
+    jwks_timeout: Duration,
+    jwks_ttl: Duration,
+    jwks_min_refresh_interval: Duration,
+    cache_capacity: u64,
+    cache_max_ttl: Duration,
+}
+
+impl JwtVerifierBuilder {
+    /// Accepts tokens whose `aud` contains `audience` (can be called several times).
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Skips the audience check. **Dangerous**: a token AuthKit issued for any other
+    /// application of the same environment would be accepted here. Logged at WARN on build.
+    pub fn accept_any_audience(mut self) -> Self {
+        self.any_audience = true;
+        self
+    }
+
+    /// The signature algorithms to accept (default RS256). Only asymmetric algorithms can be
+    /// configured: with a public JWKS, HMAC would let anyone forge tokens.
+    pub fn algorithms(mut self, algorithms: &[Algorithm]) -> Self {
+        self.algorithms = algorithms.to_vec();
+        self
+    }
+
+    /// Clock-skew tolerance for `exp` and `nbf` (default 5 s, at most 60 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Timeout of one JWKS fetch (default 5 s).
+    pub fn jwks_timeout(mut self, timeout: Duration) -> Self {
+        self.jwks_timeout = timeout;
+        self
+    }
+
+    /// How long fetched keys are used before a background-free refresh (default 1 h).
+    pub fn jwks_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.jwks_ttl = ttl;
+        self
+    }
+
+    /// Smallest interval between two JWKS fetches triggered by unknown keys or failed
+    /// signatures (default 15 s). This is what stops forged tokens from causing a fetch storm.
+    pub fn jwks_min_refresh_interval(mut self, interval: Duration) -> Self {
+        self.jwks_min_refresh_interval = interval;
+        self
+    }
+
+    /// Maximum number of verified tokens remembered (default 10 000).
+    pub fn cache_capacity(mut self, capacity: u64) -> Self {
+        self.cache_capacity = capacity;
+        self
+    }
+
+    /// Longest time a verified token is remembered, whatever its `exp` (default 5 min).
+    pub fn cache_max_ttl(mut self, ttl: Duration) -> Self {
+        self.cache_max_ttl = ttl;
+        self
+    }
+
+    /// Validates the settings and builds the verifier.
+    pub fn build(self) -> Result<JwtVerifier, ConfigError> {
+        crate::backend::install_jwt_provider();
+        if self.algorithms.is_empty() {
+            return Err(ConfigError::invalid(
+                "algorithms",
+                "at least one is required",
+            ));
+        }
+        if self
+            .algorithms
+            .iter()
+            .any(|a| a.family() == jsonwebtoken::AlgorithmFamily::Hmac)
+        {
+            return Err(ConfigError::invalid(
+                "algorithms",
+                "HMAC algorithms cannot be used with a public JWKS",
+            ));
+        }
+        if self.leeway > MAX_LEEWAY {
+            return Err(ConfigError::invalid("leeway", "at most 60 seconds"));
+        }
+        if self.issuer.is_empty() {
+            return Err(ConfigError::invalid("issuer", "must not be empty"));
+        }
+        let mut validation = Validation::new(self.algorithms[0]);
+        validation.algorithms = self.algorithms.clone();
+        validation.set_issuer(&[&self.issuer]);
+        validation.leeway = self.leeway.as_secs();
+        validation.validate_exp = true;
+        validation.validate_nbf = true;
+        let mut required = vec!["exp", "iss", "sub"];
+        if self.any_audience {
+            tracing::warn!(
+                "JWT audience check disabled: tokens issued for other applications will be accepted"
+            );
+            validation.validate_aud = false;
+        } else if self.audiences.is_empty() {
+            return Err(ConfigError::invalid(
+                "audience",
+                "at least one accepted audience is required (or opt out explicitly)",
+            ));
+        } else {
+            validation.set_audience(&self.audiences);
+            required.push("aud");
+        }
+        validation.set_required_spec_claims(&required);
+        Ok(JwtVerifier {
+            inner: Arc::new(Inner {
+                jwks: JwksStore::new(JwksSettings {
+                    uri: self.jwks_uri,
+                    timeout: self.jwks_timeout,
+                    ttl: self.jwks_ttl,
+                    min_refresh_interval: self.jwks_min_refresh_interval,
+                    algorithms: self.algorithms,
+                }),
+                validation,
+                cache: Arc::new(VerifiedTokenCache::new(
+                    self.cache_capacity,
+                    self.cache_max_ttl,
+                )),
+            }),
+        })
+    }
+}
+
+impl JwtVerifier {
+    /// Starts a builder for tokens issued by `issuer` and signed with keys from `jwks_uri`.
+    pub fn builder(jwks_uri: impl Into<String>, issuer: impl Into<String>) -> JwtVerifierBuilder {
+        JwtVerifierBuilder {
+            jwks_uri: jwks_uri.into(),
+            issuer: issuer.into(),
+            audiences: Vec::new(),
+            any_audience: false,
+            algorithms: vec![Algorithm::RS256],
+            leeway: Duration::from_secs(5),
+            jwks_timeout: Duration::from_secs(5),
+            jwks_ttl: Duration::from_secs(3600),
+            jwks_min_refresh_interval: Duration::from_secs(15),
+            cache_capacity: 10_000,
+            cache_max_ttl: Duration::from_secs(300),
+        }
+    }
+
+    /// The cache of verified tokens.
+    pub fn cache(&self) -> &VerifiedTokenCache {
+        &self.inner.cache
+    }
+
+    /// How many times the JWKS was fetched so far.
+    pub fn jwks_fetch_count(&self) -> u64 {
+        self.inner.jwks.fetch_count()
+    }
+
+    /// Verifies without looking at or filling the cache (the full cost of a new token).
+    pub async fn verify_uncached(&self, token: &str) -> Result<Authenticated, VerifyError> {
+        let header = decode_header(token).map_err(|_| VerifyError::Invalid("malformed token"))?;
+        if !self.inner.validation.algorithms.contains(&header.alg) {
+            return Err(VerifyError::Invalid("signature algorithm not allowed"));
+        }
+        if header.crit.is_some() {
+            return Err(VerifyError::Invalid("unsupported critical header"));
+        }
+        let kid = header.kid.as_deref();
+        let jwks = &self.inner.jwks;
+        let mut keys = jwks.keys().await.ok_or(VerifyError::Unavailable)?;
+        let mut refreshed = false;
+        loop {
+            let outcome = match keys.find(kid) {
+                None => Err(VerifyError::Invalid("unknown signing key")),
+                Some(key) => decode::<Map<String, Value>>(token, key, &self.inner.validation)
+                    .map_err(|e| classify(e.into_kind())),
+            };
+            let retry_after_refresh = matches!(
+                outcome,
+                Err(VerifyError::Invalid(
+                    "unknown signing key" | "signature does not verify"
+                ))
+            );
+            if retry_after_refresh && !refreshed {
+                refreshed = true;
+                if let Some(newer) = jwks.refresh_after(keys.generation).await
+                    && newer.generation != keys.generation
+                {
+                    keys = newer;
+                    continue;
+                }
+            }
+            return outcome.and_then(|data| principal_from_claims(data.claims));
+        }
+    }
+}
+
+impl TokenVerifier for JwtVerifier {
+    fn verify<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> LocalBoxFuture<'a, Result<Authenticated, VerifyError>> {
+        Box::pin(async move {
+            let key = digest(token);
+            if let Some(hit) = self.inner.cache.get(&key) {
+                return Ok(hit);
+            }
+            let principal = self.verify_uncached(token).await?;
+            self.inner.cache.insert(key, principal.clone());
+            Ok(principal)
+        })
+    }
+}
+
+/// Maps a jsonwebtoken failure to a fixed, loggable reason.
+fn classify(kind: ErrorKind) -> VerifyError {
+    VerifyError::Invalid(match kind {
+        ErrorKind::InvalidSignature => "signature does not verify",
+        ErrorKind::ExpiredSignature => "token expired",
+        ErrorKind::ImmatureSignature => "token not yet valid",
+        ErrorKind::InvalidIssuer => "wrong issuer",
+        ErrorKind::InvalidAudience => "token not issued for this resource",
+        ErrorKind::MissingRequiredClaim(_) => "missing required claim",
+        ErrorKind::InvalidClaimFormat(_) => "malformed claim",
+        ErrorKind::InvalidAlgorithm => "signature algorithm not allowed",
+        _ => "malformed token",
+    })
+}
+
+/// Builds the caller from verified claims: `sub` is the user, `client_id` (else `azp`) the
+/// client, scopes from `scope` (space-separated) or `scp` (string or list).
+fn principal_from_claims(claims: Map<String, Value>) -> Result<Authenticated, VerifyError> {
+    let subject = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or(VerifyError::Invalid("missing required claim"))?
+        .to_owned();
+    let client_id = ["client_id", "azp"]
+        .iter()
+        .find_map(|name| claims.get(*name).and_then(Value::as_str))
+        .map(str::to_owned);
+    let scopes = scopes_from_claims(&claims);
+    let expires_at = claims.get("exp").and_then(Value::as_u64);
+    Ok(Authenticated::new(
+        subject, client_id, scopes, expires_at, claims,
+    ))
+}
+
+fn scopes_from_claims(claims: &Map<String, Value>) -> Vec<String> {
+    let words = |s: &str| {
+        s.split(' ')
+            .filter(|w| !w.is_empty())
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    if let Some(scope) = claims.get("scope").and_then(Value::as_str) {
+        return words(scope);
+    }
+    match claims.get("scp") {
+        Some(Value::String(s)) => words(s),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn claims(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn scopes_come_from_scope_then_scp() {
+        assert_eq!(
+            scopes_from_claims(&claims(json!({"scope": "a  b", "scp": ["c"]}))),
+            vec!["a", "b"]
+        );
+        assert_eq!(
+            scopes_from_claims(&claims(json!({"scp": ["c", "d"]}))),
+            vec!["c", "d"]
+        );
+        assert_eq!(
+            scopes_from_claims(&claims(json!({"scp": "e f"}))),
+            vec!["e", "f"]
+        );
+        assert!(scopes_from_claims(&claims(json!({}))).is_empty());
+    }
+
+    #[test]
+    fn client_id_prefers_client_id_over_azp() {
+        let p = principal_from_claims(claims(json!({"sub": "u", "azp": "a", "client_id": "c"})))
+            .unwrap();
+        assert_eq!(p.client_id(), Some("c"));
+        let p = principal_from_claims(claims(json!({"sub": "u", "azp": "a"}))).unwrap();
+        assert_eq!(p.client_id(), Some("a"));
+    }
+
+    #[test]
+    fn empty_subject_is_rejected() {
+        assert!(principal_from_claims(claims(json!({"sub": ""}))).is_err());
+        assert!(principal_from_claims(claims(json!({"sub": 5}))).is_err());
+    }
+
+    #[test]
+    fn builder_refuses_unsafe_settings() {
+        let b = || JwtVerifier::builder("https://a/jwks", "https://a").audience("x");
+        assert!(b().algorithms(&[Algorithm::HS256]).build().is_err());
+        assert!(b().algorithms(&[]).build().is_err());
+        assert!(b().leeway(Duration::from_secs(120)).build().is_err());
+        assert!(
+            JwtVerifier::builder("https://a/jwks", "https://a")
+                .build()
+                .is_err(),
+            "an audience is required"
+        );
+        assert!(
+            JwtVerifier::builder("https://a/jwks", "https://a")
+                .accept_any_audience()
+                .build()
+                .is_ok()
+        );
+        assert!(b().build().is_ok());
+    }
+}
