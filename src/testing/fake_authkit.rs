@@ -211,7 +211,7 @@ impl FakeAuthKit {
     /// If no local port can be bound or the server thread cannot be started.
     #[must_use = "the emulator stops when the last FakeAuthKit handle is dropped"]
     pub fn start() -> FakeAuthKit {
-        install_crypto_provider();
+        crate::backend::install_jwt_provider();
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
             .unwrap_or_else(|err| panic!("FakeAuthKit: cannot listen on 127.0.0.1: {err}"));
         let port = listener
@@ -424,7 +424,7 @@ impl FakeAuthKit {
     }
 
     fn sign(&self, header: &Header, overrides: Value, key: &KeyMaterial) -> String {
-        install_crypto_provider();
+        crate::backend::install_jwt_provider();
         let claims = self.claims_with_defaults(overrides);
         jsonwebtoken::encode(header, &claims, &key.encoding).unwrap_or_else(|err| {
             panic!(
@@ -746,7 +746,7 @@ impl Shared {
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         validation.validate_aud = false;
         validation.leeway = 0;
-        install_crypto_provider();
+        crate::backend::install_jwt_provider();
         let published = lock(&self.keys).published();
         let claims = published
             .iter()
@@ -809,7 +809,7 @@ fn overlay(target: &mut Map<String, Value>, overrides: Map<String, Value>) {
 fn key_pool() -> &'static [KeyMaterial] {
     static POOL: OnceLock<Vec<KeyMaterial>> = OnceLock::new();
     POOL.get_or_init(|| {
-        install_crypto_provider();
+        crate::backend::install_jwt_provider();
         KEY_PEMS
             .iter()
             .enumerate()
@@ -867,14 +867,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-// TODO: replace with `crate::install_crypto_provider()` once lib.rs defines it.
-fn install_crypto_provider() {
-    #[cfg(feature = "aws-lc-rs")]
-    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
-    #[cfg(all(feature = "rust-crypto", not(feature = "aws-lc-rs")))]
-    let _ = jsonwebtoken::crypto::rust_crypto::DEFAULT_PROVIDER.install_default();
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::{Duration, Instant};
@@ -928,7 +920,7 @@ mod tests {
     }
 
     fn verify(token: &str, jwk: &Jwk, validation: &Validation) -> Option<Map<String, Value>> {
-        install_crypto_provider();
+        crate::backend::install_jwt_provider();
         let key = DecodingKey::from_jwk(jwk).expect("an RSA JWK");
         jsonwebtoken::decode::<Map<String, Value>>(token, &key, validation)
             .ok()
@@ -978,7 +970,7 @@ mod tests {
         assert_ne!(other["jti"], claims["jti"]);
 
         // The public PEM is the published key.
-        install_crypto_provider();
+        crate::backend::install_jwt_provider();
         let from_pem = DecodingKey::from_rsa_pem(fake.public_key_pem().as_bytes()).unwrap();
         assert!(
             fake.public_key_pem()
