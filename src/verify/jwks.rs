@@ -96,7 +96,16 @@ impl JwksStore {
     pub(crate) async fn keys(&self) -> Option<Arc<KeySet>> {
         match self.snapshot() {
             Some(set) if set.fetched_at.elapsed() < self.settings.ttl => Some(set),
-            Some(set) => Some(self.refresh_after(set.generation).await.unwrap_or(set)),
+            // Stale: refresh, but never make requests queue behind a slow fetch that another
+            // request already started; the old keys are good meanwhile.
+            Some(set) => match self.last_attempt.try_lock() {
+                Ok(guard) => Some(
+                    self.refresh_locked(guard, set.generation)
+                        .await
+                        .unwrap_or(set),
+                ),
+                Err(_) => Some(set),
+            },
             None => self.refresh_after(0).await,
         }
     }
@@ -104,7 +113,16 @@ impl JwksStore {
     /// Refetches the keys unless generation `seen` was already replaced by another caller or
     /// the last attempt is too recent. Returns the newest set we have afterwards.
     pub(crate) async fn refresh_after(&self, seen: u64) -> Option<Arc<KeySet>> {
-        let mut last_attempt = self.last_attempt.lock().await;
+        let guard = self.last_attempt.lock().await;
+        self.refresh_locked(guard, seen).await
+    }
+
+    /// [`refresh_after`](Self::refresh_after) once the single-flight lock is held.
+    async fn refresh_locked(
+        &self,
+        mut last_attempt: tokio::sync::MutexGuard<'_, Option<Instant>>,
+        seen: u64,
+    ) -> Option<Arc<KeySet>> {
         let current = self.snapshot();
         if let Some(set) = &current
             && set.generation != seen

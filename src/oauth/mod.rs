@@ -1,0 +1,7 @@
+//! OAuth protocol decisions, free of actix and of the database, so they can be unit-tested and
+//! fuzzed in isolation: PKCE, redirect-URI rules, scope lists, resource indicators.
+
+pub mod pkce;
+pub mod redirect_uri;
+pub mod resource;
+pub mod scope;

@@ -1,0 +1,423 @@
+//! Client redirect URIs: what may be registered, and whether a requested URI matches.
+//!
+//! Threat model: a redirect URI decides where an authorization code goes. An attacker who gets
+//! an open redirect through us steals codes; so registration is strict and matching is exact,
+//! with one standard exception: native apps listening on a loopback IP literal may use any port
+//! (RFC 8252 §7.3 and §8.3).
+//!
+//! Allowed at registration:
+//! * `https` URLs on any host;
+//! * `http` URLs on loopback (`127.0.0.0/8`, `[::1]`, `localhost`);
+//! * private-use schemes (`cursor://…`, `com.example.app:/cb`) only when the operator
+//!   allow-lists the scheme.
+//!
+//! Never: `javascript:`, `data:`, `file:` and friends, fragments, user info, dot segments,
+//! over-long values. When the operator configures patterns
+//! (`WORKOS_ALLOWED_CLIENT_REDIRECT_URIS`), a URI must also match one of them.
+
+use url::{Host, Url};
+
+/// Longest redirect URI we store.
+pub const MAX_REDIRECT_URI_LEN: usize = 2_000;
+
+/// Schemes that are never acceptable, whatever the configuration.
+const FORBIDDEN_SCHEMES: &[&str] = &[
+    "javascript",
+    "data",
+    "file",
+    "vbscript",
+    "blob",
+    "about",
+    "filesystem",
+    "ftp",
+    "ws",
+    "wss",
+];
+
+/// Why a redirect URI was refused. The text is safe to return to the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RedirectUriError {
+    /// Not an absolute URI, or too long.
+    #[error("redirect URI is not a valid absolute URI")]
+    Malformed,
+    /// A scheme we never redirect to, or a private-use scheme not allow-listed.
+    #[error("redirect URI scheme is not allowed")]
+    Scheme,
+    /// Plain http to a non-loopback host.
+    #[error("http redirect URIs are only allowed for loopback hosts")]
+    InsecureHttp,
+    /// Fragment, user info or dot segments.
+    #[error("redirect URI must not contain a fragment, user info or dot segments")]
+    Shape,
+    /// Does not match the operator's allowed patterns.
+    #[error("redirect URI is not allowed by this server")]
+    NotAllowed,
+}
+
+/// A pattern from `WORKOS_ALLOWED_CLIENT_REDIRECT_URIS`.
+///
+/// Syntax: an absolute URI where `*` may stand for the whole port (`http://127.0.0.1:*/cb`), for
+/// the leftmost host label (`https://*.example.com/cb`, never matching the bare domain's
+/// parent), or end the path (`https://app.example.com/oauth/*`). Scheme and host are compared
+/// case-insensitively, the path exactly. Patterns are parsed structurally, so
+/// `https://good.example*` cannot be satisfied by `https://good.example.evil.com`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectPattern {
+    scheme: String,
+    host: HostPattern,
+    port: PortPattern,
+    path: PathPattern,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostPattern {
+    Exact(String),
+    /// `*.suffix`: one or more labels before `.suffix`.
+    Subdomain(String),
+    /// Private-use scheme URIs have no host.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PortPattern {
+    Any,
+    Exact(Option<u16>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum PathPattern {
+    Exact(String),
+    Prefix(String),
+}
+
+impl RedirectPattern {
+    /// Parses one pattern; `None` if it is not of the documented form.
+    pub fn parse(pattern: &str) -> Option<Self> {
+        let (scheme, rest) = pattern.split_once(':')?;
+        let scheme = scheme.to_ascii_lowercase();
+        if FORBIDDEN_SCHEMES.contains(&scheme.as_str()) || pattern.contains('#') {
+            return None;
+        }
+        let Some(after_slashes) = rest.strip_prefix("//") else {
+            // Private-use scheme without authority: `com.example.app:/callback`.
+            return Some(Self {
+                scheme,
+                host: HostPattern::None,
+                port: PortPattern::Exact(None),
+                path: path_pattern(rest)?,
+            });
+        };
+        let (authority, path) = match after_slashes.find('/') {
+            Some(i) => (&after_slashes[..i], &after_slashes[i..]),
+            None => (after_slashes, "/"),
+        };
+        if authority.contains('@') {
+            return None;
+        }
+        let (host, port) = split_host_port(authority)?;
+        let port = match port {
+            None => PortPattern::Exact(None),
+            Some("*") => PortPattern::Any,
+            Some(p) => PortPattern::Exact(Some(p.parse().ok()?)),
+        };
+        let host = host.to_ascii_lowercase();
+        let host = match host.strip_prefix("*.") {
+            Some(suffix) if !suffix.contains('*') && suffix.contains('.') => {
+                HostPattern::Subdomain(suffix.to_owned())
+            }
+            Some(_) => return None,
+            None if host.contains('*') || host.is_empty() => return None,
+            None => HostPattern::Exact(host),
+        };
+        Some(Self {
+            scheme,
+            host,
+            port,
+            path: path_pattern(path)?,
+        })
+    }
+
+    fn matches(&self, uri: &Url) -> bool {
+        if uri.scheme() != self.scheme {
+            return false;
+        }
+        let host = uri.host_str().map(str::to_ascii_lowercase);
+        let host_ok = match (&self.host, host.as_deref()) {
+            (HostPattern::None, None | Some("")) => true,
+            (HostPattern::Exact(h), Some(actual)) => h == actual,
+            (HostPattern::Subdomain(suffix), Some(actual)) => actual
+                .strip_suffix(suffix.as_str())
+                .is_some_and(|head| head.len() > 1 && head.ends_with('.')),
+            _ => false,
+        };
+        let port_ok = match self.port {
+            PortPattern::Any => true,
+            PortPattern::Exact(p) => uri.port() == p,
+        };
+        let path = uri.path();
+        let path_ok = match &self.path {
+            PathPattern::Exact(p) => path == p && uri.query().is_none(),
+            PathPattern::Prefix(p) => path.starts_with(p.as_str()),
+        };
+        host_ok && port_ok && path_ok
+    }
+}
+
+fn split_host_port(authority: &str) -> Option<(&str, Option<&str>)> {
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        return match after.strip_prefix(':') {
+            Some(port) => Some((&authority[..host.len() + 2], Some(port))),
+            None if after.is_empty() => Some((&authority[..host.len() + 2], None)),
+            None => None,
+        };
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) => Some((host, Some(port))),
+        None => Some((authority, None)),
+    }
+}
+
+fn path_pattern(path: &str) -> Option<PathPattern> {
+    if has_dot_segment(path) || path.contains('?') {
+        return None;
+    }
+    match path.strip_suffix('*') {
+        Some(prefix) if !prefix.contains('*') => Some(PathPattern::Prefix(prefix.to_owned())),
+        Some(_) => None,
+        None if path.contains('*') => None,
+        None => Some(PathPattern::Exact(path.to_owned())),
+    }
+}
+
+/// The operator's rules for client redirect URIs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedirectUriPolicy {
+    /// When set, a URI must match one of these (in addition to the built-in rules).
+    pub patterns: Option<Vec<RedirectPattern>>,
+    /// Private-use schemes clients may register (lower case, e.g. `cursor`).
+    pub private_schemes: Vec<String>,
+}
+
+impl RedirectUriPolicy {
+    /// Checks a URI a client wants to register, returning it parsed.
+    pub fn check_registration(&self, uri: &str) -> Result<Url, RedirectUriError> {
+        if uri.len() > MAX_REDIRECT_URI_LEN || uri.chars().any(|c| c.is_control() || c == ' ') {
+            return Err(RedirectUriError::Malformed);
+        }
+        // Dot segments are checked on the raw text: the parser would silently resolve them.
+        if uri.contains('#') || has_dot_segment(raw_path(uri)) {
+            return Err(RedirectUriError::Shape);
+        }
+        let url = Url::parse(uri).map_err(|_| RedirectUriError::Malformed)?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(RedirectUriError::Shape);
+        }
+        match url.scheme() {
+            "https" if url.host().is_some() => {}
+            "http" if is_loopback_host(&url) => {}
+            "http" => return Err(RedirectUriError::InsecureHttp),
+            scheme if FORBIDDEN_SCHEMES.contains(&scheme) || scheme == "https" => {
+                return Err(RedirectUriError::Scheme);
+            }
+            scheme if self.private_schemes.iter().any(|s| s == scheme) => {}
+            _ => return Err(RedirectUriError::Scheme),
+        }
+        if let Some(patterns) = &self.patterns
+            && !patterns.iter().any(|p| p.matches(&url))
+        {
+            return Err(RedirectUriError::NotAllowed);
+        }
+        Ok(url)
+    }
+}
+
+/// Whether `requested` may be used by a client that registered `registered`: the same string,
+/// or, for `http` on a loopback IP literal or `localhost`, the same URI with another port.
+pub fn matches_registered(requested: &str, registered: &[String]) -> bool {
+    if registered.iter().any(|r| r == requested) {
+        return true;
+    }
+    let Ok(req) = Url::parse(requested) else {
+        return false;
+    };
+    if req.scheme() != "http" || !is_loopback_host(&req) {
+        return false;
+    }
+    registered.iter().any(|r| {
+        Url::parse(r).is_ok_and(|reg| {
+            reg.scheme() == "http"
+                && reg.host() == req.host()
+                && reg.path() == req.path()
+                && reg.query() == req.query()
+                && reg.fragment().is_none()
+                && req.fragment().is_none()
+                && reg.username() == req.username()
+                && reg.password() == req.password()
+        })
+    })
+}
+
+fn is_loopback_host(url: &Url) -> bool {
+    match url.host() {
+        Some(Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// The path part of a raw URI string (after the authority), without query.
+fn raw_path(uri: &str) -> &str {
+    let after_scheme = uri.split_once(':').map_or(uri, |(_, rest)| rest);
+    let after_authority = match after_scheme.strip_prefix("//") {
+        Some(rest) => rest.find('/').map_or("", |i| &rest[i..]),
+        None => after_scheme,
+    };
+    after_authority.split('?').next().unwrap_or_default()
+}
+
+/// `.` or `..` segments, also percent-encoded (`%2e`).
+fn has_dot_segment(path: &str) -> bool {
+    path.split('/').any(|segment| {
+        let decoded = segment.to_ascii_lowercase().replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RedirectUriPolicy {
+        RedirectUriPolicy {
+            patterns: None,
+            private_schemes: vec!["cursor".into()],
+        }
+    }
+
+    #[test]
+    fn accepts_https_loopback_http_and_allowed_private_schemes() {
+        for ok in [
+            "https://app.example.com/callback",
+            "https://app.example.com/cb?x=1",
+            "http://127.0.0.1:33418/callback",
+            "http://[::1]:8080/cb",
+            "http://localhost/cb",
+            "cursor://anysphere.cursor-retrieval/oauth/callback",
+        ] {
+            assert!(policy().check_registration(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn refuses_dangerous_uris() {
+        use RedirectUriError::*;
+        for (bad, why) in [
+            ("javascript:alert(1)", Scheme),
+            ("data:text/html,hi", Scheme),
+            ("file:///etc/passwd", Scheme),
+            ("http://evil.example.com/cb", InsecureHttp),
+            ("https://app.example.com/cb#frag", Shape),
+            ("https://user@app.example.com/cb", Shape),
+            ("https://app.example.com/a/../cb", Shape),
+            ("https://app.example.com/a/%2E%2E/cb", Shape),
+            ("other-app://cb", Scheme),
+            ("/relative", Malformed),
+            ("https://app.example.com/c b", Malformed),
+        ] {
+            assert_eq!(policy().check_registration(bad).unwrap_err(), why, "{bad}");
+        }
+        let long = format!("https://a.example/{}", "a".repeat(MAX_REDIRECT_URI_LEN));
+        assert_eq!(policy().check_registration(&long).unwrap_err(), Malformed);
+    }
+
+    #[test]
+    fn loopback_port_may_vary_but_nothing_else() {
+        let registered = vec!["http://127.0.0.1:33418/callback".to_owned()];
+        assert!(matches_registered(
+            "http://127.0.0.1:33418/callback",
+            &registered
+        ));
+        assert!(matches_registered(
+            "http://127.0.0.1:9999/callback",
+            &registered
+        ));
+        assert!(!matches_registered(
+            "http://127.0.0.1:9999/other",
+            &registered
+        ));
+        assert!(!matches_registered(
+            "http://localhost:9999/callback",
+            &registered
+        ));
+        assert!(!matches_registered(
+            "http://127.0.0.1:9999/callback?x=1",
+            &registered
+        ));
+        let https = vec!["https://app.example.com/cb".to_owned()];
+        assert!(matches_registered("https://app.example.com/cb", &https));
+        assert!(!matches_registered(
+            "https://app.example.com:8443/cb",
+            &https
+        ));
+        assert!(!matches_registered("https://app.example.com/cb/", &https));
+    }
+
+    #[test]
+    fn patterns_are_structural() {
+        let p = |s: &str| RedirectPattern::parse(s).unwrap();
+        let url = |s: &str| Url::parse(s).unwrap();
+        assert!(p("https://*.example.com/cb").matches(&url("https://a.example.com/cb")));
+        assert!(!p("https://*.example.com/cb").matches(&url("https://example.com/cb")));
+        assert!(!p("https://*.example.com/cb").matches(&url("https://a.example.com.evil/cb")));
+        assert!(!p("https://*.example.com/cb").matches(&url("https://evilexample.com/cb")));
+        assert!(p("http://127.0.0.1:*/cb").matches(&url("http://127.0.0.1:5555/cb")));
+        assert!(
+            p("https://app.example.com/oauth/*").matches(&url("https://app.example.com/oauth/x"))
+        );
+        assert!(
+            !p("https://app.example.com/oauth/*").matches(&url("https://app.example.com/other"))
+        );
+        assert!(!p("https://good.example/cb").matches(&url("https://good.example.evil.com/cb")));
+        assert!(p("cursor:/callback").matches(&url("cursor:/callback")));
+        for bad in [
+            "https://a*b.example/cb",
+            "javascript:*",
+            "https://u@h/cb",
+            "https://*/cb",
+            "https://h/a/../b",
+        ] {
+            assert!(RedirectPattern::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn patterns_restrict_registration() {
+        let policy = RedirectUriPolicy {
+            patterns: Some(vec![
+                RedirectPattern::parse("https://*.example.com/cb").unwrap(),
+            ]),
+            private_schemes: vec![],
+        };
+        assert!(
+            policy
+                .check_registration("https://a.example.com/cb")
+                .is_ok()
+        );
+        assert_eq!(
+            policy
+                .check_registration("https://other.test/cb")
+                .unwrap_err(),
+            RedirectUriError::NotAllowed
+        );
+        assert_eq!(
+            policy
+                .check_registration("http://evil.example.com/cb")
+                .unwrap_err(),
+            RedirectUriError::InsecureHttp,
+            "patterns never relax the built-in rules"
+        );
+    }
+}
