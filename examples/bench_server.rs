@@ -15,7 +15,8 @@
 //!
 //! ```sh
 //! cargo run --release --example fake_authkit     # prints WORKOS_AUTHKIT_DOMAIN=... and TOKEN=...
-//! WORKOS_AUTHKIT_DOMAIN=http://127.0.0.1:PORT cargo run --release --example bench_server
+//! WORKOS_AUTHKIT_DOMAIN=http://127.0.0.1:PORT MCP_BASE_URL=http://127.0.0.1:8000 \
+//!     cargo run --release --example bench_server
 //! ```
 //!
 //! `scripts/wrk-authkit.sh` does all of this and runs `wrk` against both endpoints.

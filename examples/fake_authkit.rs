@@ -99,8 +99,10 @@ fn main() {
         "    WORKOS_AUTHKIT_DOMAIN={} MCP_BASE_URL={base_url} MCP_PATH={mcp_path} cargo run --example authkit",
         fake.issuer()
     );
-    eprintln!("(the lines above are also valid .env syntax).");
     eprintln!("and send the TOKEN above as `Authorization: Bearer <TOKEN>`. Ctrl-C stops it.");
+    eprintln!(
+        "(stdout is valid .env syntax: `cargo run --example fake_authkit > .env` works too.)"
+    );
 
     // The emulator serves from its own thread for as long as `fake` lives.
     loop {

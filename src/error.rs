@@ -272,3 +272,157 @@ mod tests {
         assert_eq!(res.headers().get(header::RETRY_AFTER).unwrap(), "5");
     }
 }
+
+/// An OAuth 2.1 error code (RFC 6749 §4.1.2.1 and §5.2, RFC 7591 §3.2.2, RFC 8707 §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OAuthErrorCode {
+    /// Missing, repeated or malformed parameter.
+    InvalidRequest,
+    /// Client authentication failed.
+    InvalidClient,
+    /// Code or refresh token invalid, expired, revoked, or issued to another client.
+    InvalidGrant,
+    /// The client may not use this grant type.
+    UnauthorizedClient,
+    /// Grant type not supported.
+    UnsupportedGrantType,
+    /// Response type not supported.
+    UnsupportedResponseType,
+    /// Scope unknown or wider than allowed.
+    InvalidScope,
+    /// Resource indicator not acceptable.
+    InvalidTarget,
+    /// The user (or the identity provider) denied the request.
+    AccessDenied,
+    /// Registration: a redirect URI is not acceptable.
+    InvalidRedirectUri,
+    /// Registration: other metadata not acceptable.
+    InvalidClientMetadata,
+    /// Something failed on our side.
+    ServerError,
+    /// The database or the identity provider is temporarily unavailable.
+    TemporarilyUnavailable,
+}
+
+impl OAuthErrorCode {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::InvalidTarget => "invalid_target",
+            Self::AccessDenied => "access_denied",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::InvalidClientMetadata => "invalid_client_metadata",
+            Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+        }
+    }
+}
+
+/// An error of an OAuth endpoint, rendered as RFC 6749 §5.2 JSON with `Cache-Control: no-store`.
+///
+/// The description is a fixed text or one built from validated input; it never contains a
+/// token, code, secret or upstream response.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}: {description}", code.as_str())]
+pub struct OAuthError {
+    code: OAuthErrorCode,
+    description: String,
+    /// `client_secret_basic` authentication failed: answer 401 with a Basic challenge.
+    basic_challenge: bool,
+}
+
+impl OAuthError {
+    /// An error with a description (restricted to the RFC 6749 character set on output).
+    pub fn new(code: OAuthErrorCode, description: impl Into<String>) -> Self {
+        Self {
+            code,
+            description: description.into(),
+            basic_challenge: false,
+        }
+    }
+
+    /// `invalid_client` for a client that tried `client_secret_basic` (RFC 6749 §5.2: 401 with
+    /// `WWW-Authenticate: Basic`).
+    pub fn invalid_basic_client(description: impl Into<String>) -> Self {
+        Self {
+            basic_challenge: true,
+            ..Self::new(OAuthErrorCode::InvalidClient, description)
+        }
+    }
+
+    /// The error code.
+    pub fn code(&self) -> OAuthErrorCode {
+        self.code
+    }
+
+    /// The description, with characters RFC 6749 forbids (`"`, `\`, controls, non-ASCII)
+    /// replaced.
+    pub fn description(&self) -> String {
+        self.description
+            .chars()
+            .map(|c| match c {
+                ' ' | '!' | '#'..='[' | ']'..='~' => c,
+                _ => '?',
+            })
+            .collect()
+    }
+}
+
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        match self.code {
+            OAuthErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
+            OAuthErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            OAuthErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut res = HttpResponse::build(self.status_code());
+        res.insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::PRAGMA, "no-cache"));
+        if self.basic_challenge {
+            res.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"token\""));
+        }
+        if self.code == OAuthErrorCode::TemporarilyUnavailable {
+            res.insert_header((header::RETRY_AFTER, "5"));
+        }
+        res.json(serde_json::json!({
+            "error": self.code.as_str(),
+            "error_description": self.description(),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod oauth_error_tests {
+    use super::*;
+
+    #[test]
+    fn renders_rfc6749_json_with_no_store() {
+        let err = OAuthError::new(OAuthErrorCode::InvalidGrant, "code \"x\" expired\n");
+        let res = err.error_response();
+        assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            res.headers().get(header::CACHE_CONTROL).unwrap(),
+            "no-store"
+        );
+        assert_eq!(err.description(), "code ?x? expired?");
+    }
+
+    #[test]
+    fn basic_client_failures_are_401_with_a_challenge() {
+        let res = OAuthError::invalid_basic_client("bad secret").error_response();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        assert!(res.headers().get(header::WWW_AUTHENTICATE).is_some());
+    }
+}

@@ -48,12 +48,16 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backend;
+mod clock;
 mod config;
 mod error;
 mod metadata;
 mod middleware;
+pub mod oauth;
 mod principal;
 mod providers;
+pub mod proxy;
+pub mod store;
 mod upstream;
 pub mod verify;
 
@@ -61,11 +65,14 @@ pub mod verify;
 pub mod testing;
 
 pub use self::{
-    error::{BearerError, BearerErrorKind, ConfigError},
+    error::{BearerError, BearerErrorKind, ConfigError, OAuthError, OAuthErrorCode},
     metadata::ProtectedResourceMetadata,
     middleware::{BearerAuth, BearerAuthMiddleware},
     principal::{Authenticated, AuthenticatedExt},
-    providers::{AuthKitProvider, AuthKitProviderBuilder, AuthKitRoutes},
+    providers::{
+        AuthKitProvider, AuthKitProviderBuilder, AuthKitRoutes, WorkOsProvider,
+        WorkOsProviderBuilder,
+    },
     upstream::UpstreamError,
     verify::{JwtVerifier, JwtVerifierBuilder, LocalBoxFuture, TokenVerifier, VerifyError},
 };

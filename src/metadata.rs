@@ -57,6 +57,30 @@ impl ProtectedResourceMetadata {
     }
 }
 
+/// Our authorization-server metadata (RFC 8414) in proxy mode. Every advertised endpoint and
+/// method works; `iss` is on every redirect back to clients (RFC 9207).
+pub(crate) fn authorization_server_metadata(
+    issuer: &str,
+    scopes_supported: &[String],
+) -> serde_json::Value {
+    let auth_methods = ["none", "client_secret_post", "client_secret_basic"];
+    serde_json::json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{issuer}/authorize"),
+        "token_endpoint": format!("{issuer}/token"),
+        "registration_endpoint": format!("{issuer}/register"),
+        "revocation_endpoint": format!("{issuer}/revoke"),
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "code_challenge_methods_supported": ["S256"],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "scopes_supported": scopes_supported,
+        "authorization_response_iss_parameter_supported": true,
+    })
+}
+
 /// The well-known path of the protected-resource metadata of the resource at `resource_path`
 /// (RFC 9728 §3.1: the well-known segment goes between host and path).
 pub(crate) fn protected_resource_path(resource_path: &str) -> String {
@@ -75,14 +99,14 @@ pub(crate) fn public_json(body: Bytes, max_age: Duration) -> HttpResponse {
         .body(body)
 }
 
-/// Answer to a CORS preflight on a public document.
+/// Answer to a CORS preflight on a public document or a CORS-enabled OAuth endpoint.
 pub(crate) fn public_preflight() -> HttpResponse {
     HttpResponse::NoContent()
         .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
-        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, OPTIONS"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST, OPTIONS"))
         .insert_header((
             header::ACCESS_CONTROL_ALLOW_HEADERS,
-            "Mcp-Protocol-Version, Content-Type",
+            "Authorization, Content-Type, Mcp-Protocol-Version",
         ))
         .insert_header((header::ACCESS_CONTROL_MAX_AGE, "86400"))
         .finish()

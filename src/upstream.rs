@@ -122,3 +122,151 @@ pub(crate) async fn get_json_object(
         _ => Err(UpstreamError::Malformed),
     }
 }
+
+/// AuthKit's answer to a token request, with the tokens wrapped so they cannot be logged.
+#[derive(Debug, Clone)]
+pub(crate) struct UpstreamTokenResponse {
+    pub tokens: crate::store::UpstreamTokens,
+}
+
+/// Why a token request to AuthKit failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TokenCallError {
+    /// AuthKit refused the request (`invalid_grant`, `invalid_client`...): final, retrying the
+    /// same request cannot succeed. Holds AuthKit's error code only.
+    #[error("identity provider refused the request: {0}")]
+    Rejected(String),
+    /// Network trouble, timeout, 408/429/5xx: retrying later may succeed.
+    #[error("{0}")]
+    Transient(UpstreamError),
+}
+
+#[derive(serde::Deserialize)]
+struct RawTokenResponse {
+    access_token: String,
+    #[serde(default)]
+    refresh_token: Option<String>,
+    #[serde(default)]
+    id_token: Option<String>,
+    #[serde(default)]
+    expires_in: Option<i64>,
+}
+
+/// POSTs a token request (`form`) to AuthKit with `client_secret_post` authentication.
+pub(crate) async fn request_tokens(
+    token_endpoint: &str,
+    client_id: &str,
+    client_secret: &str,
+    form: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<UpstreamTokenResponse, TokenCallError> {
+    let mut body: Vec<(&str, &str)> = form.to_vec();
+    body.push(("client_id", client_id));
+    body.push(("client_secret", client_secret));
+    let exchange = async {
+        let mut res = client()
+            .post(token_endpoint)
+            .timeout(timeout)
+            .insert_header(("Accept", "application/json"))
+            .send_form(&body)
+            .await
+            .map_err(|_| TokenCallError::Transient(UpstreamError::Unreachable))?;
+        let status = res.status().as_u16();
+        let bytes = res
+            .body()
+            .limit(MAX_DOCUMENT_BYTES)
+            .await
+            .map_err(|_| TokenCallError::Transient(UpstreamError::Unreachable))?;
+        classify_token_answer(status, &bytes)
+    };
+    tokio::time::timeout(timeout, exchange)
+        .await
+        .unwrap_or(Err(TokenCallError::Transient(UpstreamError::Unreachable)))
+}
+
+fn classify_token_answer(
+    status: u16,
+    body: &[u8],
+) -> Result<UpstreamTokenResponse, TokenCallError> {
+    if status == 200 {
+        let raw: RawTokenResponse = serde_json::from_slice(body)
+            .map_err(|_| TokenCallError::Transient(UpstreamError::Malformed))?;
+        let now = crate::clock::unix_now();
+        return Ok(UpstreamTokenResponse {
+            tokens: crate::store::UpstreamTokens {
+                access_token: raw.access_token.into(),
+                refresh_token: raw.refresh_token.map(Into::into),
+                id_token: raw.id_token.map(Into::into),
+                expires_at: raw.expires_in.map(|s| now + s),
+            },
+        });
+    }
+    if matches!(status, 408 | 429) || status >= 500 {
+        return Err(TokenCallError::Transient(UpstreamError::Status(status)));
+    }
+    // 4xx: AuthKit's verdict. Keep only the error code, and only if it looks like one.
+    let code = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("error")?.as_str().map(str::to_owned))
+        .filter(|c| c.len() <= 64 && c.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        .unwrap_or_else(|| "invalid_request".to_owned());
+    Err(TokenCallError::Rejected(code))
+}
+
+/// Why a userinfo call did not return a profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum UserinfoError {
+    /// AuthKit says the access token is no longer valid (401/403): the session is over.
+    Unauthorized,
+    /// AuthKit could not answer; the session state is unknown.
+    Transient(UpstreamError),
+}
+
+/// Asks AuthKit's userinfo endpoint who `access_token` belongs to: proof the upstream session is
+/// still alive.
+pub(crate) async fn userinfo(
+    url: &str,
+    access_token: &str,
+    timeout: Duration,
+) -> Result<serde_json::Map<String, serde_json::Value>, UserinfoError> {
+    match get_json_object(url, timeout, Some(access_token)).await {
+        Ok(body) => serde_json::from_slice(&body)
+            .map_err(|_| UserinfoError::Transient(UpstreamError::Malformed)),
+        Err(UpstreamError::Status(401 | 403)) => Err(UserinfoError::Unauthorized),
+        Err(other) => Err(UserinfoError::Transient(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_answers_are_classified() {
+        let ok = classify_token_answer(
+            200,
+            br#"{"access_token":"at","refresh_token":"rt","expires_in":300,"token_type":"Bearer"}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.tokens.access_token.expose(), "at");
+        assert!(ok.tokens.expires_at.is_some());
+        assert_eq!(
+            classify_token_answer(400, br#"{"error":"invalid_grant"}"#).unwrap_err(),
+            TokenCallError::Rejected("invalid_grant".into())
+        );
+        assert_eq!(
+            classify_token_answer(400, b"<html>").unwrap_err(),
+            TokenCallError::Rejected("invalid_request".into())
+        );
+        for status in [408, 429, 500, 503] {
+            assert!(matches!(
+                classify_token_answer(status, b"{}").unwrap_err(),
+                TokenCallError::Transient(_)
+            ));
+        }
+        assert!(matches!(
+            classify_token_answer(200, b"not json").unwrap_err(),
+            TokenCallError::Transient(UpstreamError::Malformed)
+        ));
+    }
+}

@@ -117,12 +117,16 @@ pub fn allowed_hosts(base_host: Option<&str>, base_port: Option<u16>) -> Vec<Str
 
 /// Installs a `tracing` subscriber printing to stderr. `RUST_LOG` overrides the default
 /// `info,rmcp=warn` (rmcp logs two `info` lines per stateless request).
+///
+/// Spans are logged when they close, so the per-request span of
+/// `tracing_actix_web::TracingLogger` shows up as one access-log line with its timing.
 pub fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::{EnvFilter, fmt::format::FmtSpan};
     let filter =
         EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_span_events(FmtSpan::CLOSE)
         .with_writer(std::io::stderr)
         .init();
 }

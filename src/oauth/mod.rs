@@ -5,3 +5,4 @@ pub mod pkce;
 pub mod redirect_uri;
 pub mod resource;
 pub mod scope;
+pub mod tokens;

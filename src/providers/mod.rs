@@ -2,5 +2,10 @@
 //! (`routes()`, an actix `HttpServiceFactory`) and its bearer middleware (`bearer()`).
 
 mod authkit;
+mod workos;
+mod workos_config;
 
 pub use authkit::{AuthKitProvider, AuthKitProviderBuilder, AuthKitRoutes};
+pub use workos::WorkOsProvider;
+pub(crate) use workos_config::ProxySettings;
+pub use workos_config::WorkOsProviderBuilder;

@@ -5,6 +5,11 @@
 //! number; a handler of an incarnation that is no longer live never answers, so a request that
 //! slips in while the server goes [`Failure::Down`] ends with a dropped connection, never with
 //! a response.
+//!
+//! The OAuth endpoints of a WorkOS Connect application (`/oauth2/authorize`, `/oauth2/token`)
+//! live in the `connect` submodule.
+
+mod connect;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -93,10 +98,14 @@ pub enum Endpoint {
     Jwks,
     /// `GET /oauth2/userinfo` (the OpenID Connect userinfo endpoint).
     UserInfo,
+    /// `GET /oauth2/authorize` (the authorization endpoint of Connect OAuth applications).
+    Authorize,
+    /// `POST /oauth2/token` (the token endpoint of Connect OAuth applications).
+    Token,
 }
 
 impl Endpoint {
-    const COUNT: usize = 4;
+    const COUNT: usize = 6;
 
     fn index(self) -> usize {
         match self {
@@ -104,6 +113,8 @@ impl Endpoint {
             Endpoint::OpenIdConfiguration => 1,
             Endpoint::Jwks => 2,
             Endpoint::UserInfo => 3,
+            Endpoint::Authorize => 4,
+            Endpoint::Token => 5,
         }
     }
 }
@@ -111,9 +122,17 @@ impl Endpoint {
 /// A local emulator of WorkOS AuthKit, listening on `127.0.0.1` at a random port.
 ///
 /// It serves the AuthKit discovery documents (`/.well-known/oauth-authorization-server`,
-/// `/.well-known/openid-configuration`), the JWKS (`/oauth2/jwks`) and the userinfo endpoint
-/// (`/oauth2/userinfo`) from its own thread and actix system, so it works from synchronous code
-/// as well as from inside an actix or tokio runtime (for example in `#[actix_web::test]`).
+/// `/.well-known/openid-configuration`), the JWKS (`/oauth2/jwks`), the userinfo endpoint
+/// (`/oauth2/userinfo`) and the OAuth endpoints of WorkOS Connect applications
+/// (`/oauth2/authorize`, `/oauth2/token`) from its own thread and actix system, so it works
+/// from synchronous code as well as from inside an actix or tokio runtime (for example in
+/// `#[actix_web::test]`).
+///
+/// Connect applications are registered with
+/// [`register_connect_app`](Self::register_connect_app); the authorization endpoint then
+/// signs in [the current user](Self::set_current_user) without any UI and redirects back with
+/// a code, which the token endpoint exchanges for RS256 access tokens, ID tokens and rotating
+/// refresh tokens.
 ///
 /// Tokens are RS256 JWTs shaped like AuthKit access tokens ([`mint`](Self::mint)); signing keys
 /// can be rotated ([`rotate_keys`](Self::rotate_keys), [`retire_old_keys`](Self::retire_old_keys),
@@ -155,6 +174,8 @@ struct Shared {
     calls: [AtomicUsize; Endpoint::COUNT],
     users: Mutex<HashMap<String, Value>>,
     revoked: Mutex<HashSet<String>>,
+    /// Connect applications, sign-in sessions and the grants of the OAuth endpoints.
+    connect: Mutex<connect::ConnectState>,
 }
 
 struct KeyMaterial {
@@ -233,6 +254,7 @@ impl FakeAuthKit {
             calls: std::array::from_fn(|_| AtomicUsize::new(0)),
             users: Mutex::new(HashMap::new()),
             revoked: Mutex::new(HashSet::new()),
+            connect: Mutex::new(connect::ConnectState::new()),
         });
         let inner = Inner {
             shared,
@@ -405,9 +427,15 @@ impl FakeAuthKit {
     }
 
     /// Revokes every session of `sub`, as AuthKit does on sign-out: afterwards the userinfo
-    /// endpoint answers `401` to that subject's tokens.
+    /// endpoint answers `401` to that subject's tokens, the token endpoint refuses its refresh
+    /// tokens and its unused authorization codes (`invalid_grant`).
+    ///
+    /// Tokens made with [`mint`](Self::mint) stay refused for good. A later
+    /// `/oauth2/authorize` for `sub` signs in again and starts a new session, whose tokens
+    /// (they carry its `sid`) are accepted until the next revocation.
     pub fn revoke_sessions_for(&self, sub: &str) {
         lock(&self.inner.shared.revoked).insert(sub.to_owned());
+        lock(&self.inner.shared.connect).revoke_sessions_of(sub);
     }
 
     /// Stops the server for good (connections are refused once this returns); later
@@ -583,9 +611,11 @@ fn routes(cfg: &mut web::ServiceConfig) {
         web::to(openid_configuration),
     )
     .route("/oauth2/jwks", web::to(jwks))
-    .route("/oauth2/userinfo", web::to(userinfo));
-    // The OAuth endpoints (`/oauth2/authorize`, `/oauth2/token`, `/oauth2/register`) go here,
-    // each with its own `Endpoint` variant (the enum is non-exhaustive for that reason).
+    .route("/oauth2/userinfo", web::to(userinfo))
+    .route("/oauth2/authorize", web::to(connect::authorize))
+    .route("/oauth2/token", web::to(connect::token));
+    // More OAuth endpoints (`/oauth2/register`) go here, each with its own `Endpoint` variant
+    // (the enum is non-exhaustive for that reason).
 }
 
 /// What every handler of one server incarnation knows.
@@ -733,7 +763,8 @@ async fn not_found(ctx: web::Data<ServerCtx>) -> HttpResponse {
 
 impl Shared {
     /// The subject of the request's bearer token, when it is a valid, unexpired token signed
-    /// with a published key and its sessions are not revoked.
+    /// with a published key and its session is not revoked: the session of its `sid` when the
+    /// token endpoint issued it, otherwise every session of its subject.
     fn authenticate(&self, req: &HttpRequest) -> Option<String> {
         let token = bearer_token(req)?;
         let token_header = jsonwebtoken::decode_header(token).ok()?;
@@ -762,10 +793,12 @@ impl Shared {
             })?
             .claims;
         let sub = claims.get("sub")?.as_str()?.to_owned();
-        if lock(&self.revoked).contains(&sub) {
-            return None;
-        }
-        Some(sub)
+        let sid = claims.get("sid").and_then(Value::as_str);
+        let live = match sid.and_then(|sid| lock(&self.connect).session_alive(sid, &sub)) {
+            Some(alive) => alive,
+            None => !lock(&self.revoked).contains(&sub),
+        };
+        live.then_some(sub)
     }
 
     fn profile(&self, sub: &str) -> Map<String, Value> {
@@ -875,7 +908,7 @@ mod tests {
     use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
     use serde_json::{Map, Value, json};
 
-    use super::{Endpoint, Failure, FakeAuthKit, install_crypto_provider};
+    use super::{Endpoint, Failure, FakeAuthKit};
 
     fn assert_send_sync_clone<T: Send + Sync + Clone + 'static>() {}
 

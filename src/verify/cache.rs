@@ -6,7 +6,7 @@
 
 use std::{
     sync::Arc,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use moka::{policy::Expiry, sync::Cache};
@@ -23,10 +23,7 @@ pub(crate) fn digest(token: &str) -> TokenDigest {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    u64::try_from(crate::clock::unix_now()).unwrap_or(0)
 }
 
 /// Time-to-live of each entry: never past the token's expiry, never past `max_ttl`.
@@ -34,14 +31,22 @@ struct UntilExpiry {
     max_ttl: Duration,
 }
 
-impl Expiry<TokenDigest, Authenticated> for UntilExpiry {
+/// A cached caller, with the grant it belongs to (proxy mode) so revoking the grant can drop
+/// its tokens at once.
+#[derive(Clone)]
+struct Entry {
+    caller: Authenticated,
+    grant: Option<Arc<str>>,
+}
+
+impl Expiry<TokenDigest, Entry> for UntilExpiry {
     fn expire_after_create(
         &self,
         _key: &TokenDigest,
-        value: &Authenticated,
+        value: &Entry,
         _created_at: Instant,
     ) -> Option<Duration> {
-        let remaining = match value.expires_at() {
+        let remaining = match value.caller.expires_at() {
             Some(exp) => Duration::from_secs(exp.saturating_sub(unix_now())),
             None => self.max_ttl,
         };
@@ -54,7 +59,7 @@ impl Expiry<TokenDigest, Authenticated> for UntilExpiry {
 /// Cloning shares the cache.
 #[derive(Clone)]
 pub struct VerifiedTokenCache {
-    entries: Cache<TokenDigest, Authenticated>,
+    entries: Cache<TokenDigest, Entry>,
 }
 
 impl std::fmt::Debug for VerifiedTokenCache {
@@ -72,13 +77,14 @@ impl VerifiedTokenCache {
             entries: Cache::builder()
                 .max_capacity(capacity)
                 .expire_after(UntilExpiry { max_ttl })
+                .support_invalidation_closures()
                 .build(),
         }
     }
 
     /// The cached caller for `token`, if any and not expired.
     pub(crate) fn get(&self, key: &TokenDigest) -> Option<Authenticated> {
-        let hit = self.entries.get(key)?;
+        let hit = self.entries.get(key)?.caller;
         // moka evicts lazily; never hand out an entry whose token has expired.
         match hit.expires_at() {
             Some(exp) if exp <= unix_now() => {
@@ -90,8 +96,34 @@ impl VerifiedTokenCache {
     }
 
     /// Remembers a verified caller.
-    pub(crate) fn insert(&self, key: TokenDigest, value: Authenticated) {
-        self.entries.insert(key, value);
+    pub(crate) fn insert(&self, key: TokenDigest, caller: Authenticated) {
+        self.entries.insert(
+            key,
+            Entry {
+                caller,
+                grant: None,
+            },
+        );
+    }
+
+    /// Remembers a verified caller of proxy mode, with its grant.
+    pub(crate) fn insert_for_grant(&self, key: TokenDigest, caller: Authenticated, grant: &str) {
+        let grant = Some(Arc::from(grant));
+        self.entries.insert(key, Entry { caller, grant });
+    }
+
+    /// Forgets one token.
+    pub(crate) fn remove(&self, key: &TokenDigest) {
+        self.entries.invalidate(key);
+    }
+
+    /// Forgets every token of `grant`.
+    pub(crate) fn remove_grant(&self, grant: &str) {
+        let grant: Arc<str> = Arc::from(grant);
+        // Only fails when invalidation closures are not enabled, which they are.
+        let _ = self
+            .entries
+            .invalidate_entries_if(move |_, entry| entry.grant.as_deref() == Some(&*grant));
     }
 
     /// Number of cached tokens (approximate: moka counts lazily).

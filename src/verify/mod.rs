@@ -4,7 +4,7 @@
 //! middleware and a way of checking tokens. [`JwtVerifier`] checks AuthKit's RS256 JWTs against
 //! its JWKS (AuthKit mode); proxy mode plugs in a database-backed verifier.
 
-mod cache;
+pub(crate) mod cache;
 mod jwks;
 mod jwt;
 

@@ -5,3 +5,7 @@
 mod app;
 mod authkit_discovery;
 mod authkit_tokens;
+mod store;
+mod store_migrations;
+mod store_races;
+mod store_support;

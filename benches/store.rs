@@ -1,0 +1,275 @@
+//! The store's hot paths on real databases: the bearer check's token lookup and the token
+//! endpoint's code redemption, one at a time (latency) and 16 at once (throughput).
+//!
+//! SQLite always (a temp file in WAL mode); PostgreSQL too when `TEST_DATABASE_URL` is set (in a
+//! fresh database that is dropped afterwards).
+//!
+//! `TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test cargo bench --bench store`
+
+use std::{hint::black_box, time::Duration};
+
+use actix_mcp_auth::store::{
+    AuthorizationCode, ClientRecord, CodeConsumed, Grant, Keyring, NewTokens, Secret, Store,
+    TokenHash, UpstreamTokens,
+};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use futures_util::future::join_all;
+use sqlx::{Any, migrate::MigrateDatabase};
+use tokio::runtime::Runtime;
+
+const CONCURRENCY: usize = 16;
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn random_id() -> String {
+    format!(
+        "{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
+}
+
+/// A database for the run, removed at the end.
+struct BenchDb {
+    name: &'static str,
+    url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    File(std::path::PathBuf),
+    Database,
+}
+
+impl BenchDb {
+    fn sqlite() -> Self {
+        let path = std::env::temp_dir().join(format!("mcp_auth_bench_{}.db", random_id()));
+        Self {
+            name: "sqlite",
+            url: format!("sqlite://{}", path.display()),
+            cleanup: Cleanup::File(path),
+        }
+    }
+
+    async fn postgres() -> Option<Self> {
+        let base = std::env::var("TEST_DATABASE_URL").ok()?;
+        sqlx::any::install_default_drivers();
+        let mut url = url::Url::parse(&base).expect("TEST_DATABASE_URL");
+        url.set_path(&format!("/mcp_auth_bench_{}", random_id()));
+        let url = url.to_string();
+        Any::create_database(&url).await.expect("create database");
+        Some(Self {
+            name: "postgres",
+            url,
+            cleanup: Cleanup::Database,
+        })
+    }
+
+    async fn remove(self) {
+        match self.cleanup {
+            Cleanup::File(path) => {
+                for suffix in ["", "-wal", "-shm"] {
+                    let mut file = path.clone().into_os_string();
+                    file.push(suffix);
+                    let _ = std::fs::remove_file(file);
+                }
+            }
+            Cleanup::Database => {
+                let _ = Any::force_drop_database(&self.url).await;
+            }
+        }
+    }
+}
+
+fn client(client_id: &str) -> ClientRecord {
+    ClientRecord {
+        client_id: client_id.to_owned(),
+        client_secret_hash: None,
+        client_name: Some("bench".into()),
+        redirect_uris: vec!["http://127.0.0.1:9/cb".into()],
+        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        token_endpoint_auth_method: "none".into(),
+        scope: None,
+        metadata: None,
+        created_at: now(),
+        last_used_at: now(),
+        expires_at: now() + 86_400,
+    }
+}
+
+/// A grant with realistic upstream tokens (a JWT-sized access token) and its code; returns the
+/// code's hash.
+async fn grant_with_code(store: &Store, client_id: &str) -> (Grant, TokenHash) {
+    let grant = Grant {
+        grant_id: random_id(),
+        subject: "user_01BENCH".into(),
+        client_id: client_id.to_owned(),
+        scopes: vec!["openid".into(), "profile".into()],
+        resource: Some("https://mcp.example.com/mcp".into()),
+        upstream: UpstreamTokens {
+            access_token: Secret::new("a".repeat(900)),
+            refresh_token: Some(Secret::new("r".repeat(40))),
+            id_token: None,
+            expires_at: Some(now() + 300),
+        },
+        upstream_version: 0,
+        profile: Some(serde_json::json!({"email": "bench@example.com"})),
+        created_at: now(),
+        expires_at: now() + 86_400,
+        revoked_at: None,
+    };
+    let raw = format!("mcp_code_{}", random_id());
+    let code = AuthorizationCode {
+        code_hash: TokenHash::of(&raw),
+        grant_id: grant.grant_id.clone(),
+        client_id: client_id.to_owned(),
+        redirect_uri: "http://127.0.0.1:9/cb".into(),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        scopes: grant.scopes.clone(),
+        resource: grant.resource.clone(),
+        created_at: now(),
+        expires_at: now() + 300,
+        used_at: None,
+    };
+    store.create_grant(&grant, &code).await.expect("grant");
+    (grant, code.code_hash)
+}
+
+fn bench_engine(c: &mut Criterion, rt: &Runtime, db: &BenchDb) {
+    let store = rt.block_on(async {
+        let store = Store::connect(&db.url, Keyring::ephemeral())
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+    });
+    let client_id = "bench-client";
+    rt.block_on(store.register_client(&client(client_id)))
+        .expect("client");
+
+    // Many live tokens, so the lookup goes through a real index.
+    let access_hashes: Vec<TokenHash> = rt.block_on(async {
+        let mut hashes = Vec::new();
+        for _ in 0..200 {
+            let (grant, _) = grant_with_code(&store, client_id).await;
+            let access = TokenHash::of(&format!("mcp_at_{}", random_id()));
+            let tokens = NewTokens {
+                access_hash: access.clone(),
+                access_expires_at: now() + 3600,
+                refresh_hash: Some(TokenHash::of(&format!("mcp_rt_{}", random_id()))),
+                refresh_expires_at: now() + 86_400,
+            };
+            store
+                .issue_tokens(&grant.grant_id, &grant.scopes, &tokens)
+                .await
+                .expect("issue")
+                .expect("live grant");
+            hashes.push(access);
+        }
+        hashes
+    });
+
+    let mut group = c.benchmark_group(format!("store/{}", db.name));
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("lookup_access_token", |b| {
+        let mut i = 0;
+        b.iter(|| {
+            i = (i + 1) % access_hashes.len();
+            let found = rt
+                .block_on(store.lookup_access_token(black_box(&access_hashes[i])))
+                .expect("lookup");
+            assert!(found.is_some());
+        })
+    });
+    group.bench_function("consume_code", |b| {
+        b.iter_batched(
+            || rt.block_on(grant_with_code(&store, client_id)).1,
+            |hash| {
+                let outcome = rt.block_on(store.consume_code(&hash)).expect("consume");
+                assert!(matches!(outcome, CodeConsumed::Consumed(_)));
+            },
+            BatchSize::SmallInput,
+        )
+    });
+
+    group.throughput(Throughput::Elements(CONCURRENCY as u64));
+    group.bench_function(format!("lookup_access_token_x{CONCURRENCY}"), |b| {
+        let mut i = 0;
+        b.iter(|| {
+            let lookups = (0..CONCURRENCY).map(|_| {
+                i = (i + 1) % access_hashes.len();
+                let (store, hash) = (store.clone(), access_hashes[i].clone());
+                tokio::spawn(async move { store.lookup_access_token(&hash).await })
+            });
+            let lookups: Vec<_> = lookups.collect();
+            for result in rt.block_on(join_all(lookups)) {
+                assert!(result.unwrap().expect("lookup").is_some());
+            }
+        })
+    });
+    group.bench_function(format!("consume_code_x{CONCURRENCY}"), |b| {
+        b.iter_batched(
+            || {
+                rt.block_on(async {
+                    let mut hashes = Vec::with_capacity(CONCURRENCY);
+                    for _ in 0..CONCURRENCY {
+                        hashes.push(grant_with_code(&store, client_id).await.1);
+                    }
+                    hashes
+                })
+            },
+            |hashes| {
+                let consumes: Vec<_> = hashes
+                    .into_iter()
+                    .map(|hash| {
+                        let store = store.clone();
+                        rt.spawn(async move { store.consume_code(&hash).await })
+                    })
+                    .collect();
+                for result in rt.block_on(join_all(consumes)) {
+                    let outcome = result.unwrap().expect("consume");
+                    assert!(matches!(outcome, CodeConsumed::Consumed(_)));
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+    rt.block_on(store.close());
+}
+
+fn store_benches(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let _guard = rt.enter();
+
+    let sqlite = BenchDb::sqlite();
+    bench_engine(c, &rt, &sqlite);
+    rt.block_on(sqlite.remove());
+
+    match rt.block_on(BenchDb::postgres()) {
+        Some(pg) => {
+            bench_engine(c, &rt, &pg);
+            rt.block_on(pg.remove());
+        }
+        None => eprintln!("store/postgres skipped: TEST_DATABASE_URL is not set"),
+    }
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = store_benches
+}
+criterion_main!(benches);

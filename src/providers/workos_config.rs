@@ -1,0 +1,497 @@
+//! Configuration of proxy mode ([`WorkOsProvider`](super::WorkOsProvider)).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::{
+    config::{
+        load_env, non_blank, normalize_mcp_path, normalize_public_url, parse_scope_list, required,
+        url_without_trailing_slash,
+    },
+    error::ConfigError,
+    oauth::redirect_uri::{RedirectPattern, RedirectUriPolicy},
+};
+
+/// The raw environment of proxy mode, one field per variable (lower-cased names, read by envy).
+#[derive(Deserialize)]
+struct WorkOsEnv {
+    workos_client_id: String,
+    workos_client_secret: String,
+    workos_authkit_domain: String,
+    mcp_base_url: String,
+    mcp_path: Option<String>,
+    workos_redirect_path: Option<String>,
+    workos_required_scopes: Option<String>,
+    workos_timeout_seconds: Option<String>,
+    workos_allowed_client_redirect_uris: Option<String>,
+    workos_allowed_client_redirect_schemes: Option<String>,
+    mcp_auth_access_token_ttl_seconds: Option<String>,
+    mcp_auth_refresh_token_ttl_seconds: Option<String>,
+    mcp_auth_userinfo_cache_seconds: Option<String>,
+    mcp_auth_token_cache_seconds: Option<String>,
+}
+
+/// Validated settings of proxy mode.
+#[derive(Debug, Clone)]
+pub(crate) struct ProxySettings {
+    pub client_id: String,
+    pub client_secret: crate::store::Secret,
+    /// AuthKit's issuer (no trailing slash).
+    pub authkit: String,
+    /// Our issuer: the base URL without trailing slash.
+    pub issuer: String,
+    pub base_url: Url,
+    pub mcp_path: String,
+    pub resource_url: String,
+    pub resource: Url,
+    pub redirect_path: String,
+    pub required_scopes: Vec<String>,
+    /// Scopes asked from AuthKit (always includes `openid` and `offline_access`).
+    pub upstream_scopes: Vec<String>,
+    pub timeout: Duration,
+    pub redirect_policy: RedirectUriPolicy,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    pub userinfo_cache_ttl: Duration,
+    pub token_cache_ttl: Duration,
+    pub consent_required: bool,
+}
+
+impl ProxySettings {
+    /// `{origin}{path}` for an endpoint of ours.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+}
+
+/// Builder of a [`WorkOsProvider`](super::WorkOsProvider). Client id and secret, AuthKit
+/// domain and public base URL are required; everything else has a secure default.
+#[must_use]
+#[derive(Debug, Clone)]
+pub struct WorkOsProviderBuilder {
+    from_env: bool,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    authkit_domain: Option<String>,
+    base_url: Option<String>,
+    mcp_path: String,
+    redirect_path: String,
+    required_scopes: Vec<String>,
+    timeout: Duration,
+    allowed_redirect_patterns: Option<Vec<String>>,
+    private_schemes: Vec<String>,
+    access_token_ttl: Duration,
+    refresh_token_ttl: Duration,
+    userinfo_cache_ttl: Duration,
+    token_cache_ttl: Duration,
+    consent_required: bool,
+}
+
+impl Default for WorkOsProviderBuilder {
+    fn default() -> Self {
+        Self {
+            from_env: false,
+            client_id: None,
+            client_secret: None,
+            authkit_domain: None,
+            base_url: None,
+            mcp_path: "/mcp".to_owned(),
+            redirect_path: "/auth/callback".to_owned(),
+            required_scopes: Vec::new(),
+            timeout: Duration::from_secs(10),
+            allowed_redirect_patterns: None,
+            private_schemes: Vec::new(),
+            access_token_ttl: Duration::from_secs(3600),
+            refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            userinfo_cache_ttl: Duration::from_secs(30),
+            token_cache_ttl: Duration::from_secs(30),
+            consent_required: true,
+        }
+    }
+}
+
+fn seconds(name: &str, value: Option<String>) -> Result<Option<Duration>, ConfigError> {
+    non_blank(value)
+        .map(|v| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs)
+                .ok_or_else(|| ConfigError::invalid(name, "expected a positive number of seconds"))
+        })
+        .transpose()
+}
+
+impl WorkOsProviderBuilder {
+    /// Reads the process environment:
+    ///
+    /// | variable | meaning |
+    /// |---|---|
+    /// | `WORKOS_CLIENT_ID`, `WORKOS_CLIENT_SECRET` | required: the WorkOS Connect OAuth application |
+    /// | `WORKOS_AUTHKIT_DOMAIN` | required: `tenant.authkit.app` or a URL |
+    /// | `MCP_BASE_URL` | required: public URL of this server; also our OAuth issuer |
+    /// | `MCP_PATH` | path of the MCP endpoint, default `/mcp` |
+    /// | `WORKOS_REDIRECT_PATH` | our callback path registered in WorkOS, default `/auth/callback` |
+    /// | `WORKOS_REQUIRED_SCOPES` | scopes every token carries and clients may ask for |
+    /// | `WORKOS_TIMEOUT_SECONDS` | timeout of calls to AuthKit, default 10 |
+    /// | `WORKOS_ALLOWED_CLIENT_REDIRECT_URIS` | optional patterns client redirect URIs must match |
+    /// | `WORKOS_ALLOWED_CLIENT_REDIRECT_SCHEMES` | private-use schemes clients may register (e.g. `cursor`) |
+    /// | `MCP_AUTH_ACCESS_TOKEN_TTL_SECONDS` | lifetime of our access tokens, default 3600 |
+    /// | `MCP_AUTH_REFRESH_TOKEN_TTL_SECONDS` | lifetime of our refresh tokens, default 30 days |
+    /// | `MCP_AUTH_USERINFO_CACHE_SECONDS` | how long an upstream session check is trusted, default 30 |
+    /// | `MCP_AUTH_TOKEN_CACHE_SECONDS` | how long a verified access token is cached in-process, default 30 |
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// Like [`from_env`](Self::from_env), from an explicit list of variables (for tests).
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Self, ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: Into<String>,
+        V: Into<String>,
+    {
+        let env: WorkOsEnv = load_env(vars)?;
+        let mut b = Self {
+            from_env: true,
+            ..Self::default()
+        }
+        .client_id(required("WORKOS_CLIENT_ID", env.workos_client_id)?)
+        .client_secret(required("WORKOS_CLIENT_SECRET", env.workos_client_secret)?)
+        .authkit_domain(required(
+            "WORKOS_AUTHKIT_DOMAIN",
+            env.workos_authkit_domain,
+        )?)
+        .base_url(required("MCP_BASE_URL", env.mcp_base_url)?);
+        if let Some(path) = env.mcp_path {
+            b = b.mcp_path(path);
+        }
+        if let Some(path) = non_blank(env.workos_redirect_path) {
+            b = b.redirect_path(path);
+        }
+        if let Some(scopes) = non_blank(env.workos_required_scopes) {
+            b = b.required_scopes(parse_scope_list(&scopes));
+        }
+        if let Some(t) = seconds("WORKOS_TIMEOUT_SECONDS", env.workos_timeout_seconds)? {
+            b = b.timeout(t);
+        }
+        if let Some(patterns) = non_blank(env.workos_allowed_client_redirect_uris) {
+            b = b.allowed_client_redirect_uris(parse_scope_list(&patterns));
+        }
+        if let Some(schemes) = non_blank(env.workos_allowed_client_redirect_schemes) {
+            b = b.allowed_client_redirect_schemes(parse_scope_list(&schemes));
+        }
+        let ttl = |name, value| seconds(name, value);
+        if let Some(t) = ttl(
+            "MCP_AUTH_ACCESS_TOKEN_TTL_SECONDS",
+            env.mcp_auth_access_token_ttl_seconds,
+        )? {
+            b = b.access_token_ttl(t);
+        }
+        if let Some(t) = ttl(
+            "MCP_AUTH_REFRESH_TOKEN_TTL_SECONDS",
+            env.mcp_auth_refresh_token_ttl_seconds,
+        )? {
+            b = b.refresh_token_ttl(t);
+        }
+        if let Some(t) = ttl(
+            "MCP_AUTH_USERINFO_CACHE_SECONDS",
+            env.mcp_auth_userinfo_cache_seconds,
+        )? {
+            b = b.userinfo_cache_ttl(t);
+        }
+        if let Some(t) = ttl(
+            "MCP_AUTH_TOKEN_CACHE_SECONDS",
+            env.mcp_auth_token_cache_seconds,
+        )? {
+            b = b.token_cache_ttl(t);
+        }
+        Ok(b)
+    }
+
+    /// The WorkOS Connect application's client id.
+    pub fn client_id(mut self, id: impl Into<String>) -> Self {
+        self.client_id = Some(id.into());
+        self
+    }
+
+    /// The WorkOS Connect application's client secret.
+    pub fn client_secret(mut self, secret: impl Into<String>) -> Self {
+        self.client_secret = Some(secret.into());
+        self
+    }
+
+    /// The AuthKit domain.
+    pub fn authkit_domain(mut self, domain: impl Into<String>) -> Self {
+        self.authkit_domain = Some(domain.into());
+        self
+    }
+
+    /// Public URL of this server; also the OAuth issuer MCP clients see.
+    pub fn base_url(mut self, url: impl Into<String>) -> Self {
+        self.base_url = Some(url.into());
+        self
+    }
+
+    /// Path of the MCP endpoint (default `/mcp`).
+    pub fn mcp_path(mut self, path: impl Into<String>) -> Self {
+        self.mcp_path = path.into();
+        self
+    }
+
+    /// Our callback path, registered as redirect URI of the WorkOS application (default
+    /// `/auth/callback`).
+    pub fn redirect_path(mut self, path: impl Into<String>) -> Self {
+        self.redirect_path = path.into();
+        self
+    }
+
+    /// Scopes every token carries and clients may request.
+    pub fn required_scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.required_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Timeout of each call to AuthKit (default 10 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Patterns client redirect URIs must match (see
+    /// [`RedirectPattern`](crate::oauth::redirect_uri::RedirectPattern)).
+    pub fn allowed_client_redirect_uris<I, S>(mut self, patterns: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_redirect_patterns = Some(patterns.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Private-use URI schemes clients may register (`cursor`, `vscode`...).
+    pub fn allowed_client_redirect_schemes<I, S>(mut self, schemes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.private_schemes = schemes
+            .into_iter()
+            .map(|s| s.into().to_ascii_lowercase())
+            .collect();
+        self
+    }
+
+    /// Lifetime of the access tokens we issue (default 1 h).
+    pub fn access_token_ttl(mut self, ttl: Duration) -> Self {
+        self.access_token_ttl = ttl;
+        self
+    }
+
+    /// Lifetime of the refresh tokens we issue (default 30 days).
+    pub fn refresh_token_ttl(mut self, ttl: Duration) -> Self {
+        self.refresh_token_ttl = ttl;
+        self
+    }
+
+    /// How long a successful upstream session check (userinfo) is trusted (default 30 s): the
+    /// longest time a session ended at AuthKit keeps working here.
+    pub fn userinfo_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.userinfo_cache_ttl = ttl;
+        self
+    }
+
+    /// How long a verified access token is cached in-process (default 30 s): the longest time a
+    /// token revoked on another replica keeps working on this one.
+    pub fn token_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.token_cache_ttl = ttl;
+        self
+    }
+
+    /// Whether users must approve each client on our consent page (default `true`). Turning it
+    /// off re-opens the confused-deputy attack the page prevents; only for first-party setups.
+    pub fn dangerously_skip_consent(mut self) -> Self {
+        self.consent_required = false;
+        self
+    }
+
+    fn name(&self, env: &'static str, method: &'static str) -> &'static str {
+        if self.from_env { env } else { method }
+    }
+
+    pub(crate) fn settings(self) -> Result<ProxySettings, ConfigError> {
+        let missing = |n: &str| ConfigError::Missing(n.to_owned());
+        let client_id = self
+            .client_id
+            .clone()
+            .ok_or_else(|| missing(self.name("WORKOS_CLIENT_ID", "client_id")))?;
+        let client_secret = self
+            .client_secret
+            .clone()
+            .ok_or_else(|| missing(self.name("WORKOS_CLIENT_SECRET", "client_secret")))?;
+        let domain_name = self.name("WORKOS_AUTHKIT_DOMAIN", "authkit_domain");
+        let domain = self
+            .authkit_domain
+            .as_deref()
+            .ok_or_else(|| missing(domain_name))?;
+        let authkit_url = normalize_public_url(domain_name, domain, true)?;
+        if !matches!(authkit_url.path(), "" | "/") {
+            return Err(ConfigError::invalid(domain_name, "must not have a path"));
+        }
+        let base_name = self.name("MCP_BASE_URL", "base_url");
+        let base = self.base_url.as_deref().ok_or_else(|| missing(base_name))?;
+        let base_url = normalize_public_url(base_name, base, false)?;
+        if !matches!(base_url.path(), "" | "/") {
+            // Our OAuth endpoints live at the host root (RFC 8414 issuer without path keeps
+            // every client's discovery simple).
+            return Err(ConfigError::invalid(
+                base_name,
+                "proxy mode needs a base URL without path (serve it at the host root)",
+            ));
+        }
+        let issuer = url_without_trailing_slash(&base_url);
+        let mcp_path = normalize_mcp_path(self.name("MCP_PATH", "mcp_path"), &self.mcp_path)?;
+        let redirect_name = self.name("WORKOS_REDIRECT_PATH", "redirect_path");
+        let redirect_path = normalize_mcp_path(redirect_name, &self.redirect_path)?;
+        if redirect_path.is_empty() {
+            return Err(ConfigError::invalid(redirect_name, "must not be empty"));
+        }
+        let resource_url = format!("{issuer}{mcp_path}");
+        let resource = Url::parse(&resource_url)
+            .map_err(|e| ConfigError::invalid(self.name("MCP_PATH", "mcp_path"), e.to_string()))?;
+        let patterns_name = self.name(
+            "WORKOS_ALLOWED_CLIENT_REDIRECT_URIS",
+            "allowed_client_redirect_uris",
+        );
+        let patterns = self
+            .allowed_redirect_patterns
+            .as_ref()
+            .map(|list| {
+                list.iter()
+                    .map(|p| {
+                        RedirectPattern::parse(p).ok_or_else(|| {
+                            ConfigError::invalid(
+                                patterns_name,
+                                format!("`{p}` is not a valid pattern"),
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?;
+        let mut upstream_scopes: Vec<String> = ["openid", "profile", "email", "offline_access"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for scope in &self.required_scopes {
+            if !upstream_scopes.contains(scope) {
+                upstream_scopes.push(scope.clone());
+            }
+        }
+        Ok(ProxySettings {
+            client_id,
+            client_secret: client_secret.into(),
+            authkit: url_without_trailing_slash(&authkit_url),
+            issuer,
+            base_url,
+            mcp_path,
+            resource_url,
+            resource,
+            redirect_path,
+            required_scopes: self.required_scopes,
+            upstream_scopes,
+            timeout: self.timeout,
+            redirect_policy: RedirectUriPolicy {
+                patterns,
+                private_schemes: self.private_schemes,
+            },
+            access_token_ttl: self.access_token_ttl,
+            refresh_token_ttl: self.refresh_token_ttl,
+            userinfo_cache_ttl: self.userinfo_cache_ttl,
+            token_cache_ttl: self.token_cache_ttl,
+            consent_required: self.consent_required,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(extra: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+        [
+            ("WORKOS_CLIENT_ID", "client_123"),
+            ("WORKOS_CLIENT_SECRET", "sk_test"),
+            ("WORKOS_AUTHKIT_DOMAIN", "tenant.authkit.app"),
+            ("MCP_BASE_URL", "https://mcp.example.com/"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn defaults_from_env() {
+        let s = WorkOsProviderBuilder::from_vars(env(&[]))
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert_eq!(s.issuer, "https://mcp.example.com");
+        assert_eq!(s.resource_url, "https://mcp.example.com/mcp");
+        assert_eq!(s.authkit, "https://tenant.authkit.app");
+        assert_eq!(s.redirect_path, "/auth/callback");
+        assert!(s.upstream_scopes.contains(&"offline_access".to_owned()));
+        assert!(s.consent_required);
+        assert!(
+            !format!("{s:?}").contains("sk_test"),
+            "the secret never prints"
+        );
+    }
+
+    #[test]
+    fn errors_name_the_variable() {
+        let mut vars = env(&[]);
+        vars.remove("WORKOS_CLIENT_SECRET");
+        assert_eq!(
+            WorkOsProviderBuilder::from_vars(vars)
+                .err()
+                .unwrap()
+                .to_string(),
+            "WORKOS_CLIENT_SECRET is not set"
+        );
+        for (var, value) in [
+            ("WORKOS_TIMEOUT_SECONDS", "x"),
+            ("MCP_AUTH_ACCESS_TOKEN_TTL_SECONDS", "0"),
+        ] {
+            let err = WorkOsProviderBuilder::from_vars(env(&[(var, value)]))
+                .err()
+                .unwrap();
+            assert!(err.to_string().starts_with(var), "{err}");
+        }
+        let err = WorkOsProviderBuilder::from_vars(env(&[(
+            "WORKOS_ALLOWED_CLIENT_REDIRECT_URIS",
+            "https://a*b.example/cb",
+        )]))
+        .unwrap()
+        .settings()
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("WORKOS_ALLOWED_CLIENT_REDIRECT_URIS"),
+            "{err}"
+        );
+        let err =
+            WorkOsProviderBuilder::from_vars(env(&[("MCP_BASE_URL", "https://h.example/api")]))
+                .unwrap()
+                .settings()
+                .unwrap_err();
+        assert!(err.to_string().starts_with("MCP_BASE_URL"), "{err}");
+    }
+}

@@ -1,0 +1,293 @@
+//! The bearer check of proxy mode: our opaque access tokens, backed by a live AuthKit session.
+//!
+//! 1. The token must have our access-token shape (`mcp_at_` + 43 characters): anything else,
+//!    AuthKit's own tokens included, is refused without a lookup (no token passthrough).
+//! 2. The in-process cache (keyed by SHA-256 of the token; entries live at most
+//!    `token_cache_ttl`, never past the token's expiry) answers the hot path.
+//! 3. Otherwise the database: the token and its grant must be unexpired and unrevoked, and the
+//!    grant bound to this resource.
+//! 4. The upstream session must still be alive: AuthKit's userinfo endpoint answers for the
+//!    grant's AuthKit access token, at most once per grant per `userinfo_cache_ttl`. An expired
+//!    AuthKit access token is refreshed first (and stored with a compare-and-swap so replicas do
+//!    not overwrite each other). AuthKit refusing the session revokes the grant here too;
+//!    AuthKit being unreachable is a 503, never a 401.
+
+use std::sync::Arc;
+
+use moka::sync::Cache;
+use serde_json::{Map, Value};
+
+use crate::{
+    Authenticated,
+    clock::unix_now,
+    oauth::tokens::{ACCESS_TOKEN_PREFIX, has_shape},
+    providers::ProxySettings,
+    store::{Grant, Store, TokenHash, UpstreamTokens, UpstreamUpdate},
+    upstream::{self, TokenCallError, UserinfoError},
+    verify::{LocalBoxFuture, TokenVerifier, VerifiedTokenCache, VerifyError, cache::digest},
+};
+
+/// Refresh AuthKit's access token this long before it expires.
+const UPSTREAM_EXPIRY_MARGIN_SECS: i64 = 10;
+/// Number of in-process locks serializing upstream refreshes (per grant, by hash).
+const REFRESH_LOCKS: usize = 64;
+
+/// Verifies our access tokens; shared by every worker.
+#[derive(Clone)]
+pub(crate) struct ProxyVerifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    settings: ProxySettings,
+    store: Store,
+    tokens: VerifiedTokenCache,
+    /// Grants whose upstream session was confirmed recently.
+    live_sessions: Cache<String, ()>,
+    refresh_locks: Vec<tokio::sync::Mutex<()>>,
+}
+
+impl ProxyVerifier {
+    pub(crate) fn new(settings: ProxySettings, store: Store) -> Self {
+        let token_ttl = settings.token_cache_ttl.min(settings.userinfo_cache_ttl);
+        Self {
+            inner: Arc::new(Inner {
+                tokens: VerifiedTokenCache::new(100_000, token_ttl),
+                live_sessions: Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(settings.userinfo_cache_ttl)
+                    .build(),
+                refresh_locks: (0..REFRESH_LOCKS)
+                    .map(|_| tokio::sync::Mutex::new(()))
+                    .collect(),
+                settings,
+                store,
+            }),
+        }
+    }
+
+    /// Forgets a revoked token (this replica sees the revocation at once).
+    pub(crate) fn forget(&self, token: &str) {
+        self.inner.tokens.remove(&digest(token));
+    }
+
+    /// Forgets every cached token and the session state of a revoked grant.
+    pub(crate) fn forget_grant(&self, grant_id: &str) {
+        self.inner.tokens.remove_grant(grant_id);
+        self.inner.live_sessions.invalidate(grant_id);
+    }
+
+    /// The verified-token cache.
+    pub(crate) fn cache(&self) -> &VerifiedTokenCache {
+        &self.inner.tokens
+    }
+
+    async fn verify_token(&self, token: &str) -> Result<Authenticated, VerifyError> {
+        if !has_shape(token, ACCESS_TOKEN_PREFIX) {
+            return Err(VerifyError::Invalid("unknown token"));
+        }
+        let key = digest(token);
+        if let Some(hit) = self.inner.tokens.get(&key) {
+            return Ok(hit);
+        }
+        let found = self
+            .inner
+            .store
+            .lookup_access_token(&TokenHash::of(token))
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "token lookup failed");
+                VerifyError::Unavailable
+            })?
+            .ok_or(VerifyError::Invalid("unknown, expired or revoked token"))?;
+        let ours = crate::oauth::resource::canonical(&self.inner.settings.resource);
+        if found.grant.resource.as_deref().is_some_and(|r| r != ours) {
+            return Err(VerifyError::Invalid("token not issued for this resource"));
+        }
+        let profile = self.ensure_session(found.grant).await?;
+        let grant_id = found.token.grant_id.clone();
+        let expires_at = u64::try_from(found.token.expires_at).ok();
+        let caller = Authenticated::new(
+            profile.subject,
+            Some(found.token.client_id),
+            found.token.scopes,
+            expires_at,
+            profile.claims,
+        );
+        self.inner
+            .tokens
+            .insert_for_grant(key, caller.clone(), &grant_id);
+        Ok(caller)
+    }
+
+    /// Confirms the grant's AuthKit session (cached per grant) and returns the user.
+    async fn ensure_session(&self, grant: Grant) -> Result<User, VerifyError> {
+        if self.inner.live_sessions.contains_key(&grant.grant_id) {
+            return Ok(User::from_grant(&grant, None));
+        }
+        let mut grant = grant;
+        let mut refreshed = false;
+        loop {
+            if upstream_expired(&grant.upstream) && !refreshed {
+                grant = self.refresh_upstream(grant).await?;
+                refreshed = true;
+            }
+            let settings = &self.inner.settings;
+            match upstream::userinfo(
+                &format!("{}/oauth2/userinfo", settings.authkit),
+                grant.upstream.access_token.expose(),
+                settings.timeout,
+            )
+            .await
+            {
+                Ok(profile) => {
+                    self.inner.live_sessions.insert(grant.grant_id.clone(), ());
+                    return Ok(User::from_grant(&grant, Some(profile)));
+                }
+                // AuthKit's access token may have been revoked early: try one refresh.
+                Err(UserinfoError::Unauthorized)
+                    if !refreshed && grant.upstream.refresh_token.is_some() =>
+                {
+                    grant = self.refresh_upstream(grant).await?;
+                    refreshed = true;
+                }
+                Err(UserinfoError::Unauthorized) => {
+                    self.end_grant(&grant.grant_id).await;
+                    return Err(VerifyError::Invalid(
+                        "session ended at the identity provider",
+                    ));
+                }
+                Err(UserinfoError::Transient(error)) => {
+                    tracing::warn!(%error, "AuthKit userinfo unavailable");
+                    return Err(VerifyError::Unavailable);
+                }
+            }
+        }
+    }
+
+    /// Refreshes AuthKit's tokens of `grant`, once per grant at a time in this process, and
+    /// stores them with a compare-and-swap. Returns the grant with usable upstream tokens.
+    async fn refresh_upstream(&self, grant: Grant) -> Result<Grant, VerifyError> {
+        let lock = &self.inner.refresh_locks[lock_index(&grant.grant_id)];
+        let _guard = lock.lock().await;
+        // Another request (or replica) may have refreshed while we waited.
+        let seen_version = grant.upstream_version;
+        let grant = self.reload(&grant.grant_id).await?;
+        if grant.upstream_version != seen_version {
+            return Ok(grant);
+        }
+        let Some(refresh_token) = grant.upstream.refresh_token.clone() else {
+            self.end_grant(&grant.grant_id).await;
+            return Err(VerifyError::Invalid(
+                "session expired at the identity provider",
+            ));
+        };
+        let settings = &self.inner.settings;
+        let answer = upstream::request_tokens(
+            &format!("{}/oauth2/token", settings.authkit),
+            &settings.client_id,
+            settings.client_secret.expose(),
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token.expose()),
+            ],
+            settings.timeout,
+        )
+        .await;
+        match answer {
+            Ok(answer) => {
+                let tokens = UpstreamTokens {
+                    refresh_token: answer.tokens.refresh_token.or(Some(refresh_token)),
+                    ..answer.tokens
+                };
+                match self
+                    .inner
+                    .store
+                    .update_upstream_tokens(&grant.grant_id, grant.upstream_version, &tokens)
+                    .await
+                    .map_err(|_| VerifyError::Unavailable)?
+                {
+                    UpstreamUpdate::Updated { version } => Ok(Grant {
+                        upstream: tokens,
+                        upstream_version: version,
+                        ..grant
+                    }),
+                    // Another replica stored newer tokens first: use those.
+                    _ => self.reload(&grant.grant_id).await,
+                }
+            }
+            Err(TokenCallError::Rejected(code)) => {
+                // Another replica may have used the (single-use) refresh token first.
+                let current = self.reload(&grant.grant_id).await?;
+                if current.upstream_version != grant.upstream_version {
+                    return Ok(current);
+                }
+                tracing::info!(upstream_error = %code, "AuthKit refused the refresh; ending the grant");
+                self.end_grant(&grant.grant_id).await;
+                Err(VerifyError::Invalid(
+                    "session ended at the identity provider",
+                ))
+            }
+            Err(TokenCallError::Transient(error)) => {
+                tracing::warn!(%error, "AuthKit refresh unavailable");
+                Err(VerifyError::Unavailable)
+            }
+        }
+    }
+
+    async fn reload(&self, grant_id: &str) -> Result<Grant, VerifyError> {
+        self.inner
+            .store
+            .get_grant(grant_id)
+            .await
+            .map_err(|_| VerifyError::Unavailable)?
+            .ok_or(VerifyError::Invalid("the authorization was revoked"))
+    }
+
+    async fn end_grant(&self, grant_id: &str) {
+        if let Err(error) = self.inner.store.revoke_grant(grant_id).await {
+            tracing::warn!(%error, "could not revoke a grant whose session ended");
+        }
+        self.forget_grant(grant_id);
+    }
+}
+
+impl TokenVerifier for ProxyVerifier {
+    fn verify<'a>(
+        &'a self,
+        token: &'a str,
+    ) -> LocalBoxFuture<'a, Result<Authenticated, VerifyError>> {
+        Box::pin(self.verify_token(token))
+    }
+}
+
+/// The user behind a grant, as handlers see it.
+struct User {
+    subject: String,
+    claims: Map<String, Value>,
+}
+
+impl User {
+    /// Claims: the profile AuthKit gave (fresh one if we just asked, else the stored one).
+    fn from_grant(grant: &Grant, fresh: Option<Map<String, Value>>) -> Self {
+        let mut claims = fresh
+            .or_else(|| grant.profile.as_ref().and_then(|p| p.as_object().cloned()))
+            .unwrap_or_default();
+        // The subject is the grant's, whatever the profile says.
+        claims.insert("sub".to_owned(), Value::String(grant.subject.clone()));
+        Self {
+            subject: grant.subject.clone(),
+            claims,
+        }
+    }
+}
+
+fn upstream_expired(tokens: &UpstreamTokens) -> bool {
+    tokens
+        .expires_at
+        .is_some_and(|exp| exp <= unix_now() + UPSTREAM_EXPIRY_MARGIN_SECS)
+}
+
+fn lock_index(grant_id: &str) -> usize {
+    usize::from(digest(grant_id)[0]) % REFRESH_LOCKS
+}

@@ -1,0 +1,238 @@
+//! `GET {redirect_path}` (default `/auth/callback`): AuthKit sends the user back here.
+//!
+//! Checks, in order: AuthKit's `iss` if present (mix-up defence, RFC 9207); the pending request
+//! exists and this browser started it (binding cookie) and approved it; then the request is
+//! consumed atomically, so a callback is honoured once even across replicas. AuthKit's code is
+//! exchanged server-side with our client secret and PKCE verifier; AuthKit's tokens are sealed
+//! into a new grant, and the MCP client receives *our* code, with its `state` and our `iss`.
+
+use actix_web::{HttpRequest, HttpResponse};
+
+use super::{
+    ProxyState, State, cookies, error_redirect, form::Params, html, redirect_with, store_error,
+};
+use crate::{
+    clock::unix_now,
+    error::{OAuthError, OAuthErrorCode},
+    oauth::tokens::{CODE_PREFIX, generate, random_value},
+    store::{AuthorizationCode, Grant, PendingAuthorization, TokenHash},
+    upstream::{self, TokenCallError, UserinfoError},
+};
+
+/// Lifetime of the codes we hand to MCP clients.
+const CODE_TTL_SECS: i64 = 5 * 60;
+
+/// `GET /auth/callback`.
+pub(crate) async fn callback(req: HttpRequest, state: State) -> HttpResponse {
+    let params = match Params::parse(req.query_string().as_bytes()) {
+        Ok(p) => p,
+        Err(e) => return html::error_page(400, &e.description()),
+    };
+    if let Some(iss) = params.get("iss")
+        && iss != state.settings.authkit
+    {
+        return html::error_page(400, "The login answer came from an unexpected issuer.");
+    }
+    let Some(txn_id) = params.get("state") else {
+        return html::error_page(400, "Missing authorization state.");
+    };
+    let pending = match claim_pending(&req, &state, txn_id).await {
+        Ok(p) => p,
+        Err(page) => return page,
+    };
+    let secure = state.settings.base_url.scheme() == "https";
+    let mut response = finish(&state, &pending, &params).await;
+    let _ = response.add_cookie(&cookies::expired_binding(secure, txn_id));
+    response
+}
+
+/// The pending request, checked against this browser, then consumed.
+async fn claim_pending(
+    req: &HttpRequest,
+    state: &ProxyState,
+    txn_id: &str,
+) -> Result<PendingAuthorization, HttpResponse> {
+    let page_for = |e: crate::store::StoreError| {
+        let e = store_error(e);
+        html::error_page(e.code().status_for_page(), &e.description())
+    };
+    let pending = match state.store.get_pending(txn_id).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return Err(html::error_page(
+                400,
+                "Invalid or expired authorization request.",
+            ));
+        }
+        Err(e) => return Err(page_for(e)),
+    };
+    let secure = state.settings.base_url.scheme() == "https";
+    let secret = cookies::binding_secret(req, secure, txn_id);
+    if !cookies::binding_matches(secret.as_deref(), pending.browser_binding.as_ref()) {
+        return Err(html::error_page(
+            403,
+            "This login was started in another browser. Start again from your application.",
+        ));
+    }
+    if pending.consented_at.is_none() {
+        return Err(html::error_page(
+            403,
+            "This authorization request was not approved.",
+        ));
+    }
+    match state.store.consume_pending(txn_id).await {
+        Ok(Some(p)) => Ok(p),
+        Ok(None) => Err(html::error_page(400, "This login was already completed.")),
+        Err(e) => Err(page_for(e)),
+    }
+}
+
+/// Everything after the request is ours: errors go back to the client's redirect URI.
+async fn finish(
+    state: &ProxyState,
+    pending: &PendingAuthorization,
+    params: &Params,
+) -> HttpResponse {
+    let back = |error: OAuthError| {
+        error_redirect(
+            state,
+            &pending.redirect_uri,
+            pending.client_state.as_deref(),
+            &error,
+        )
+    };
+    if let Some(error) = params.get("error") {
+        // Relay AuthKit's verdict with a code from our own list, never its free text.
+        let code = if error == "access_denied" {
+            OAuthErrorCode::AccessDenied
+        } else if error == "temporarily_unavailable" {
+            OAuthErrorCode::TemporarilyUnavailable
+        } else {
+            OAuthErrorCode::ServerError
+        };
+        return back(OAuthError::new(
+            code,
+            "the identity provider did not complete the login",
+        ));
+    }
+    let Some(upstream_code) = params.get("code") else {
+        return back(OAuthError::new(
+            OAuthErrorCode::ServerError,
+            "the identity provider sent no code",
+        ));
+    };
+    let grant = match exchange(state, pending, upstream_code).await {
+        Ok(grant) => grant,
+        Err(error) => return back(error),
+    };
+    let code = generate(CODE_PREFIX);
+    let now = unix_now();
+    let record = AuthorizationCode {
+        code_hash: TokenHash::of(&code),
+        grant_id: grant.grant_id.clone(),
+        client_id: pending.client_id.clone(),
+        redirect_uri: pending.redirect_uri.clone(),
+        code_challenge: pending.code_challenge.clone(),
+        scopes: pending.scopes.clone(),
+        resource: pending.resource.clone(),
+        created_at: now,
+        expires_at: now + CODE_TTL_SECS,
+        used_at: None,
+    };
+    if let Err(e) = state.store.create_grant(&grant, &record).await {
+        return back(store_error(e));
+    }
+    redirect_with(
+        &pending.redirect_uri,
+        &[
+            ("code", &code),
+            ("state", pending.client_state.as_deref().unwrap_or_default()),
+            ("iss", &state.settings.issuer),
+        ],
+    )
+}
+
+/// Redeems AuthKit's code and reads the user's profile; returns the grant to store.
+async fn exchange(
+    state: &ProxyState,
+    pending: &PendingAuthorization,
+    upstream_code: &str,
+) -> Result<Grant, OAuthError> {
+    let settings = &state.settings;
+    let callback = settings.endpoint(&settings.redirect_path);
+    let answer = upstream::request_tokens(
+        &format!("{}/oauth2/token", settings.authkit),
+        &settings.client_id,
+        settings.client_secret.expose(),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", upstream_code),
+            ("redirect_uri", &callback),
+            ("code_verifier", pending.upstream_verifier.expose()),
+        ],
+        settings.timeout,
+    )
+    .await
+    .map_err(|e| match e {
+        TokenCallError::Rejected(code) => {
+            tracing::warn!(upstream_error = %code, "AuthKit refused the code exchange");
+            OAuthError::new(
+                OAuthErrorCode::ServerError,
+                "the identity provider refused the login",
+            )
+        }
+        TokenCallError::Transient(error) => {
+            tracing::warn!(%error, "AuthKit code exchange failed");
+            unavailable()
+        }
+    })?;
+    let profile = upstream::userinfo(
+        &format!("{}/oauth2/userinfo", settings.authkit),
+        answer.tokens.access_token.expose(),
+        settings.timeout,
+    )
+    .await
+    .map_err(|e| match e {
+        UserinfoError::Unauthorized => OAuthError::new(
+            OAuthErrorCode::ServerError,
+            "the identity provider refused the login",
+        ),
+        UserinfoError::Transient(error) => {
+            tracing::warn!(%error, "AuthKit userinfo failed");
+            unavailable()
+        }
+    })?;
+    let subject = profile
+        .get("sub")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| {
+            OAuthError::new(
+                OAuthErrorCode::ServerError,
+                "the identity provider sent no user",
+            )
+        })?
+        .to_owned();
+    let now = unix_now();
+    Ok(Grant {
+        grant_id: random_value(),
+        subject,
+        client_id: pending.client_id.clone(),
+        scopes: pending.scopes.clone(),
+        resource: pending.resource.clone(),
+        upstream: answer.tokens,
+        upstream_version: 0,
+        profile: Some(serde_json::Value::Object(profile)),
+        created_at: now,
+        expires_at: now
+            + i64::try_from(settings.refresh_token_ttl.as_secs()).unwrap_or(i64::MAX / 2),
+        revoked_at: None,
+    })
+}
+
+fn unavailable() -> OAuthError {
+    OAuthError::new(
+        OAuthErrorCode::TemporarilyUnavailable,
+        "the identity provider is unavailable; try again",
+    )
+}

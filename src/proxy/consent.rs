@@ -1,0 +1,207 @@
+//! `GET|POST /consent`: our own consent page.
+//!
+//! Why it exists: AuthKit remembers that a user approved *our* Connect application and will not
+//! ask again, but every MCP client that registers with us is a different party. Without this
+//! page, a malicious client could get a code for a user who once logged in elsewhere, without
+//! the user noticing (the confused-deputy attack of the MCP security best practices).
+//!
+//! The page names the client, shows where the code will go and what it may do. The form carries
+//! a CSRF token derived from the request's browser-binding cookie; the approval is recorded with
+//! one atomic statement, so a form submitted twice (or to two replicas) counts once.
+
+use actix_web::{HttpRequest, HttpResponse, web::Bytes};
+
+use super::{
+    ProxyState, State, cookies, error_redirect, form::Params, html, redirect_with, store_error,
+};
+use crate::{
+    error::{OAuthError, OAuthErrorCode},
+    oauth::pkce::{S256, s256_challenge},
+    store::{PendingAuthorization, TokenHash},
+};
+
+/// The AuthKit authorization URL for a pending request: our client id and callback, our own
+/// PKCE pair, the transaction id as `state`, a nonce (AuthKit requires one).
+pub(crate) fn upstream_redirect(
+    state: &ProxyState,
+    pending: &PendingAuthorization,
+) -> HttpResponse {
+    let settings = &state.settings;
+    let callback = settings.endpoint(&settings.redirect_path);
+    let challenge = s256_challenge(pending.upstream_verifier.expose());
+    let scope = settings.upstream_scopes.join(" ");
+    redirect_with(
+        &format!("{}/oauth2/authorize", settings.authkit),
+        &[
+            ("response_type", "code"),
+            ("client_id", &settings.client_id),
+            ("redirect_uri", &callback),
+            ("scope", &scope),
+            ("state", &pending.txn_id),
+            (
+                "nonce",
+                pending.upstream_nonce.as_deref().unwrap_or_default(),
+            ),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", S256),
+        ],
+    )
+}
+
+/// The pending request of `txn_id`, if this browser started it.
+async fn pending_for_browser(
+    req: &HttpRequest,
+    state: &ProxyState,
+    txn_id: Option<&str>,
+) -> Result<(PendingAuthorization, String), HttpResponse> {
+    let Some(txn_id) = txn_id else {
+        return Err(html::error_page(
+            400,
+            "Invalid or expired authorization request.",
+        ));
+    };
+    let pending = match state.store.get_pending(txn_id).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return Err(html::error_page(
+                400,
+                "Invalid or expired authorization request.",
+            ));
+        }
+        Err(e) => {
+            let e = store_error(e);
+            return Err(html::error_page(
+                e.code().status_for_page(),
+                &e.description(),
+            ));
+        }
+    };
+    let secure = state.settings.base_url.scheme() == "https";
+    let secret = cookies::binding_secret(req, secure, txn_id);
+    if !cookies::binding_matches(secret.as_deref(), pending.browser_binding.as_ref()) {
+        return Err(html::error_page(
+            403,
+            "This authorization request was started in another browser or has expired.",
+        ));
+    }
+    Ok((pending, secret.unwrap_or_default()))
+}
+
+/// `GET /consent?txn_id=…`: the page.
+pub(crate) async fn show(req: HttpRequest, state: State) -> HttpResponse {
+    let params = Params::parse(req.query_string().as_bytes()).unwrap_or_default();
+    let (pending, secret) = match pending_for_browser(&req, &state, params.get("txn_id")).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    if pending.consented_at.is_some() {
+        return html::error_page(400, "This authorization request was already approved.");
+    }
+    let client = match state.store.get_client(&pending.client_id).await {
+        Ok(Some(client)) => client,
+        Ok(None) => return html::error_page(400, "This client is no longer registered."),
+        Err(e) => {
+            let e = store_error(e);
+            return html::error_page(e.code().status_for_page(), &e.description());
+        }
+    };
+    let csrf = cookies::consent_token(&secret, &pending.txn_id);
+    let name = client
+        .client_name
+        .as_deref()
+        .unwrap_or("An unnamed application");
+    let scopes = if pending.scopes.is_empty() {
+        "<li>Basic access</li>".to_owned()
+    } else {
+        pending
+            .scopes
+            .iter()
+            .map(|s| format!("<li><code>{}</code></li>", html::escape(s)))
+            .collect()
+    };
+    let body = format!(
+        "<h1>Allow access?</h1>\
+         <p><strong>{name}</strong> (client id <code>{client_id}</code>) wants to use \
+         <code>{resource}</code> on your behalf.</p>\
+         <p>After you sign in, you will be sent back to <code>{redirect}</code>.</p>\
+         <p>It asks for:</p><ul>{scopes}</ul>\
+         <p>Only continue if you started this connection yourself.</p>\
+         <form method=\"post\" action=\"/consent\">\
+         <input type=\"hidden\" name=\"txn_id\" value=\"{txn}\">\
+         <input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
+         <button type=\"submit\" name=\"action\" value=\"approve\">Allow</button>\
+         <button type=\"submit\" name=\"action\" value=\"deny\">Deny</button></form>",
+        name = html::escape(name),
+        client_id = html::escape(&client.client_id),
+        resource = html::escape(
+            pending
+                .resource
+                .as_deref()
+                .unwrap_or(&state.settings.resource_url)
+        ),
+        redirect = html::escape(&pending.redirect_uri),
+        txn = html::escape(&pending.txn_id),
+        csrf = html::escape(&csrf),
+    );
+    html::page(200, "Allow access?", &body)
+}
+
+/// `POST /consent`: the user's decision.
+pub(crate) async fn decide(req: HttpRequest, state: State, body: Bytes) -> HttpResponse {
+    let params = match Params::parse(&body) {
+        Ok(p) => p,
+        Err(e) => return html::error_page(400, &e.description()),
+    };
+    let (pending, secret) = match pending_for_browser(&req, &state, params.get("txn_id")).await {
+        Ok(found) => found,
+        Err(page) => return page,
+    };
+    let expected = cookies::consent_token(&secret, &pending.txn_id);
+    let sent = params.get("csrf_token").unwrap_or_default();
+    // Compare digests: equal-length values, no early exit on the secret-derived token.
+    if TokenHash::of(sent) != TokenHash::of(&expected) {
+        return html::error_page(400, "Invalid or expired consent form.");
+    }
+    match params.get("action") {
+        Some("approve") => {
+            match state
+                .store
+                .approve_pending(&pending.txn_id, &TokenHash::of(&expected))
+                .await
+            {
+                Ok(Some(approved)) => upstream_redirect(&state, &approved),
+                Ok(None) => {
+                    html::error_page(400, "This consent form was already used or has expired.")
+                }
+                Err(e) => {
+                    let e = store_error(e);
+                    html::error_page(e.code().status_for_page(), &e.description())
+                }
+            }
+        }
+        Some("deny") => deny(&state, &pending).await,
+        _ => html::error_page(400, "Invalid action."),
+    }
+}
+
+async fn deny(state: &ProxyState, pending: &PendingAuthorization) -> HttpResponse {
+    // Consume the request so the denied login cannot be resumed.
+    match state.store.consume_pending(&pending.txn_id).await {
+        Ok(Some(p)) => {
+            let secure = state.settings.base_url.scheme() == "https";
+            let mut res = error_redirect(
+                state,
+                &p.redirect_uri,
+                p.client_state.as_deref(),
+                &OAuthError::new(OAuthErrorCode::AccessDenied, "the user denied access"),
+            );
+            let _ = res.add_cookie(&cookies::expired_binding(secure, &p.txn_id));
+            res
+        }
+        Ok(None) => html::error_page(400, "Invalid or expired authorization request."),
+        Err(e) => {
+            let e = store_error(e);
+            html::error_page(e.code().status_for_page(), &e.description())
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! Proxy mode's OAuth endpoints: thin actix handlers that parse requests, apply the rules of
+//! [`crate::oauth`], read and write the [`Store`](crate::store::Store), and render answers.
+//!
+//! ```text
+//! MCP client ──/register──▶ us                          (RFC 7591, public or confidential)
+//! MCP client ──/authorize─▶ us ──▶ /consent (our page) ──▶ AuthKit /oauth2/authorize
+//! AuthKit ──/auth/callback─▶ us: exchange AuthKit's code with our client secret, keep AuthKit's
+//!                               tokens sealed in the grant, send the client *our* code
+//! MCP client ──/token─────▶ us: our opaque tokens (`mcp_at_…`, `mcp_rt_…`), bound to the resource
+//! MCP client ──/revoke────▶ us (RFC 7009)
+//! ```
+
+mod authorize;
+pub(crate) mod bearer;
+mod callback;
+mod client_auth;
+mod consent;
+mod cookies;
+mod form;
+mod html;
+mod register;
+mod revoke;
+mod token;
+
+use std::sync::Arc;
+
+use actix_web::{
+    HttpResponse,
+    dev::{AppService, HttpServiceFactory},
+    guard,
+    http::{Method, header},
+    web::{self, Bytes},
+};
+use url::Url;
+
+use crate::{
+    error::{OAuthError, OAuthErrorCode},
+    metadata::{public_json, public_preflight},
+    providers::ProxySettings,
+    store::{Store, StoreError},
+};
+
+/// Everything the handlers share; one per provider, behind an `Arc`.
+pub(crate) struct ProxyState {
+    pub settings: ProxySettings,
+    pub store: Store,
+    pub as_metadata: Bytes,
+    pub resource_metadata: Bytes,
+    pub resource_metadata_path: String,
+    pub bearer: bearer::ProxyVerifier,
+}
+
+pub(crate) type State = web::Data<Arc<ProxyState>>;
+
+/// A store failure as an OAuth error: 503 when retrying may help, 500 otherwise. Never shows
+/// the database error to the client.
+pub(crate) fn store_error(error: StoreError) -> OAuthError {
+    if error.is_transient() {
+        tracing::warn!(%error, "database unavailable");
+        OAuthError::new(
+            OAuthErrorCode::TemporarilyUnavailable,
+            "the service is temporarily unavailable; retry later",
+        )
+    } else {
+        tracing::error!(%error, "database error");
+        OAuthError::new(OAuthErrorCode::ServerError, "internal error")
+    }
+}
+
+/// A 302 to `uri` with `params` added to its query (an existing parameter of the same name is
+/// replaced, so a client URI can never smuggle a second `code` or `iss`).
+pub(crate) fn redirect_with(uri: &str, params: &[(&str, &str)]) -> HttpResponse {
+    let location = match Url::parse(uri) {
+        Ok(mut url) => {
+            let kept: Vec<(String, String)> = url
+                .query_pairs()
+                .filter(|(k, _)| !params.iter().any(|(name, _)| name == k))
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            {
+                let mut query = url.query_pairs_mut();
+                query.clear();
+                query.extend_pairs(kept);
+                query.extend_pairs(params.iter().filter(|(_, v)| !v.is_empty()));
+            }
+            url.to_string()
+        }
+        // Only validated URIs reach this point; fail closed anyway.
+        Err(_) => return html::error_page(400, "Invalid redirect URI"),
+    };
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+/// An authorization error sent back to the client's (validated) redirect URI, with its `state`
+/// and our `iss` (RFC 6749 §4.1.2.1, RFC 9207).
+pub(crate) fn error_redirect(
+    state: &ProxyState,
+    redirect_uri: &str,
+    client_state: Option<&str>,
+    error: &OAuthError,
+) -> HttpResponse {
+    let description = error.description();
+    redirect_with(
+        redirect_uri,
+        &[
+            ("error", error.code().as_str()),
+            ("error_description", &description),
+            ("state", client_state.unwrap_or_default()),
+            ("iss", &state.settings.issuer),
+        ],
+    )
+}
+
+/// The routes of a [`WorkOsProvider`](crate::WorkOsProvider); register with `App::service`.
+///
+/// Resources are registered one by one at the host root (never a catch-all scope), so the
+/// application's own routes stay reachable.
+pub struct ProxyRoutes {
+    pub(crate) state: Arc<ProxyState>,
+}
+
+fn get_or_head() -> actix_web::Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+fn preflight() -> actix_web::Route {
+    web::method(Method::OPTIONS).to(|| async { public_preflight() })
+}
+
+impl HttpServiceFactory for ProxyRoutes {
+    fn register(self, config: &mut AppService) {
+        let data = web::Data::new(self.state.clone());
+        let settings = &self.state.settings;
+        // Form and JSON bodies of OAuth requests are small; refuse anything larger early.
+        let limit = web::PayloadConfig::new(64 * 1024);
+
+        let metadata = self.state.as_metadata.clone();
+        web::resource("/.well-known/oauth-authorization-server")
+            .route(get_or_head().to(move || {
+                let body = metadata.clone();
+                async move { public_json(body, std::time::Duration::from_secs(3600)) }
+            }))
+            .route(preflight())
+            .register(config);
+
+        let mut prm_paths = vec![self.state.resource_metadata_path.clone()];
+        if prm_paths[0] != "/.well-known/oauth-protected-resource" {
+            prm_paths.push("/.well-known/oauth-protected-resource".to_owned());
+        }
+        for path in prm_paths {
+            let body = self.state.resource_metadata.clone();
+            web::resource(path)
+                .route(get_or_head().to(move || {
+                    let body = body.clone();
+                    async move { public_json(body, std::time::Duration::from_secs(3600)) }
+                }))
+                .route(preflight())
+                .register(config);
+        }
+
+        web::resource("/register")
+            .app_data(data.clone())
+            .app_data(limit.clone())
+            .route(web::post().to(register::register))
+            .route(preflight())
+            .register(config);
+        // No CORS on the authorization endpoint (RFC 9700 §2.6).
+        web::resource("/authorize")
+            .app_data(data.clone())
+            .app_data(limit.clone())
+            .route(web::get().to(authorize::authorize_get))
+            .route(web::post().to(authorize::authorize_post))
+            .register(config);
+        web::resource("/consent")
+            .app_data(data.clone())
+            .app_data(limit.clone())
+            .route(web::get().to(consent::show))
+            .route(web::post().to(consent::decide))
+            .register(config);
+        web::resource(settings.redirect_path.clone())
+            .app_data(data.clone())
+            .route(web::get().to(callback::callback))
+            .register(config);
+        web::resource("/token")
+            .app_data(data.clone())
+            .app_data(limit.clone())
+            .route(web::post().to(token::token))
+            .route(preflight())
+            .register(config);
+        web::resource("/revoke")
+            .app_data(data)
+            .app_data(limit)
+            .route(web::post().to(revoke::revoke))
+            .route(preflight())
+            .register(config);
+    }
+}

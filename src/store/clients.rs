@@ -1,0 +1,151 @@
+//! Registered MCP clients (`mcp_auth_clients`).
+//!
+//! Clients registered through open dynamic registration are never told when to go away, so each
+//! row carries an `expires_at`: unused registrations expire, and creating a grant extends the
+//! client's expiry to the grant's so a client never disappears under a live session (deleting a
+//! client cascades to its grants, tokens, pending authorizations and consents).
+
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError, TokenHash, col, from_json, now, to_json};
+
+/// A registered MCP client.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ClientRecord {
+    /// The client id we issued (or the client's metadata-document URL).
+    pub client_id: String,
+    /// SHA-256 of the client secret, for confidential clients.
+    pub client_secret_hash: Option<TokenHash>,
+    /// Human-readable name shown on the consent page.
+    pub client_name: Option<String>,
+    /// Registered redirect URIs (stored as a JSON array).
+    pub redirect_uris: Vec<String>,
+    /// Registered grant types (stored as a JSON array).
+    pub grant_types: Vec<String>,
+    /// `none`, `client_secret_post` or `client_secret_basic`.
+    pub token_endpoint_auth_method: String,
+    /// Space-separated scopes the client registered, if any.
+    pub scope: Option<String>,
+    /// Other registered metadata (a JSON object), echoed back on registration reads.
+    pub metadata: Option<serde_json::Value>,
+    /// Registration time (unix seconds).
+    pub created_at: i64,
+    /// Last time the client was used (unix seconds).
+    pub last_used_at: i64,
+    /// When an unused registration may be deleted (unix seconds).
+    pub expires_at: i64,
+}
+
+/// The columns [`ClientRecord::from_row`] reads, as a literal for `concat!`.
+macro_rules! client_columns {
+    () => {
+        "client_id, client_secret_hash, client_name, redirect_uris, grant_types, \
+         token_endpoint_auth_method, scope, metadata, created_at, last_used_at, expires_at"
+    };
+}
+
+impl ClientRecord {
+    fn from_row(row: &AnyRow, op: &'static str) -> Result<Self, StoreError> {
+        let secret: Option<String> = col(row, "client_secret_hash", op)?;
+        let metadata: Option<String> = col(row, "metadata", op)?;
+        Ok(Self {
+            client_id: col(row, "client_id", op)?,
+            client_secret_hash: secret
+                .map(|h| {
+                    TokenHash::from_hex(&h).ok_or_else(|| {
+                        StoreError::corrupt(op, "client_secret_hash is not a digest")
+                    })
+                })
+                .transpose()?,
+            client_name: col(row, "client_name", op)?,
+            redirect_uris: from_json(
+                &col::<String>(row, "redirect_uris", op)?,
+                op,
+                "redirect_uris",
+            )?,
+            grant_types: from_json(&col::<String>(row, "grant_types", op)?, op, "grant_types")?,
+            token_endpoint_auth_method: col(row, "token_endpoint_auth_method", op)?,
+            scope: col(row, "scope", op)?,
+            metadata: metadata
+                .map(|m| from_json(&m, op, "metadata"))
+                .transpose()?,
+            created_at: col(row, "created_at", op)?,
+            last_used_at: col(row, "last_used_at", op)?,
+            expires_at: col(row, "expires_at", op)?,
+        })
+    }
+}
+
+impl Store {
+    /// Stores a new client. A `client_id` that already exists is a
+    /// [`StoreError::Constraint`].
+    pub async fn register_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
+        const OP: &str = "register_client";
+        sqlx::query(concat!(
+            "INSERT INTO mcp_auth_clients (",
+            client_columns!(),
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        ))
+        .bind(&client.client_id)
+        .bind(client.client_secret_hash.as_ref().map(TokenHash::as_str))
+        .bind(client.client_name.as_deref())
+        .bind(to_json(&client.redirect_uris))
+        .bind(to_json(&client.grant_types))
+        .bind(&client.token_endpoint_auth_method)
+        .bind(client.scope.as_deref())
+        .bind(client.metadata.as_ref().map(to_json))
+        .bind(client.created_at)
+        .bind(client.last_used_at)
+        .bind(client.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(OP, e))?;
+        Ok(())
+    }
+
+    /// The client with this id, unless it is unknown or expired.
+    pub async fn get_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+        const OP: &str = "get_client";
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            client_columns!(),
+            " FROM mcp_auth_clients WHERE client_id = $1 AND expires_at > $2"
+        ))
+        .bind(client_id)
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(OP, e))?;
+        row.map(|r| ClientRecord::from_row(&r, OP)).transpose()
+    }
+
+    /// Records a use of the client: `last_used_at` = now, and `expires_at` pushed to at least
+    /// `keep_until`. Returns `false` when the client is unknown or expired.
+    pub async fn touch_client(&self, client_id: &str, keep_until: i64) -> Result<bool, StoreError> {
+        const OP: &str = "touch_client";
+        let now = now();
+        let done = sqlx::query(
+            "UPDATE mcp_auth_clients SET last_used_at = $2, \
+             expires_at = CASE WHEN expires_at < $3 THEN $3 ELSE expires_at END \
+             WHERE client_id = $1 AND expires_at > $2",
+        )
+        .bind(client_id)
+        .bind(now)
+        .bind(keep_until)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(OP, e))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes the client and, by cascade, everything issued to it. Returns whether it existed.
+    pub async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+        const OP: &str = "delete_client";
+        let done = sqlx::query("DELETE FROM mcp_auth_clients WHERE client_id = $1")
+            .bind(client_id)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| StoreError::from_sqlx(OP, e))?;
+        Ok(done.rows_affected() == 1)
+    }
+}

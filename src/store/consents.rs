@@ -1,0 +1,99 @@
+//! Remembered consent (`mcp_auth_consents`): who approved which MCP client, so the consent page
+//! can be skipped next time.
+//!
+//! "Who" is whatever the caller can identify when it decides to show the page: at `/authorize`
+//! the user is not known yet, so it is typically the hash of a browser-binding cookie; after the
+//! callback it can be the user's subject. One approval per (who, client); remembering again
+//! replaces it. The single-use consent CSRF token lives on the pending authorization instead
+//! (see [`Store::approve_pending`]).
+
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError, col, join_scopes, now, split_scopes};
+
+/// A remembered approval.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsentApproval {
+    /// Who approved: a user subject or a browser-binding hash.
+    pub subject: String,
+    /// The approved MCP client.
+    pub client_id: String,
+    /// The approved scopes; a request for more must ask again.
+    pub scopes: Vec<String>,
+    /// The approved resource, if the request named one.
+    pub resource: Option<String>,
+    /// When the approval was given (unix seconds).
+    pub created_at: i64,
+    /// When it must be asked again (unix seconds).
+    pub expires_at: i64,
+}
+
+impl ConsentApproval {
+    fn from_row(row: &AnyRow, op: &'static str) -> Result<Self, StoreError> {
+        Ok(Self {
+            subject: col(row, "subject", op)?,
+            client_id: col(row, "client_id", op)?,
+            scopes: split_scopes(&col::<String>(row, "scopes", op)?),
+            resource: col(row, "resource", op)?,
+            created_at: col(row, "created_at", op)?,
+            expires_at: col(row, "expires_at", op)?,
+        })
+    }
+}
+
+impl Store {
+    /// Remembers an approval, replacing an earlier one for the same subject and client.
+    pub async fn remember_consent(&self, approval: &ConsentApproval) -> Result<(), StoreError> {
+        const OP: &str = "remember_consent";
+        sqlx::query(
+            "INSERT INTO mcp_auth_consents (subject, client_id, scopes, resource, created_at, \
+             expires_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (subject, client_id) DO UPDATE SET scopes = excluded.scopes, \
+             resource = excluded.resource, created_at = excluded.created_at, \
+             expires_at = excluded.expires_at",
+        )
+        .bind(&approval.subject)
+        .bind(&approval.client_id)
+        .bind(join_scopes(&approval.scopes))
+        .bind(approval.resource.as_deref())
+        .bind(approval.created_at)
+        .bind(approval.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(OP, e))?;
+        Ok(())
+    }
+
+    /// The unexpired approval of `client_id` by `subject`, if any.
+    pub async fn find_consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+    ) -> Result<Option<ConsentApproval>, StoreError> {
+        const OP: &str = "find_consent";
+        let row = sqlx::query(
+            "SELECT subject, client_id, scopes, resource, created_at, expires_at \
+             FROM mcp_auth_consents WHERE subject = $1 AND client_id = $2 AND expires_at > $3",
+        )
+        .bind(subject)
+        .bind(client_id)
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(OP, e))?;
+        row.map(|r| ConsentApproval::from_row(&r, OP)).transpose()
+    }
+
+    /// Forgets an approval. Returns whether there was one.
+    pub async fn forget_consent(&self, subject: &str, client_id: &str) -> Result<bool, StoreError> {
+        const OP: &str = "forget_consent";
+        let done =
+            sqlx::query("DELETE FROM mcp_auth_consents WHERE subject = $1 AND client_id = $2")
+                .bind(subject)
+                .bind(client_id)
+                .execute(&self.pool)
+                .await
+                .map_err(|e| StoreError::from_sqlx(OP, e))?;
+        Ok(done.rows_affected() == 1)
+    }
+}

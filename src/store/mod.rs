@@ -1,0 +1,415 @@
+//! Persistent OAuth state shared by every replica: [`Store`] over a sqlx `AnyPool`, on
+//! PostgreSQL or SQLite, with one SQL text for both engines.
+//!
+//! # Model
+//!
+//! | table | record | key | lifetime |
+//! |---|---|---|---|
+//! | `mcp_auth_clients` | [`ClientRecord`] | `client_id` | extended to cover every grant made for it |
+//! | `mcp_auth_pending` | [`PendingAuthorization`] | `txn_id` | minutes; consumed at the upstream callback |
+//! | `mcp_auth_consents` | [`ConsentApproval`] | `(subject, client_id)` | remembered approvals |
+//! | `mcp_auth_grants` | [`Grant`] | `grant_id` | the user's session with one client |
+//! | `mcp_auth_codes` | [`AuthorizationCode`] | `code_hash` | minutes; single use |
+//! | `mcp_auth_tokens` | [`IssuedToken`] | `token_hash` | capped at the grant's expiry |
+//!
+//! Codes and tokens are stored as SHA-256 digests ([`TokenHash`]); upstream tokens and the
+//! upstream PKCE verifier are sealed with AES-256-GCM by the store's [`Keyring`] (see
+//! [`crypto`]). Records hand them over as [`Secret`]s; sealing and opening happen inside the store.
+//!
+//! # Atomicity
+//!
+//! No operation relies on an in-process lock, so any replica can serve any step:
+//!
+//! * single-use items are consumed by one statement: `DELETE … RETURNING` (pending
+//!   authorizations) or `UPDATE … WHERE used_at IS NULL … RETURNING` (codes, consent tokens). Of
+//!   two concurrent consumers exactly one gets the row; a consumed code stays behind so a second
+//!   redemption is reported as [`CodeConsumed::Replayed`] and the caller can revoke the grant;
+//! * refresh rotation is a compare-and-swap on `rotated_at IS NULL` followed by the insert of the
+//!   new pair, in one database transaction ([`Rotation`]);
+//! * multi-row changes (grant + code, token pair, revocation) run in one database transaction;
+//! * upstream token refresh is a compare-and-swap on a version counter ([`UpstreamUpdate`]).
+//!
+//! Every transaction starts with its write. On SQLite a deferred transaction that reads first and
+//! writes later cannot wait for the write lock (it fails with `SQLITE_BUSY` at once); starting with
+//! the write lets the busy timeout do its job. PostgreSQL runs at READ COMMITTED, where a blocked
+//! `UPDATE` re-checks its `WHERE` clause once the other transaction commits, which is exactly the
+//! compare-and-swap we need.
+//!
+//! # Expiry
+//!
+//! Every row has `expires_at` (unix seconds). Reads ignore expired rows; [`Store::purge_expired`]
+//! and the sweeper ([`Store::spawn_sweeper`]) delete them in small batches. Tokens never outlive
+//! their grant: the store caps their expiry at the grant's.
+//!
+//! # Engines
+//!
+//! * `postgres://user:pass@host/db`: a pool of `max_connections` connections.
+//! * `sqlite://path/to/file.db`: the file is created when missing (unless the URL sets `mode=`),
+//!   switched to WAL, with a busy timeout and foreign keys on, so several processes can share it.
+//!   `sqlite::memory:` gives every pooled connection its own database: use a file, even in tests.
+//!
+//! The Any driver needs the default drivers installed; [`Store::connect`] calls
+//! `sqlx::any::install_default_drivers()` (idempotent). An application that installed a custom
+//! driver list through `sqlx::any::install_drivers` must include PostgreSQL and SQLite in it.
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use futures_util::future::BoxFuture;
+use sqlx::{
+    AnyPool, AssertSqlSafe, Row as _,
+    any::{AnyPoolOptions, AnyRow},
+};
+
+mod clients;
+mod codes;
+mod consents;
+pub mod crypto;
+mod error;
+mod grants;
+mod migrate;
+mod pending;
+mod sweeper;
+mod tokens;
+
+pub use self::{
+    clients::ClientRecord,
+    codes::{AuthorizationCode, CodeConsumed},
+    consents::ConsentApproval,
+    crypto::{EncryptionKey, Keyring, Secret, TokenHash},
+    error::StoreError,
+    grants::{Grant, UpstreamTokens, UpstreamUpdate},
+    migrate::{MIGRATIONS_TABLE, migrator},
+    pending::PendingAuthorization,
+    sweeper::{PurgeReport, SweeperHandle},
+    tokens::{AccessGrant, IssuedToken, IssuedTokens, NewTokens, Rotation, TokenKind},
+};
+
+/// The database engine behind a [`Store`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Engine {
+    /// PostgreSQL (`postgres://`, `postgresql://`).
+    Postgres,
+    /// SQLite (`sqlite:`).
+    Sqlite,
+}
+
+impl Engine {
+    fn from_url(url: &str) -> Option<Self> {
+        let scheme = url.split_once(':')?.0.to_ascii_lowercase();
+        match scheme.as_str() {
+            "postgres" | "postgresql" => Some(Self::Postgres),
+            "sqlite" => Some(Self::Sqlite),
+            _ => None,
+        }
+    }
+}
+
+/// Pool and engine settings of a [`Store`]. `StoreOptions::default()` suits most servers.
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct StoreOptions {
+    max_connections: u32,
+    acquire_timeout: Duration,
+    busy_timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl StoreOptions {
+    /// Most connections the pool opens (default 10).
+    pub fn max_connections(mut self, max: u32) -> Self {
+        self.max_connections = max.max(1);
+        self
+    }
+
+    /// How long an operation waits for a free connection before failing with a transient
+    /// error (default 5 s).
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+
+    /// SQLite only: how long a statement waits for another process's write lock before
+    /// failing with a transient error (default 5 s).
+    pub fn busy_timeout(mut self, timeout: Duration) -> Self {
+        self.busy_timeout = timeout;
+        self
+    }
+}
+
+/// The OAuth state of proxy mode, in PostgreSQL or SQLite, shared by every replica.
+///
+/// Cheap to clone (the pool and keyring are shared); every future it returns is `Send`.
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    keys: Arc<Keyring>,
+    engine: Engine,
+}
+
+impl std::fmt::Debug for Store {
+    // Never print the URL: it may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("engine", &self.engine)
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Connects to `url` (`postgres://…` or `sqlite://…`) with default options. Run
+    /// [`Store::migrate`] (or `sqlx migrate run`) before the first operation.
+    pub async fn connect(url: &str, keys: Keyring) -> Result<Self, StoreError> {
+        Self::connect_with(url, keys, StoreOptions::default()).await
+    }
+
+    /// Connects to `url` with explicit pool options.
+    pub async fn connect_with(
+        url: &str,
+        keys: Keyring,
+        options: StoreOptions,
+    ) -> Result<Self, StoreError> {
+        const OP: &str = "connect";
+        sqlx::any::install_default_drivers();
+        let engine = Engine::from_url(url).ok_or(StoreError::Invalid {
+            op: OP,
+            reason: "the database URL must start with postgres://, postgresql:// or sqlite:",
+        })?;
+        let url = match engine {
+            Engine::Sqlite => sqlite_create_if_missing(url),
+            Engine::Postgres => url.to_owned(),
+        };
+        let busy_ms = options.busy_timeout.as_millis();
+        let pool = AnyPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .after_connect(
+                move |conn, _meta| -> BoxFuture<'_, Result<(), sqlx::Error>> {
+                    Box::pin(async move {
+                        if conn.backend_name().eq_ignore_ascii_case("sqlite") {
+                            prepare_sqlite_connection(conn, busy_ms).await?;
+                        }
+                        Ok(())
+                    })
+                },
+            )
+            .connect(&url)
+            .await
+            .map_err(|e| StoreError::from_sqlx(OP, e))?;
+        if engine == Engine::Sqlite {
+            enable_wal(&pool).await?;
+        }
+        Ok(Self {
+            pool,
+            keys: Arc::new(keys),
+            engine,
+        })
+    }
+
+    /// Applies the library's migrations (bookkeeping table `_mcp_auth_migrations`). Idempotent
+    /// and safe when several replicas call it at once.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        // PostgreSQL serializes concurrent migrators with an advisory lock; SQLite has none, so
+        // two replicas may both try to apply a version. The loser's transaction rolls back on the
+        // bookkeeping table's primary key; running again then finds the version applied (and
+        // checks its checksum).
+        let mut attempts = 0;
+        loop {
+            match migrator().run(&self.pool).await {
+                Err(e) if attempts < 3 && lost_migration_race(&e) => attempts += 1,
+                result => return result.map_err(StoreError::from_migrate),
+            }
+        }
+    }
+
+    /// The engine behind this store.
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// The connection pool, for health checks and tests. The `mcp_auth_*` tables belong to the
+    /// store: change them only through it.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// The keyring sealing upstream secrets.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keys
+    }
+
+    /// Closes the pool, waiting for checked-out connections to come back.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Whether a migration failed because another migrator recorded the same version first.
+fn lost_migration_race(err: &sqlx::migrate::MigrateError) -> bool {
+    use sqlx::migrate::MigrateError;
+    let (MigrateError::Execute(sqlx::Error::Database(db))
+    | MigrateError::ExecuteMigration(sqlx::Error::Database(db), _)) = err
+    else {
+        return false;
+    };
+    matches!(db.kind(), sqlx::error::ErrorKind::UniqueViolation)
+}
+
+/// `sqlite://file.db` → `sqlite://file.db?mode=rwc`, so a fresh deployment starts without a
+/// manual `sqlx database create`. A URL that says `mode=` keeps its choice.
+fn sqlite_create_if_missing(url: &str) -> String {
+    let query = url.split_once('?').map(|(_, q)| q).unwrap_or("");
+    if query.split('&').any(|p| p.starts_with("mode=")) {
+        return url.to_owned();
+    }
+    let separator = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{separator}mode=rwc")
+}
+
+/// Per-connection SQLite settings: they do not persist in the file.
+async fn prepare_sqlite_connection(
+    conn: &mut sqlx::AnyConnection,
+    busy_ms: u128,
+) -> Result<(), sqlx::Error> {
+    // The value is an integer we formatted, not user input.
+    sqlx::raw_sql(AssertSqlSafe(format!("PRAGMA busy_timeout = {busy_ms}")))
+        .execute(&mut *conn)
+        .await?;
+    // Cascading deletes of child rows need enforcement on every connection.
+    sqlx::raw_sql("PRAGMA foreign_keys = ON")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Switches the SQLite file to WAL (persistent, so once per file): readers no longer block the
+/// writer, which several processes sharing the file need. The switch needs a moment without
+/// other writers and cannot wait through the busy timeout, so it is retried briefly.
+async fn enable_wal(pool: &AnyPool) -> Result<(), StoreError> {
+    const OP: &str = "connect";
+    let mut attempt = 0;
+    loop {
+        let result = sqlx::query("PRAGMA journal_mode = WAL")
+            .fetch_optional(pool)
+            .await;
+        match result {
+            Ok(row) => {
+                let mode: Option<String> = row.and_then(|r| r.try_get(0).ok());
+                if !mode
+                    .as_deref()
+                    .is_some_and(|m| m.eq_ignore_ascii_case("wal"))
+                {
+                    // In-memory databases cannot use WAL; they are not shared anyway.
+                    tracing::debug!(mode = ?mode, "SQLite journal mode is not WAL");
+                }
+                return Ok(());
+            }
+            Err(e) => {
+                let err = StoreError::from_sqlx(OP, e);
+                attempt += 1;
+                if !err.is_transient() || attempt >= 50 {
+                    return Err(err);
+                }
+                tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+            }
+        }
+    }
+}
+
+/// Current unix time in seconds: the clock every expiry is compared with.
+pub(crate) fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// Reads column `name` of a row, mapping failures to [`StoreError`].
+pub(crate) fn col<T>(row: &AnyRow, name: &str, op: &'static str) -> Result<T, StoreError>
+where
+    T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+{
+    row.try_get(name).map_err(|e| StoreError::from_sqlx(op, e))
+}
+
+/// Scope lists are stored space-separated: RFC 6749 scope tokens cannot contain spaces.
+pub(crate) fn join_scopes(scopes: &[String]) -> String {
+    scopes.join(" ")
+}
+
+/// The inverse of [`join_scopes`].
+pub(crate) fn split_scopes(stored: &str) -> Vec<String> {
+    stored.split_whitespace().map(str::to_owned).collect()
+}
+
+/// A JSON text column into a value.
+pub(crate) fn from_json<T: serde::de::DeserializeOwned>(
+    text: &str,
+    op: &'static str,
+    column: &'static str,
+) -> Result<T, StoreError> {
+    serde_json::from_str(text)
+        .map_err(|_| StoreError::corrupt(op, format!("{column} is not valid JSON")))
+}
+
+/// A value into JSON text.
+pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
+    // Serializing strings, lists of strings and `serde_json::Value` cannot fail.
+    serde_json::to_string(value).expect("JSON serialization of plain data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_from_url() {
+        assert_eq!(
+            Engine::from_url("postgres://u@h/db"),
+            Some(Engine::Postgres)
+        );
+        assert_eq!(
+            Engine::from_url("postgresql://u@h/db"),
+            Some(Engine::Postgres)
+        );
+        assert_eq!(Engine::from_url("sqlite://x.db"), Some(Engine::Sqlite));
+        assert_eq!(Engine::from_url("sqlite::memory:"), Some(Engine::Sqlite));
+        assert_eq!(Engine::from_url("mysql://h/db"), None);
+    }
+
+    #[test]
+    fn sqlite_urls_create_the_file() {
+        assert_eq!(
+            sqlite_create_if_missing("sqlite://a.db"),
+            "sqlite://a.db?mode=rwc"
+        );
+        assert_eq!(
+            sqlite_create_if_missing("sqlite://a.db?cache=shared"),
+            "sqlite://a.db?cache=shared&mode=rwc"
+        );
+        assert_eq!(
+            sqlite_create_if_missing("sqlite://a.db?mode=ro"),
+            "sqlite://a.db?mode=ro"
+        );
+    }
+
+    #[test]
+    fn scopes_round_trip() {
+        let scopes = vec!["openid".to_owned(), "profile".to_owned()];
+        assert_eq!(split_scopes(&join_scopes(&scopes)), scopes);
+        assert!(split_scopes("").is_empty());
+    }
+}

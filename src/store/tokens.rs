@@ -1,0 +1,491 @@
+//! Access and refresh tokens we issued (`mcp_auth_tokens`), stored as SHA-256 digests.
+//!
+//! * Issuing ([`Store::issue_tokens`]) inserts the pair in one transaction, and only while the
+//!   grant is live; each token's expiry is capped at the grant's.
+//! * Rotation ([`Store::rotate_refresh_token`]) is a compare-and-swap: `UPDATE … SET rotated_at
+//!   = now WHERE rotated_at IS NULL …` on the old refresh token, then the insert of the new pair
+//!   (`parent_hash` = the old token), in one transaction. Of two concurrent rotations exactly one
+//!   changes the row; the other, and any later use of the old token, is reported as
+//!   [`Rotation::Replayed`] so the caller can revoke the grant (OAuth 2.1 §4.3.1: refresh token
+//!   reuse means it may have leaked).
+//! * The bearer check ([`Store::lookup_access_token`]) joins the grant, so a revoked or expired
+//!   grant disables its tokens without touching them.
+
+use std::{collections::HashSet, fmt};
+
+use sqlx::{AnyConnection, any::AnyRow};
+
+use super::{
+    Grant, Store, StoreError, TokenHash, col, grants::grant_columns_g, join_scopes, now,
+    split_scopes,
+};
+
+/// Access or refresh token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TokenKind {
+    /// An access token (`mcp_at_…`).
+    Access,
+    /// A refresh token (`mcp_rt_…`).
+    Refresh,
+}
+
+impl TokenKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Access => "access",
+            Self::Refresh => "refresh",
+        }
+    }
+
+    fn parse(value: &str) -> Option<Self> {
+        match value {
+            "access" => Some(Self::Access),
+            "refresh" => Some(Self::Refresh),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for TokenKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A token row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedToken {
+    /// SHA-256 of the token.
+    pub token_hash: TokenHash,
+    /// Access or refresh.
+    pub kind: TokenKind,
+    /// The grant it belongs to.
+    pub grant_id: String,
+    /// The MCP client it was issued to.
+    pub client_id: String,
+    /// Its scopes (a subset of the grant's).
+    pub scopes: Vec<String>,
+    /// The refresh token whose rotation produced it, if any.
+    pub parent_hash: Option<TokenHash>,
+    /// Issue time (unix seconds).
+    pub created_at: i64,
+    /// Expiry (unix seconds), never after the grant's.
+    pub expires_at: i64,
+    /// Refresh tokens: when it was exchanged for a new pair.
+    pub rotated_at: Option<i64>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<i64>,
+}
+
+/// Digests and lifetimes of a token pair about to be handed out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewTokens {
+    /// SHA-256 of the new access token.
+    pub access_hash: TokenHash,
+    /// Its requested expiry (capped at the grant's).
+    pub access_expires_at: i64,
+    /// SHA-256 of the new refresh token; required for rotation.
+    pub refresh_hash: Option<TokenHash>,
+    /// Its requested expiry (capped at the grant's); ignored without `refresh_hash`.
+    pub refresh_expires_at: i64,
+}
+
+/// What was issued: the values a token response needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct IssuedTokens {
+    /// The grant.
+    pub grant_id: String,
+    /// The MCP client.
+    pub client_id: String,
+    /// Scopes of the new tokens.
+    pub scopes: Vec<String>,
+    /// Expiry of the access token after capping (unix seconds).
+    pub access_expires_at: i64,
+    /// Expiry of the refresh token after capping, if one was issued.
+    pub refresh_expires_at: Option<i64>,
+}
+
+/// The outcome of [`Store::rotate_refresh_token`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// The old token is spent; the new pair is stored.
+    Rotated(IssuedTokens),
+    /// The token was already rotated: a concurrent rotation won, or an old token was replayed.
+    /// Revoke the grant.
+    Replayed {
+        /// The grant of the replayed token.
+        grant_id: String,
+    },
+    /// The requested scopes exceed the token's; nothing changed (the old token stays valid).
+    InvalidScope,
+    /// Unknown, expired or revoked token, a token of another client, or a dead grant.
+    NotFound,
+}
+
+/// A live access token and its live grant: what the bearer check needs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AccessGrant {
+    /// The token row.
+    pub token: IssuedToken,
+    /// Its grant, with the upstream tokens opened.
+    pub grant: Grant,
+}
+
+/// The token columns, as a literal for `concat!`.
+macro_rules! token_columns {
+    () => {
+        "token_hash, kind, grant_id, client_id, scopes, parent_hash, created_at, expires_at, \
+         rotated_at, revoked_at"
+    };
+}
+
+/// Column names as read back, either plain or with the `t_` alias used in joins.
+struct TokenNames([&'static str; 10]);
+
+const PLAIN: TokenNames = TokenNames([
+    "token_hash",
+    "kind",
+    "grant_id",
+    "client_id",
+    "scopes",
+    "parent_hash",
+    "created_at",
+    "expires_at",
+    "rotated_at",
+    "revoked_at",
+]);
+
+const ALIASED: TokenNames = TokenNames([
+    "t_token_hash",
+    "t_kind",
+    "t_grant_id",
+    "t_client_id",
+    "t_scopes",
+    "t_parent_hash",
+    "t_created_at",
+    "t_expires_at",
+    "t_rotated_at",
+    "t_revoked_at",
+]);
+
+fn digest(value: String, op: &'static str) -> Result<TokenHash, StoreError> {
+    TokenHash::from_hex(&value).ok_or_else(|| StoreError::corrupt(op, "token digest is malformed"))
+}
+
+impl IssuedToken {
+    fn from_row(row: &AnyRow, names: &TokenNames, op: &'static str) -> Result<Self, StoreError> {
+        let [
+            hash,
+            kind,
+            grant,
+            client,
+            scopes,
+            parent,
+            created,
+            expires,
+            rotated,
+            revoked,
+        ] = names.0;
+        let kind: String = col(row, kind, op)?;
+        let parent: Option<String> = col(row, parent, op)?;
+        Ok(Self {
+            token_hash: digest(col(row, hash, op)?, op)?,
+            kind: TokenKind::parse(&kind)
+                .ok_or_else(|| StoreError::corrupt(op, "unknown token kind"))?,
+            grant_id: col(row, grant, op)?,
+            client_id: col(row, client, op)?,
+            scopes: split_scopes(&col::<String>(row, scopes, op)?),
+            parent_hash: parent.map(|p| digest(p, op)).transpose()?,
+            created_at: col(row, created, op)?,
+            expires_at: col(row, expires, op)?,
+            rotated_at: col(row, rotated, op)?,
+            revoked_at: col(row, revoked, op)?,
+        })
+    }
+}
+
+/// One token row to insert under a live grant.
+struct TokenInsert<'a> {
+    hash: &'a TokenHash,
+    kind: TokenKind,
+    grant_id: &'a str,
+    scopes: &'a str,
+    parent: Option<&'a TokenHash>,
+    now: i64,
+    expires_at: i64,
+}
+
+/// Inserts a token if its grant is live, capping its expiry at the grant's. Returns the stored
+/// expiry and client id, or `None` when the grant is revoked, expired or unknown.
+async fn insert_token(
+    conn: &mut AnyConnection,
+    token: TokenInsert<'_>,
+) -> Result<Option<(i64, String)>, sqlx::Error> {
+    // INSERT … SELECT so the liveness check and the insert are one statement (and, on SQLite,
+    // a write from the start).
+    let row = sqlx::query(
+        "INSERT INTO mcp_auth_tokens (token_hash, kind, grant_id, client_id, scopes, \
+         parent_hash, created_at, expires_at) \
+         SELECT $1, $2, g.grant_id, g.client_id, $3, $4, $5, \
+         CASE WHEN $6 < g.expires_at THEN $6 ELSE g.expires_at END \
+         FROM mcp_auth_grants g \
+         WHERE g.grant_id = $7 AND g.revoked_at IS NULL AND g.expires_at > $5 \
+         RETURNING expires_at, client_id",
+    )
+    .bind(token.hash.as_str())
+    .bind(token.kind.as_str())
+    .bind(token.scopes)
+    .bind(token.parent.map(TokenHash::as_str))
+    .bind(token.now)
+    .bind(token.expires_at)
+    .bind(token.grant_id)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| {
+        use sqlx::Row as _;
+        Ok((r.try_get("expires_at")?, r.try_get("client_id")?))
+    })
+    .transpose()
+}
+
+/// Inserts the pair in `tokens` under `grant_id` inside the caller's transaction.
+async fn insert_pair(
+    conn: &mut AnyConnection,
+    grant_id: &str,
+    scopes: &[String],
+    tokens: &NewTokens,
+    parent: Option<&TokenHash>,
+    now: i64,
+) -> Result<Option<IssuedTokens>, sqlx::Error> {
+    let joined = join_scopes(scopes);
+    let access = TokenInsert {
+        hash: &tokens.access_hash,
+        kind: TokenKind::Access,
+        grant_id,
+        scopes: &joined,
+        parent,
+        now,
+        expires_at: tokens.access_expires_at,
+    };
+    let Some((access_expires_at, client_id)) = insert_token(&mut *conn, access).await? else {
+        return Ok(None);
+    };
+    let mut refresh_expires_at = None;
+    if let Some(hash) = &tokens.refresh_hash {
+        let refresh = TokenInsert {
+            hash,
+            kind: TokenKind::Refresh,
+            grant_id,
+            scopes: &joined,
+            parent,
+            now,
+            expires_at: tokens.refresh_expires_at,
+        };
+        // On PostgreSQL a revocation may commit between the two statements; then the whole
+        // pair is abandoned (the caller rolls back) rather than half-issued.
+        let Some((expires_at, _)) = insert_token(&mut *conn, refresh).await? else {
+            return Ok(None);
+        };
+        refresh_expires_at = Some(expires_at);
+    }
+    Ok(Some(IssuedTokens {
+        grant_id: grant_id.to_owned(),
+        client_id,
+        scopes: scopes.to_vec(),
+        access_expires_at,
+        refresh_expires_at,
+    }))
+}
+
+fn is_subset(requested: &[String], granted: &[String]) -> bool {
+    let granted: HashSet<&str> = granted.iter().map(String::as_str).collect();
+    requested.iter().all(|s| granted.contains(s.as_str()))
+}
+
+impl Store {
+    /// Stores a new access token (and refresh token, if given) under a live grant, in one
+    /// transaction, with `scopes`. `None` (and nothing stored) when the grant is unknown,
+    /// expired or revoked.
+    pub async fn issue_tokens(
+        &self,
+        grant_id: &str,
+        scopes: &[String],
+        tokens: &NewTokens,
+    ) -> Result<Option<IssuedTokens>, StoreError> {
+        const OP: &str = "issue_tokens";
+        let err = |e| StoreError::from_sqlx(OP, e);
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        let issued = insert_pair(&mut tx, grant_id, scopes, tokens, None, now())
+            .await
+            .map_err(err)?;
+        if issued.is_some() {
+            tx.commit().await.map_err(err)?;
+        }
+        Ok(issued)
+    }
+
+    /// Exchanges refresh token `old` (presented by `client_id`) for the pair in `new`, keeping the
+    /// old scopes or narrowing them to `requested_scopes`. See [`Rotation`] for the outcomes.
+    pub async fn rotate_refresh_token(
+        &self,
+        old: &TokenHash,
+        client_id: &str,
+        requested_scopes: Option<&[String]>,
+        new: &NewTokens,
+    ) -> Result<Rotation, StoreError> {
+        const OP: &str = "rotate_refresh_token";
+        if new.refresh_hash.is_none() {
+            return Err(StoreError::Invalid {
+                op: OP,
+                reason: "rotation needs a new refresh token",
+            });
+        }
+        let err = |e| StoreError::from_sqlx(OP, e);
+        let now = now();
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        // The compare-and-swap; it is also the transaction's first statement (see module docs).
+        let spent = sqlx::query(
+            "UPDATE mcp_auth_tokens SET rotated_at = $3 \
+             WHERE token_hash = $1 AND kind = 'refresh' AND client_id = $2 \
+             AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $3 \
+             RETURNING grant_id, scopes",
+        )
+        .bind(old.as_str())
+        .bind(client_id)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        let Some(spent) = spent else {
+            drop(tx);
+            return self.classify_failed_rotation(old, OP).await;
+        };
+        let grant_id: String = col(&spent, "grant_id", OP)?;
+        let granted = split_scopes(&col::<String>(&spent, "scopes", OP)?);
+        let scopes = match requested_scopes {
+            Some(requested) if !is_subset(requested, &granted) => {
+                return Ok(Rotation::InvalidScope);
+            }
+            Some(requested) => requested.to_vec(),
+            None => granted,
+        };
+        let issued = insert_pair(&mut tx, &grant_id, &scopes, new, Some(old), now)
+            .await
+            .map_err(err)?;
+        match issued {
+            Some(issued) => {
+                tx.commit().await.map_err(err)?;
+                Ok(Rotation::Rotated(issued))
+            }
+            // Dropping the transaction rolls the compare-and-swap back.
+            None => Ok(Rotation::NotFound),
+        }
+    }
+
+    /// Why a rotation's compare-and-swap matched nothing.
+    async fn classify_failed_rotation(
+        &self,
+        old: &TokenHash,
+        op: &'static str,
+    ) -> Result<Rotation, StoreError> {
+        let grant_id: Option<String> = sqlx::query_scalar(
+            "SELECT grant_id FROM mcp_auth_tokens \
+             WHERE token_hash = $1 AND kind = 'refresh' AND rotated_at IS NOT NULL",
+        )
+        .bind(old.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(op, e))?;
+        Ok(match grant_id {
+            Some(grant_id) => Rotation::Replayed { grant_id },
+            None => Rotation::NotFound,
+        })
+    }
+
+    /// The bearer check: the access token with this digest and its grant, if both are live
+    /// (unexpired, unrevoked).
+    pub async fn lookup_access_token(
+        &self,
+        token_hash: &TokenHash,
+    ) -> Result<Option<AccessGrant>, StoreError> {
+        const OP: &str = "lookup_access_token";
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            grant_columns_g!(),
+            ", t.token_hash AS t_token_hash, t.kind AS t_kind, t.grant_id AS t_grant_id, \
+             t.client_id AS t_client_id, t.scopes AS t_scopes, t.parent_hash AS t_parent_hash, \
+             t.created_at AS t_created_at, t.expires_at AS t_expires_at, \
+             t.rotated_at AS t_rotated_at, t.revoked_at AS t_revoked_at \
+             FROM mcp_auth_tokens t JOIN mcp_auth_grants g ON g.grant_id = t.grant_id \
+             WHERE t.token_hash = $1 AND t.kind = 'access' AND t.revoked_at IS NULL \
+             AND t.expires_at > $2 AND g.revoked_at IS NULL AND g.expires_at > $2"
+        ))
+        .bind(token_hash.as_str())
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(OP, e))?;
+        let Some(row) = row else { return Ok(None) };
+        Ok(Some(AccessGrant {
+            token: IssuedToken::from_row(&row, &ALIASED, OP)?,
+            grant: self.grant_from_row(&row, OP)?,
+        }))
+    }
+
+    /// The unexpired token with this digest, of either kind, revoked or not (for `/revoke`,
+    /// which must check the client before acting).
+    pub async fn find_token(
+        &self,
+        token_hash: &TokenHash,
+    ) -> Result<Option<IssuedToken>, StoreError> {
+        const OP: &str = "find_token";
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            token_columns!(),
+            " FROM mcp_auth_tokens WHERE token_hash = $1 AND expires_at > $2"
+        ))
+        .bind(token_hash.as_str())
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(OP, e))?;
+        row.map(|r| IssuedToken::from_row(&r, &PLAIN, OP))
+            .transpose()
+    }
+
+    /// Revokes one token. Returns `false` when it was unknown or already revoked. (To revoke a
+    /// refresh token together with everything derived from it, revoke its grant.)
+    pub async fn revoke_token(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
+        const OP: &str = "revoke_token";
+        let done = sqlx::query(
+            "UPDATE mcp_auth_tokens SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL",
+        )
+        .bind(token_hash.as_str())
+        .bind(now())
+        .execute(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(OP, e))?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_the_column_list() {
+        let listed: Vec<&str> = token_columns!().split(", ").map(str::trim).collect();
+        assert_eq!(listed, PLAIN.0);
+        let aliased: Vec<String> = PLAIN.0.iter().map(|c| format!("t_{c}")).collect();
+        assert_eq!(aliased, ALIASED.0);
+    }
+
+    #[test]
+    fn subset() {
+        let granted = vec!["a".to_owned(), "b".to_owned()];
+        assert!(is_subset(&["a".to_owned()], &granted));
+        assert!(is_subset(&[], &granted));
+        assert!(!is_subset(&["c".to_owned()], &granted));
+    }
+}

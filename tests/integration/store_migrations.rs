@@ -1,0 +1,239 @@
+//! The portable migrations: fresh database, idempotence, sqlx-cli and the embedded migrator on
+//! the same database, and coexistence with the application's own `_sqlx_migrations`.
+
+use std::{borrow::Cow, path::Path, process::Command};
+
+use actix_mcp_auth::store::{Keyring, MIGRATIONS_TABLE, Store, migrator};
+use sqlx::{
+    AnyPool, SqlSafeStr,
+    migrate::{Migration, MigrationType, Migrator},
+};
+
+use crate::store_support::{TestDb, count, seed_with_tokens, store_tests};
+
+store_tests!(
+    fresh_database,
+    applying_twice_is_a_no_op,
+    cli_then_embedded_migrator,
+    cli_with_explicit_config_from_elsewhere,
+    coexists_with_application_migrations,
+);
+
+const TABLES: [&str; 6] = [
+    "mcp_auth_clients",
+    "mcp_auth_pending",
+    "mcp_auth_consents",
+    "mcp_auth_grants",
+    "mcp_auth_codes",
+    "mcp_auth_tokens",
+];
+
+async fn connect(db: &TestDb) -> Store {
+    Store::connect(db.url(), Keyring::ephemeral())
+        .await
+        .expect("connect")
+}
+
+/// `(version, checksum)` rows of a bookkeeping table.
+async fn applied(pool: &AnyPool, table: &'static str) -> Vec<(i64, Vec<u8>)> {
+    let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT version, checksum FROM {table} ORDER BY version"
+    )))
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    rows
+}
+
+async fn table_exists(pool: &AnyPool, table: &'static str) -> bool {
+    // A query that fails when the table is missing, on both engines.
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT 1 FROM {table} WHERE 1 = 0"
+    )))
+    .fetch_optional(pool)
+    .await
+    .is_ok()
+}
+
+fn expected_migrations() -> Vec<(i64, Vec<u8>)> {
+    migrator()
+        .iter()
+        .map(|m| (m.version, m.checksum.to_vec()))
+        .collect()
+}
+
+async fn fresh_database(db: &TestDb) {
+    let store = connect(db).await;
+    assert!(!table_exists(store.pool(), "mcp_auth_clients").await);
+    store.migrate().await.unwrap();
+    for table in TABLES {
+        assert_eq!(count(&store, table).await, 0, "{table}");
+    }
+    assert_eq!(
+        applied(store.pool(), "_mcp_auth_migrations").await,
+        expected_migrations()
+    );
+    assert!(
+        !table_exists(store.pool(), "_sqlx_migrations").await,
+        "the library never touches sqlx's default table"
+    );
+    assert_eq!(MIGRATIONS_TABLE, "_mcp_auth_migrations");
+}
+
+async fn applying_twice_is_a_no_op(db: &TestDb) {
+    let store = db.store().await;
+    let (seed, _, _) = seed_with_tokens(&store).await;
+    store.migrate().await.unwrap();
+    connect(db).await.migrate().await.unwrap();
+    assert_eq!(
+        applied(store.pool(), "_mcp_auth_migrations").await,
+        expected_migrations()
+    );
+    assert!(
+        store
+            .get_grant(&seed.grant.grant_id)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
+
+/// The `sqlx` binary of sqlx-cli 0.9, or a panic explaining how to install it: this test must
+/// not pass silently without it.
+fn sqlx_cli() -> &'static str {
+    let version = Command::new("sqlx").arg("--version").output();
+    match version {
+        Ok(out)
+            if out.status.success() && String::from_utf8_lossy(&out.stdout).contains(" 0.9") =>
+        {
+            "sqlx"
+        }
+        _ => panic!(
+            "this test needs sqlx-cli 0.9 with sqlx.toml support on PATH; install it with\n  \
+             cargo install sqlx-cli --version 0.9.0 --locked --no-default-features \
+             --features rustls,postgres,sqlite,sqlx-toml"
+        ),
+    }
+}
+
+/// Runs `sqlx migrate run` with `args` in `dir` and asserts success.
+fn run_cli(dir: &Path, url: &str, args: &[&str]) -> String {
+    let out = Command::new(sqlx_cli())
+        .current_dir(dir)
+        .args(["migrate", "run", "--database-url", url])
+        .args(args)
+        .output()
+        .expect("run sqlx");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "sqlx migrate run failed:\n{text}");
+    text
+}
+
+fn crate_dir() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The URL the CLI should use: SQLite needs `mode=rwc` to create the file.
+fn cli_url(db: &TestDb) -> String {
+    if db.url().starts_with("sqlite:") {
+        format!("{}?mode=rwc", db.url())
+    } else {
+        db.url().to_owned()
+    }
+}
+
+async fn cli_then_embedded_migrator(db: &TestDb) {
+    // In the crate directory the CLI finds `sqlx.toml` by itself.
+    let output = run_cli(crate_dir(), &cli_url(db), &[]);
+    assert!(
+        output.contains("sqlx.toml"),
+        "the CLI read sqlx.toml:\n{output}"
+    );
+    assert!(output.contains("Applied"), "{output}");
+
+    let store = connect(db).await;
+    assert_eq!(
+        applied(store.pool(), "_mcp_auth_migrations").await,
+        expected_migrations(),
+        "the CLI recorded the same checksums as the embedded migrator"
+    );
+    assert!(!table_exists(store.pool(), "_sqlx_migrations").await);
+    // The embedded migrator sees nothing to do and the store works.
+    store.migrate().await.unwrap();
+    let store = db.store().await;
+    seed_with_tokens(&store).await;
+
+    // And the CLI, run again, is a no-op as well.
+    let again = run_cli(crate_dir(), &cli_url(db), &[]);
+    assert!(!again.contains("Applied"), "{again}");
+}
+
+async fn cli_with_explicit_config_from_elsewhere(db: &TestDb) {
+    // What an application does with the crate unpacked somewhere else: point the CLI at the
+    // crate's sqlx.toml and migrations from its own directory.
+    let config = crate_dir().join("sqlx.toml");
+    let source = crate_dir().join("migrations");
+    run_cli(
+        &std::env::temp_dir(),
+        &cli_url(db),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--source",
+            source.to_str().unwrap(),
+        ],
+    );
+    let store = connect(db).await;
+    assert_eq!(
+        applied(store.pool(), "_mcp_auth_migrations").await,
+        expected_migrations()
+    );
+    assert!(!table_exists(store.pool(), "_sqlx_migrations").await);
+    store.migrate().await.unwrap();
+}
+
+/// An application's own migrator: default table `_sqlx_migrations`, its own versions.
+fn application_migrator() -> Migrator {
+    Migrator::with_migrations(vec![
+        Migration::new(
+            20260101000000,
+            Cow::Borrowed("app things"),
+            MigrationType::Simple,
+            "CREATE TABLE app_things (id TEXT PRIMARY KEY)".into_sql_str(),
+            false,
+        ),
+        // The same version number as one of ours: separate tables keep them apart.
+        Migration::new(
+            20260601000000,
+            Cow::Borrowed("app more"),
+            MigrationType::Simple,
+            "CREATE TABLE app_more (id TEXT PRIMARY KEY)".into_sql_str(),
+            false,
+        ),
+    ])
+}
+
+async fn coexists_with_application_migrations(db: &TestDb) {
+    let store = connect(db).await;
+    // Application first, then the library, then both again in the other order.
+    application_migrator().run(store.pool()).await.unwrap();
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    application_migrator().run(store.pool()).await.unwrap();
+
+    assert_eq!(
+        applied(store.pool(), "_mcp_auth_migrations").await,
+        expected_migrations()
+    );
+    let app = applied(store.pool(), "_sqlx_migrations").await;
+    assert_eq!(
+        app.iter().map(|(v, _)| *v).collect::<Vec<_>>(),
+        vec![20260101000000, 20260601000000]
+    );
+    assert!(table_exists(store.pool(), "app_things").await);
+    assert!(table_exists(store.pool(), "mcp_auth_tokens").await);
+}

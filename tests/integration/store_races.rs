@@ -1,0 +1,176 @@
+//! Replica races: two stores with separate pools stand for two replicas sharing one database
+//! (on SQLite, one file). Each race is run many times; every round must have exactly one winner.
+
+use std::sync::Arc;
+
+use actix_mcp_auth::store::{CodeConsumed, Rotation, Store, TokenHash};
+use tokio::sync::Barrier;
+
+use crate::store_support::{
+    TestDb, count, new_tokens, pending, seed, seed_with_tokens, store_tests,
+};
+
+const ROUNDS: usize = 200;
+
+store_tests!(
+    one_winner_per_code,
+    one_winner_per_refresh_rotation,
+    one_winner_per_pending_authorization,
+    replicas_migrate_at_once,
+);
+
+/// Runs `a` and `b` on two runtime tasks released at the same moment.
+async fn race<A, B, T>(a: A, b: B) -> (T, T)
+where
+    A: Future<Output = T> + Send + 'static,
+    B: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let barrier = Arc::new(Barrier::new(2));
+    let (ba, bb) = (barrier.clone(), barrier);
+    let a = tokio::spawn(async move {
+        ba.wait().await;
+        a.await
+    });
+    let b = tokio::spawn(async move {
+        bb.wait().await;
+        b.await
+    });
+    (a.await.unwrap(), b.await.unwrap())
+}
+
+async fn replicas(db: &TestDb) -> (Store, Store) {
+    (db.store().await, db.store().await)
+}
+
+async fn one_winner_per_code(db: &TestDb) {
+    let (a, b) = replicas(db).await;
+    for round in 0..ROUNDS {
+        let seed = seed(&a).await;
+        let hash = TokenHash::of(&seed.code);
+        let (ra, rb) = {
+            let (a, b, h1, h2) = (a.clone(), b.clone(), hash.clone(), hash.clone());
+            race(
+                async move { a.consume_code(&h1).await.unwrap() },
+                async move { b.consume_code(&h2).await.unwrap() },
+            )
+            .await
+        };
+        let winners = [&ra, &rb]
+            .iter()
+            .filter(|r| matches!(r, CodeConsumed::Consumed(_)))
+            .count();
+        assert_eq!(winners, 1, "round {round}: {ra:?} / {rb:?}");
+        let replayed = CodeConsumed::Replayed {
+            grant_id: seed.grant.grant_id.clone(),
+        };
+        assert!(
+            ra == replayed || rb == replayed,
+            "round {round}: loser sees a replay"
+        );
+    }
+}
+
+async fn one_winner_per_refresh_rotation(db: &TestDb) {
+    let (a, b) = replicas(db).await;
+    for round in 0..ROUNDS {
+        let (seed, _, refresh) = seed_with_tokens(&a).await;
+        let old = TokenHash::of(&refresh);
+        let (_, _, new_a) = new_tokens();
+        let (_, _, new_b) = new_tokens();
+        let (ra, rb) = {
+            let (a, b, o1, o2) = (a.clone(), b.clone(), old.clone(), old.clone());
+            let (c1, c2) = (seed.client_id.clone(), seed.client_id.clone());
+            let (na, nb) = (new_a.clone(), new_b.clone());
+            race(
+                async move { a.rotate_refresh_token(&o1, &c1, None, &na).await.unwrap() },
+                async move { b.rotate_refresh_token(&o2, &c2, None, &nb).await.unwrap() },
+            )
+            .await
+        };
+        let rotated = [&ra, &rb]
+            .iter()
+            .filter(|r| matches!(r, Rotation::Rotated(_)))
+            .count();
+        assert_eq!(rotated, 1, "round {round}: {ra:?} / {rb:?}");
+        let replayed = Rotation::Replayed {
+            grant_id: seed.grant.grant_id.clone(),
+        };
+        assert!(
+            ra == replayed || rb == replayed,
+            "round {round}: loser sees a replay"
+        );
+        // Exactly one new pair descends from the old token, and only the winner's exists.
+        let children: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM mcp_auth_tokens WHERE parent_hash = $1")
+                .bind(old.as_str())
+                .fetch_one(a.pool())
+                .await
+                .unwrap();
+        assert_eq!(children, 2, "round {round}");
+        let (winner, loser) = if matches!(ra, Rotation::Rotated(_)) {
+            (&new_a, &new_b)
+        } else {
+            (&new_b, &new_a)
+        };
+        assert!(
+            a.find_token(winner.refresh_hash.as_ref().unwrap())
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(a.find_token(&loser.access_hash).await.unwrap().is_none());
+    }
+}
+
+async fn one_winner_per_pending_authorization(db: &TestDb) {
+    let (a, b) = replicas(db).await;
+    let client_id = seed(&a).await.client_id;
+    for round in 0..ROUNDS {
+        let p = pending(&client_id, 600);
+        a.create_pending(&p).await.unwrap();
+        let (ra, rb) = {
+            let (a, b, t1, t2) = (a.clone(), b.clone(), p.txn_id.clone(), p.txn_id.clone());
+            race(
+                async move { a.consume_pending(&t1).await.unwrap() },
+                async move { b.consume_pending(&t2).await.unwrap() },
+            )
+            .await
+        };
+        assert_eq!(
+            usize::from(ra.is_some()) + usize::from(rb.is_some()),
+            1,
+            "round {round}"
+        );
+    }
+    assert_eq!(count(&a, "mcp_auth_pending").await, 0);
+}
+
+async fn replicas_migrate_at_once(db: &TestDb) {
+    use actix_mcp_auth::store::Keyring;
+    // Connect first (SQLite switches the file to WAL at connect), then migrate together.
+    let mut stores = Vec::new();
+    for _ in 0..4 {
+        stores.push(
+            Store::connect(db.url(), Keyring::ephemeral())
+                .await
+                .expect("connect"),
+        );
+    }
+    let barrier = Arc::new(Barrier::new(stores.len()));
+    let tasks: Vec<_> = stores
+        .iter()
+        .cloned()
+        .map(|store| {
+            let barrier = barrier.clone();
+            tokio::spawn(async move {
+                barrier.wait().await;
+                store.migrate().await
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap().expect("concurrent migrate succeeds");
+    }
+    assert_eq!(count(&stores[0], "_mcp_auth_migrations").await, 1);
+}

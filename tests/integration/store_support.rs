@@ -1,0 +1,309 @@
+//! Shared machinery of the store tests: a fresh database per test on each engine, record
+//! fixtures, and `store_tests!`, which runs one list of tests on SQLite always and on
+//! PostgreSQL whenever `TEST_DATABASE_URL` is set.
+
+use std::path::PathBuf;
+
+use actix_mcp_auth::store::{
+    AuthorizationCode, ClientRecord, Grant, Keyring, NewTokens, PendingAuthorization, Secret,
+    Store, StoreOptions, TokenHash, UpstreamTokens,
+};
+use sqlx::{Any, migrate::MigrateDatabase};
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// A random lower-case hex string (ids, tokens, database names).
+pub fn random_id() -> String {
+    format!(
+        "{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
+}
+
+/// Which engine a test database runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database created for one test and removed when it is dropped (even after a panic).
+pub struct TestDb {
+    pub backend: Backend,
+    url: String,
+    sqlite_file: Option<PathBuf>,
+}
+
+impl TestDb {
+    /// A fresh SQLite file in the temp directory.
+    pub fn sqlite() -> Self {
+        let path = std::env::temp_dir().join(format!("mcp_auth_test_{}.db", random_id()));
+        Self {
+            backend: Backend::Sqlite,
+            url: format!("sqlite://{}", path.display()),
+            sqlite_file: Some(path),
+        }
+    }
+
+    /// A fresh PostgreSQL database on the `TEST_DATABASE_URL` server, or `None` (with the reason
+    /// on stderr) when the variable is unset.
+    pub async fn postgres(test: &str) -> Option<Self> {
+        let Ok(base) = std::env::var("TEST_DATABASE_URL") else {
+            eprintln!(
+                "SKIPPED (PostgreSQL leg of {test}): TEST_DATABASE_URL is not set; \
+                 set it, e.g. postgres://postgres@127.0.0.1:5432/test, to run it"
+            );
+            return None;
+        };
+        sqlx::any::install_default_drivers();
+        let mut url = url::Url::parse(&base).expect("TEST_DATABASE_URL is a URL");
+        url.set_path(&format!("/mcp_auth_test_{}", random_id()));
+        let url = url.to_string();
+        Any::create_database(&url)
+            .await
+            .expect("CREATE DATABASE on the TEST_DATABASE_URL server");
+        Some(Self {
+            backend: Backend::Postgres,
+            url,
+            sqlite_file: None,
+        })
+    }
+
+    /// The database URL (SQLite: the file is created on first connect).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A store on this database with `keys`, migrated.
+    pub async fn store_with_keys(&self, keys: Keyring) -> Store {
+        let store = Store::connect(&self.url, keys).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+    }
+
+    /// A store on this database with the test keyring, migrated. Two calls give two pools:
+    /// two replicas.
+    pub async fn store(&self) -> Store {
+        self.store_with_keys(test_keys()).await
+    }
+
+    /// A store with explicit options, migrated.
+    pub async fn store_with_options(&self, options: StoreOptions) -> Store {
+        let store = Store::connect_with(&self.url, test_keys(), options)
+            .await
+            .expect("connect");
+        store.migrate().await.expect("migrate");
+        store
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some(path) = &self.sqlite_file {
+            for suffix in ["", "-wal", "-shm"] {
+                let mut file = path.clone().into_os_string();
+                file.push(suffix);
+                let _ = std::fs::remove_file(file);
+            }
+            return;
+        }
+        // Async cleanup from a synchronous drop, possibly on a runtime thread: use a thread
+        // with its own runtime. FORCE-drop because pools may still hold connections.
+        let url = self.url.clone();
+        let dropped = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(Any::force_drop_database(&url))
+        })
+        .join();
+        if !matches!(dropped, Ok(Ok(()))) {
+            eprintln!("could not drop test database {}", self.url);
+        }
+    }
+}
+
+/// The fixed keyring of the tests (one key, so two stores of a test agree).
+pub fn test_keys() -> Keyring {
+    Keyring::from_config(&key_b64(7)).unwrap()
+}
+
+/// A deterministic base64 key from one byte.
+pub fn key_b64(byte: u8) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode([byte; 32])
+}
+
+/// A registered client that expires in an hour.
+pub fn client(client_id: &str) -> ClientRecord {
+    let now = now();
+    ClientRecord {
+        client_id: client_id.to_owned(),
+        client_secret_hash: None,
+        client_name: Some("Test client".into()),
+        redirect_uris: vec!["http://127.0.0.1:9/callback".into()],
+        grant_types: vec!["authorization_code".into(), "refresh_token".into()],
+        token_endpoint_auth_method: "none".into(),
+        scope: Some("openid profile".into()),
+        metadata: Some(serde_json::json!({"client_uri": "https://example.com"})),
+        created_at: now,
+        last_used_at: now,
+        expires_at: now + 3600,
+    }
+}
+
+/// A pending authorization of `client_id` expiring in `ttl` seconds.
+pub fn pending(client_id: &str, ttl: i64) -> PendingAuthorization {
+    let now = now();
+    PendingAuthorization {
+        txn_id: random_id(),
+        client_id: client_id.to_owned(),
+        redirect_uri: "http://127.0.0.1:9/callback".into(),
+        client_state: Some("client-state".into()),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        scopes: vec!["openid".into(), "profile".into()],
+        resource: Some("https://mcp.example.com/mcp".into()),
+        upstream_verifier: Secret::new(format!("verifier-{}", random_id())),
+        upstream_nonce: Some("nonce".into()),
+        browser_binding: Some(TokenHash::of("browser cookie")),
+        consent_token: Some(TokenHash::of("consent csrf")),
+        consented_at: None,
+        created_at: now,
+        expires_at: now + ttl,
+    }
+}
+
+/// A grant of `client_id` expiring in `ttl` seconds.
+pub fn grant(client_id: &str, ttl: i64) -> Grant {
+    let now = now();
+    Grant {
+        grant_id: random_id(),
+        subject: "user_01TEST".into(),
+        client_id: client_id.to_owned(),
+        scopes: vec!["openid".into(), "profile".into(), "email".into()],
+        resource: Some("https://mcp.example.com/mcp".into()),
+        upstream: UpstreamTokens {
+            access_token: Secret::new(format!("upstream-at-{}", random_id())),
+            refresh_token: Some(Secret::new(format!("upstream-rt-{}", random_id()))),
+            id_token: Some(Secret::new("upstream-id-token")),
+            expires_at: Some(now + 300),
+        },
+        upstream_version: 0,
+        profile: Some(serde_json::json!({"email": "user@example.com"})),
+        created_at: now,
+        expires_at: now + ttl,
+        revoked_at: None,
+    }
+}
+
+/// An authorization code for `grant` expiring in `ttl` seconds; returns the raw code too.
+pub fn code(grant: &Grant, ttl: i64) -> (String, AuthorizationCode) {
+    let raw = format!("mcp_code_{}", random_id());
+    let now = now();
+    let code = AuthorizationCode {
+        code_hash: TokenHash::of(&raw),
+        grant_id: grant.grant_id.clone(),
+        client_id: grant.client_id.clone(),
+        redirect_uri: "http://127.0.0.1:9/callback".into(),
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        scopes: grant.scopes.clone(),
+        resource: grant.resource.clone(),
+        created_at: now,
+        expires_at: now + ttl,
+        used_at: None,
+    };
+    (raw, code)
+}
+
+/// Raw access and refresh tokens and their `NewTokens` (1 h access, 1 day refresh).
+pub fn new_tokens() -> (String, String, NewTokens) {
+    let access = format!("mcp_at_{}", random_id());
+    let refresh = format!("mcp_rt_{}", random_id());
+    let now = now();
+    let tokens = NewTokens {
+        access_hash: TokenHash::of(&access),
+        access_expires_at: now + 3600,
+        refresh_hash: Some(TokenHash::of(&refresh)),
+        refresh_expires_at: now + 86_400,
+    };
+    (access, refresh, tokens)
+}
+
+/// A client and a live grant with an unused code, in `store`.
+pub struct Seed {
+    pub client_id: String,
+    pub grant: Grant,
+    pub code: String,
+}
+
+/// Registers a client and creates a grant (1 day) with a code (5 min).
+pub async fn seed(store: &Store) -> Seed {
+    let client_id = format!("client_{}", random_id());
+    store.register_client(&client(&client_id)).await.unwrap();
+    let grant = grant(&client_id, 86_400);
+    let (raw, code) = code(&grant, 300);
+    store.create_grant(&grant, &code).await.unwrap();
+    Seed {
+        client_id,
+        grant,
+        code: raw,
+    }
+}
+
+/// A seeded grant with an issued token pair; returns the raw tokens.
+pub async fn seed_with_tokens(store: &Store) -> (Seed, String, String) {
+    let seed = seed(store).await;
+    let (access, refresh, tokens) = new_tokens();
+    store
+        .issue_tokens(&seed.grant.grant_id, &seed.grant.scopes, &tokens)
+        .await
+        .unwrap()
+        .expect("grant is live");
+    (seed, access, refresh)
+}
+
+/// Number of rows in `table` (a fixed table name from the test).
+pub async fn count(store: &Store, table: &'static str) -> i64 {
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
+/// Expands each listed `async fn name(db: &TestDb)` of the calling module into
+/// `sqlite::name` (always runs) and `postgres::name` (runs when `TEST_DATABASE_URL` is set,
+/// otherwise prints why it is skipped), each on its own fresh database.
+macro_rules! store_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = $crate::store_support::TestDb::sqlite();
+                    super::$name(&db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = $crate::store_support::TestDb::postgres(stringify!($name)).await
+                    else {
+                        return;
+                    };
+                    super::$name(&db).await;
+                }
+            )*
+        }
+    };
+}
+pub(crate) use store_tests;
