@@ -1,12 +1,17 @@
 //! Code shared by the examples: a tiny MCP server with one `whoami` tool, the rmcp-actix-web
-//! transport around it, tracing setup and the listen address.
+//! transport around it, tracing setup, the listen address, and (for the proxy-mode examples)
+//! opening the store and serving a [`WorkOsProvider`].
 //!
 //! Each example pulls this in with `mod support;`. Not every example uses every item, hence the
 //! `#[allow(dead_code)]` on the items that some examples leave unused.
 
 use std::sync::Arc;
 
-use actix_mcp_auth::{Authenticated, AuthenticatedExt};
+use actix_mcp_auth::{
+    Authenticated, AuthenticatedExt, WorkOsProvider,
+    store::{Keyring, Store, SweeperHandle},
+};
+use actix_web::{App, HttpServer, web};
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig},
@@ -16,6 +21,7 @@ use rmcp::{
 use rmcp_actix_web::transport::{
     LocalSessionManager, StreamableHttpService, on_request_extensions,
 };
+use tracing_actix_web::TracingLogger;
 
 /// Host names that always reach a server started on this machine.
 const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
@@ -155,4 +161,70 @@ pub fn listen_addr() -> (String, u16) {
 /// `GET /healthz`: an unprotected liveness probe.
 pub async fn healthz() -> &'static str {
     "ok\n"
+}
+
+/// Prints `error: {message}` to stderr and exits with status 1: how the examples report
+/// configuration and start-up errors (never a panic).
+#[allow(dead_code)]
+pub fn exit_with(message: impl std::fmt::Display) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1);
+}
+
+/// How often the proxy-mode examples delete expired OAuth state, and how many rows per statement.
+#[allow(dead_code)]
+const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+#[allow(dead_code)]
+const SWEEP_BATCH: u32 = 500;
+
+/// Opens the proxy-mode store at `url`, applies the migrations and starts the sweeper of
+/// expired rows (it stops when the returned handle is dropped: keep it until the server ends).
+///
+/// Exits the process with a message on failure. The URL is never printed: it may hold a
+/// password.
+#[allow(dead_code)]
+pub async fn open_store(url: &str, keys: Keyring) -> (Store, SweeperHandle) {
+    let store = match Store::connect(url, keys).await {
+        Ok(store) => store,
+        Err(e) => exit_with(format!("cannot open the database (DATABASE_URL): {e}")),
+    };
+    if let Err(e) = store.migrate().await {
+        exit_with(format!("cannot apply the database migrations: {e}"));
+    }
+    let sweeper = store.spawn_sweeper(SWEEP_INTERVAL, SWEEP_BATCH);
+    (store, sweeper)
+}
+
+/// Serves a proxy-mode server on `host:port` until Ctrl-C: the OAuth endpoints and discovery
+/// documents of `provider` at the host root, `GET /healthz`, and the `whoami` MCP service
+/// (stateless) under `provider.mcp_path()` behind `provider.bearer()`, with an access log.
+///
+/// Exits the process with a message when the address cannot be bound.
+#[allow(dead_code)]
+pub async fn serve_proxy(provider: WorkOsProvider, host: &str, port: u16) -> std::io::Result<()> {
+    let base = url::Url::parse(provider.issuer()).ok();
+    let mcp = mcp_service(allowed_hosts(
+        base.as_ref().and_then(|url| url.host_str()),
+        base.as_ref().and_then(|url| url.port()),
+    ));
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(TracingLogger::default())
+            .route("/healthz", web::get().to(healthz))
+            // The OAuth endpoints first: they are single resources at the host root, while the
+            // MCP scope would catch every path if MCP_PATH were empty.
+            .service(provider.routes())
+            .service(
+                web::scope(provider.mcp_path())
+                    .wrap(provider.bearer())
+                    .service(mcp.clone().scope()),
+            )
+    });
+    let server = match server.bind((host, port)) {
+        Ok(server) => server,
+        Err(e) => exit_with(format!(
+            "cannot listen on {host}:{port} ({e}); choose another MCP_HOST / MCP_PORT"
+        )),
+    };
+    server.run().await
 }

@@ -81,6 +81,7 @@ impl Store {
     /// [`StoreError::Constraint`].
     pub async fn register_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
         const OP: &str = "register_client";
+        let _turn = self.write_turn().await;
         sqlx::query(concat!(
             "INSERT INTO mcp_auth_clients (",
             client_columns!(),
@@ -123,6 +124,7 @@ impl Store {
     /// `keep_until`. Returns `false` when the client is unknown or expired.
     pub async fn touch_client(&self, client_id: &str, keep_until: i64) -> Result<bool, StoreError> {
         const OP: &str = "touch_client";
+        let _turn = self.write_turn().await;
         let now = now();
         let done = sqlx::query(
             "UPDATE mcp_auth_clients SET last_used_at = $2, \
@@ -141,6 +143,7 @@ impl Store {
     /// Deletes the client and, by cascade, everything issued to it. Returns whether it existed.
     pub async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
         const OP: &str = "delete_client";
+        let _turn = self.write_turn().await;
         let done = sqlx::query("DELETE FROM mcp_auth_clients WHERE client_id = $1")
             .bind(client_id)
             .execute(&self.pool)

@@ -104,6 +104,7 @@ impl Store {
     /// client, redirect URI and PKCE verifier, and issues tokens with [`Store::issue_tokens`].
     pub async fn consume_code(&self, code_hash: &TokenHash) -> Result<CodeConsumed, StoreError> {
         const OP: &str = "consume_code";
+        let _turn = self.write_turn().await;
         let row = sqlx::query(concat!(
             "UPDATE mcp_auth_codes SET used_at = $2 \
              WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 \

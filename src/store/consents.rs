@@ -45,6 +45,7 @@ impl Store {
     /// Remembers an approval, replacing an earlier one for the same subject and client.
     pub async fn remember_consent(&self, approval: &ConsentApproval) -> Result<(), StoreError> {
         const OP: &str = "remember_consent";
+        let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO mcp_auth_consents (subject, client_id, scopes, resource, created_at, \
              expires_at) VALUES ($1, $2, $3, $4, $5, $6) \
@@ -87,6 +88,7 @@ impl Store {
     /// Forgets an approval. Returns whether there was one.
     pub async fn forget_consent(&self, subject: &str, client_id: &str) -> Result<bool, StoreError> {
         const OP: &str = "forget_consent";
+        let _turn = self.write_turn().await;
         let done =
             sqlx::query("DELETE FROM mcp_auth_consents WHERE subject = $1 AND client_id = $2")
                 .bind(subject)

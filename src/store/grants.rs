@@ -192,6 +192,7 @@ impl Store {
         code: &AuthorizationCode,
     ) -> Result<(), StoreError> {
         const OP: &str = "create_grant";
+        let _turn = self.write_turn().await;
         if code.grant_id != grant.grant_id || code.client_id != grant.client_id {
             return Err(StoreError::Invalid {
                 op: OP,
@@ -275,6 +276,7 @@ impl Store {
         upstream: &UpstreamTokens,
     ) -> Result<UpstreamUpdate, StoreError> {
         const OP: &str = "update_upstream_tokens";
+        let _turn = self.write_turn().await;
         let sealed = self.seal_upstream(grant_id, upstream);
         let row = sqlx::query(
             "UPDATE mcp_auth_grants SET key_id = $3, upstream_access_token = $4, \
@@ -306,6 +308,7 @@ impl Store {
     /// when the grant was unknown or already revoked.
     pub async fn revoke_grant(&self, grant_id: &str) -> Result<bool, StoreError> {
         const OP: &str = "revoke_grant";
+        let _turn = self.write_turn().await;
         let err = |e| StoreError::from_sqlx(OP, e);
         let now = now();
         let mut tx = self.pool.begin().await.map_err(err)?;

@@ -157,6 +157,7 @@ pub struct Store {
     pool: AnyPool,
     keys: Arc<Keyring>,
     engine: Engine,
+    write_gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -216,6 +217,7 @@ impl Store {
             pool,
             keys: Arc::new(keys),
             engine,
+            write_gate: Arc::default(),
         })
     }
 
@@ -249,6 +251,22 @@ impl Store {
     /// The keyring sealing upstream secrets.
     pub fn keyring(&self) -> &Keyring {
         &self.keys
+    }
+
+    /// Waits for this process's turn to write (SQLite only; `None` on PostgreSQL). Hold the
+    /// guard until the statement or transaction is done.
+    ///
+    /// SQLite lets one connection write at a time. A connection that finds the lock taken waits
+    /// in SQLite's busy handler, which sleeps in steps of up to 100 ms, so a burst of writes from
+    /// one process's pool turns into long sleeps. Queueing this process's writers here instead
+    /// wakes the next one as soon as the previous finishes; writers of other processes still wait
+    /// through the busy timeout. Correctness never depends on this gate (each operation is atomic
+    /// in the database); it only shortens waits.
+    async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.engine {
+            Engine::Sqlite => Some(self.write_gate.lock().await),
+            Engine::Postgres => None,
+        }
     }
 
     /// Closes the pool, waiting for checked-out connections to come back.

@@ -120,6 +120,7 @@ impl Store {
     /// Stores a new pending authorization (the verifier is sealed). The client must exist.
     pub async fn create_pending(&self, pending: &PendingAuthorization) -> Result<(), StoreError> {
         const OP: &str = "create_pending";
+        let _turn = self.write_turn().await;
         let sealed = self
             .keys
             .seal_secret(&verifier_aad(&pending.txn_id), &pending.upstream_verifier);
@@ -178,6 +179,7 @@ impl Store {
         consent_token: &TokenHash,
     ) -> Result<Option<PendingAuthorization>, StoreError> {
         const OP: &str = "approve_pending";
+        let _turn = self.write_turn().await;
         let row = sqlx::query(concat!(
             "UPDATE mcp_auth_pending SET consented_at = $3, consent_token_hash = NULL \
              WHERE txn_id = $1 AND consent_token_hash = $2 AND consented_at IS NULL \
@@ -201,6 +203,7 @@ impl Store {
         txn_id: &str,
     ) -> Result<Option<PendingAuthorization>, StoreError> {
         const OP: &str = "consume_pending";
+        let _turn = self.write_turn().await;
         let row = sqlx::query(concat!(
             "DELETE FROM mcp_auth_pending WHERE txn_id = $1 AND expires_at > $2 RETURNING ",
             pending_columns!()

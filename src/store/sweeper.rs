@@ -61,6 +61,7 @@ impl Store {
         let mut counts = [0u64; BATCHES.len()];
         for (sql, count) in BATCHES.iter().zip(counts.iter_mut()) {
             loop {
+                let turn = self.write_turn().await;
                 let deleted = sqlx::query(*sql)
                     .bind(now)
                     .bind(batch)
@@ -68,6 +69,7 @@ impl Store {
                     .await
                     .map_err(|e| StoreError::from_sqlx(OP, e))?
                     .rows_affected();
+                drop(turn);
                 *count += deleted;
                 if deleted < batch as u64 {
                     break;

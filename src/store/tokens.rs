@@ -313,6 +313,7 @@ impl Store {
         tokens: &NewTokens,
     ) -> Result<Option<IssuedTokens>, StoreError> {
         const OP: &str = "issue_tokens";
+        let _turn = self.write_turn().await;
         let err = |e| StoreError::from_sqlx(OP, e);
         let mut tx = self.pool.begin().await.map_err(err)?;
         let issued = insert_pair(&mut tx, grant_id, scopes, tokens, None, now())
@@ -334,6 +335,7 @@ impl Store {
         new: &NewTokens,
     ) -> Result<Rotation, StoreError> {
         const OP: &str = "rotate_refresh_token";
+        let _turn = self.write_turn().await;
         if new.refresh_hash.is_none() {
             return Err(StoreError::Invalid {
                 op: OP,
@@ -457,6 +459,7 @@ impl Store {
     /// refresh token together with everything derived from it, revoke its grant.)
     pub async fn revoke_token(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
         const OP: &str = "revoke_token";
+        let _turn = self.write_turn().await;
         let done = sqlx::query(
             "UPDATE mcp_auth_tokens SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL",
         )

@@ -1122,6 +1122,10 @@ mod tests {
         assert_eq!(oauth["issuer"], json!(issuer));
         assert_eq!(oauth["jwks_uri"], json!(fake.jwks_uri()));
         assert_eq!(
+            oauth["authorization_endpoint"],
+            json!(format!("{issuer}/oauth2/authorize"))
+        );
+        assert_eq!(
             oauth["token_endpoint"],
             json!(format!("{issuer}/oauth2/token"))
         );
@@ -1136,6 +1140,12 @@ mod tests {
             .unwrap();
         assert_eq!(status, 200);
         assert_eq!(oidc["issuer"], json!(issuer));
+        assert_eq!(
+            oidc["authorization_endpoint"],
+            oauth["authorization_endpoint"]
+        );
+        assert_eq!(oidc["token_endpoint"], oauth["token_endpoint"]);
+        assert!(oauth.get("userinfo_endpoint").is_none());
         assert_eq!(
             oidc["userinfo_endpoint"],
             json!(format!("{issuer}/oauth2/userinfo"))

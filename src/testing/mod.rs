@@ -5,6 +5,13 @@
 //! test rotate signing keys, inject failures (server errors, slowness, an unreachable server),
 //! count requests per endpoint and revoke sessions.
 //!
+//! It also serves the OAuth endpoints of WorkOS Connect applications (`/oauth2/authorize` and
+//! `/oauth2/token`): register a confidential client with
+//! [`FakeAuthKit::register_connect_app`], and the authorization endpoint signs in the
+//! [current user](FakeAuthKit::set_current_user) without UI and redirects back with a code that
+//! the token endpoint exchanges (PKCE S256, `client_secret_post` or `client_secret_basic`) for
+//! access, ID and rotating refresh tokens.
+//!
 //! ```no_run
 //! use actix_mcp_auth::testing::{Endpoint, FakeAuthKit};
 //! use serde_json::json;

@@ -114,7 +114,7 @@ impl TestApp {
         if let Some(value) = authorization {
             req = req.insert_header(("Authorization", value));
         }
-        Reply::from(req.send().await.expect("request")).await
+        Reply::read(req.send().await.expect("request")).await
     }
 
     /// `POST /mcp` with `Bearer <token>`.
@@ -123,7 +123,7 @@ impl TestApp {
     }
 
     pub async fn get(&self, path: &str) -> Reply {
-        Reply::from(
+        Reply::read(
             self.client
                 .get(self.url(path))
                 .send()
@@ -142,7 +142,7 @@ pub struct Reply {
 }
 
 impl Reply {
-    async fn from<S>(mut res: awc::ClientResponse<S>) -> Self
+    pub async fn read<S>(mut res: awc::ClientResponse<S>) -> Self
     where
         S: futures_util::Stream<Item = Result<actix_web::web::Bytes, awc::error::PayloadError>>
             + Unpin,

@@ -5,6 +5,8 @@
 mod app;
 mod authkit_discovery;
 mod authkit_tokens;
+mod proxy_app;
+mod proxy_flow;
 mod store;
 mod store_migrations;
 mod store_races;

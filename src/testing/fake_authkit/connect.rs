@@ -102,7 +102,7 @@ impl FakeAuthKit {
     }
 
     /// The parameters of the last /oauth2/token request, with client_secret redacted to
-    /// "[redacted]" if present.
+    /// `"[redacted]"` if present.
     ///
     /// These are the form parameters of the body, recorded like
     /// [`last_authorize_params`](Self::last_authorize_params); credentials sent in the
@@ -316,8 +316,9 @@ impl Refusal {
 }
 
 impl ConnectState {
-    /// Answers an authorization request: the redirect URI with a code. Errors about the client or its redirect URI are
-    /// shown (400, never redirected); the others are sent to the redirect URI.
+    /// Answers an authorization request: the redirect URI with a code. Errors about the
+    /// client or its redirect URI are shown (400, never redirected); the others are sent to
+    /// the redirect URI.
     fn authorize(&mut self, params: &Params) -> Result<Url, Refusal> {
         for name in ["client_id", "redirect_uri"] {
             if params.is_repeated(name) {
