@@ -310,6 +310,11 @@ async fn prepare_sqlite_connection(
     sqlx::raw_sql("PRAGMA foreign_keys = ON")
         .execute(&mut *conn)
         .await?;
+    // In WAL mode NORMAL syncs at checkpoints instead of at every commit: still consistent
+    // after a crash, but a power loss may drop the last commits. Writes get ~10x faster.
+    sqlx::raw_sql("PRAGMA synchronous = NORMAL")
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@ mod authkit_discovery;
 mod authkit_tokens;
 mod proxy_app;
 mod proxy_flow;
+mod proxy_negative;
 mod store;
 mod store_migrations;
 mod store_races;

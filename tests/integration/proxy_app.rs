@@ -150,11 +150,6 @@ impl Browser {
         self.keep_cookies(&reply);
         reply
     }
-
-    /// Another browser: no cookies.
-    pub fn forget_cookies(&self) {
-        self.cookies.borrow_mut().clear();
-    }
 }
 
 /// PKCE pair: (verifier, S256 challenge).

@@ -2,13 +2,12 @@
 //! replica and alternating between two.
 
 use actix_mcp_auth::testing::FakeAuthKit;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::{
     app::Reply,
     proxy_app::{
-        Browser, ProxyApp, call_mcp, location_params, login, login_on, pkce, redeem, register,
-        token_request,
+        Browser, ProxyApp, call_mcp, login, login_on, pkce, redeem, register, token_request,
     },
     store_support::TestDb,
 };
