@@ -130,6 +130,8 @@ async fn main() -> std::io::Result<()> {
     fake.register_connect_app(&client_id, &client_secret, &[callback.as_str()]);
 
     let mcp_url = provider.resource_url().to_owned();
+    let issuer = provider.issuer().to_owned();
+    let server = support::proxy_server(provider, &host, port);
     println!(
         "\nactix-mcp-auth quickstart: proxy mode in front of a local, emulated WorkOS AuthKit\n\
          \n  MCP endpoint   {mcp_url}   (transport: Streamable HTTP)\
@@ -146,12 +148,11 @@ async fn main() -> std::io::Result<()> {
          \nThe client opens a browser: the fake AuthKit signs you in automatically as {USER}\
          \n(no password), but you still see this server's consent page: click \"Allow\".\
          \nThen call the `whoami` tool. Ctrl-C stops the server.\n",
-        issuer = provider.issuer(),
         authkit = fake.issuer(),
         database = database_label(&database_url),
     );
 
-    let served = support::serve_proxy(provider, &host, port).await;
+    let served = server.await;
     fake.stop();
     served
 }

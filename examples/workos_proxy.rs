@@ -113,16 +113,18 @@ async fn main() -> std::io::Result<()> {
         Err(e) => support::exit_with(e),
     };
 
-    println!("MCP endpoint: {}", provider.resource_url());
-    println!("OAuth issuer: {}", provider.issuer());
+    let resource_url = provider.resource_url().to_owned();
+    let issuer = provider.issuer().to_owned();
+    let server = support::proxy_server(provider, &host, port);
+    println!("MCP endpoint: {resource_url}");
+    println!("OAuth issuer: {issuer}");
     println!(
-        "WorkOS redirect URI to register: {}{}",
-        provider.issuer(),
+        "redirect URI of the WorkOS application: {issuer}{}",
         redirect_path()
     );
     println!("listening on {host}:{port} (GET /healthz is open)");
 
-    support::serve_proxy(provider, &host, port).await
+    server.await
 }
 
 /// `WORKOS_REDIRECT_PATH` as the provider normalizes it (default `/auth/callback`): one leading

@@ -128,6 +128,77 @@ mcp_whoami() {
         --data '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"whoami","arguments":{}}}'
 }
 
+# login: a whole browser login, from /authorize to the token exchange. Sets CODE, VERIFIER,
+# ACCESS and REFRESH.
+login() {
+    step "authorization request (PKCE S256)"
+    VERIFIER="$(openssl rand 48 | b64url)"
+    CHALLENGE_S256="$(printf '%s' "$VERIFIER" | openssl dgst -sha256 -binary | b64url)"
+    STATE="st-$(openssl rand -hex 8)"
+    http GET "$AUTHORIZE_URL" -G \
+        --data-urlencode response_type=code \
+        --data-urlencode "client_id=$CLIENT_ID" \
+        --data-urlencode "redirect_uri=$CLIENT_REDIRECT" \
+        --data-urlencode "code_challenge=$CHALLENGE_S256" \
+        --data-urlencode code_challenge_method=S256 \
+        --data-urlencode "state=$STATE" \
+        --data-urlencode "resource=$MCP_URL"
+    expect_status 302
+    [[ -n "$(header Set-Cookie)" ]] || fail "/authorize set no browser-binding cookie"
+    CONSENT_URL="$(absolute "$(header Location)")"
+    [[ "$CONSENT_URL" == "$ISSUER/consent?"* ]] || fail "/authorize did not redirect to our consent page: $CONSENT_URL"
+    ok "302 to $CONSENT_URL, cookie $(header Set-Cookie | cut -d';' -f1 | cut -d= -f1)"
+
+    step "consent page"
+    http GET "$CONSENT_URL"
+    expect_status 200
+    [[ "$(header Content-Type)" == text/html* ]] || fail "the consent page is not HTML"
+    grep -q 'quickstart-flow.sh' "$WORK/body" || fail "the consent page does not name the client"
+    grep -qF "$CLIENT_REDIRECT" "$WORK/body" || fail "the consent page does not show the redirect URI"
+    CSRF="$(sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p' "$WORK/body")"
+    TXN="$(sed -n 's/.*name="txn_id" value="\([^"]*\)".*/\1/p' "$WORK/body")"
+    [[ -n "$CSRF" && -n "$TXN" ]] || fail "no csrf_token / txn_id in the consent form"
+    ok "form with txn_id and csrf_token"
+
+    http POST "$ISSUER/consent" --data-urlencode "txn_id=$TXN" --data-urlencode "csrf_token=$CSRF" \
+        --data-urlencode action=approve
+    expect_status 302
+    UPSTREAM_URL="$(absolute "$(header Location)")"
+    [[ "$UPSTREAM_URL" == *"/oauth2/authorize?"* && "$UPSTREAM_URL" != "$ISSUER/"* ]] \
+        || fail "approving did not redirect to the identity provider: $UPSTREAM_URL"
+    ok "approved: 302 to ${UPSTREAM_URL%%\?*}"
+
+    step "identity provider login (automatic) and our callback"
+    http GET "$UPSTREAM_URL"
+    expect_status 302
+    CALLBACK_URL="$(absolute "$(header Location)")"
+    [[ "$CALLBACK_URL" == "$ISSUER/"* ]] || fail "the identity provider did not redirect back to us: $CALLBACK_URL"
+    [[ -n "$(query_param "$CALLBACK_URL" code)" ]] || fail "the identity provider sent no code: $CALLBACK_URL"
+    ok "302 to ${CALLBACK_URL%%\?*}"
+
+    http GET "$CALLBACK_URL"
+    expect_status 302
+    CLIENT_URL="$(header Location)"
+    [[ "$CLIENT_URL" == "$CLIENT_REDIRECT?"* ]] || fail "the callback did not redirect to the client: $CLIENT_URL"
+    CODE="$(query_param "$CLIENT_URL" code)"
+    [[ -n "$CODE" ]] || fail "no code for the client: $CLIENT_URL"
+    [[ "$(query_param "$CLIENT_URL" state)" == "$STATE" ]] || fail "state not returned unchanged: $CLIENT_URL"
+    [[ "$(query_param "$CLIENT_URL" iss)" == "$ISSUER" ]] || fail "iss is not $ISSUER: $CLIENT_URL"
+    ok "302 to $CLIENT_REDIRECT with code, state and iss"
+
+    step "token exchange"
+    http POST "$TOKEN_URL" --data-urlencode grant_type=authorization_code \
+        --data-urlencode "code=$CODE" --data-urlencode "code_verifier=$VERIFIER" \
+        --data-urlencode "client_id=$CLIENT_ID" --data-urlencode "redirect_uri=$CLIENT_REDIRECT"
+    expect_status 200
+    ACCESS="$(body_json '.access_token')"
+    REFRESH="$(body_json '.refresh_token')"
+    [[ "$(body_json '.token_type')" =~ ^[Bb]earer$ ]] || fail "token_type is not Bearer"
+    body_json '.expires_in' >/dev/null
+    [[ "$(header Cache-Control)" == *no-store* ]] || fail "token response without Cache-Control: no-store"
+    ok "access token ${ACCESS:0:10}..., refresh token ${REFRESH:0:10}..., scope '$(jq -r '.scope // ""' "$WORK/body")'"
+}
+
 # ---------------------------------------------------------------------------------------------
 step "discovery"
 http GET "$BASE/.well-known/oauth-protected-resource"
@@ -175,80 +246,9 @@ fi
 ok "client_id $CLIENT_ID"
 
 # ---------------------------------------------------------------------------------------------
-step "authorization request (PKCE S256)"
-VERIFIER="$(openssl rand 48 | b64url)"
-CHALLENGE_S256="$(printf '%s' "$VERIFIER" | openssl dgst -sha256 -binary | b64url)"
-STATE="st-$(openssl rand -hex 8)"
-http GET "$AUTHORIZE_URL" -G \
-    --data-urlencode response_type=code \
-    --data-urlencode "client_id=$CLIENT_ID" \
-    --data-urlencode "redirect_uri=$CLIENT_REDIRECT" \
-    --data-urlencode "code_challenge=$CHALLENGE_S256" \
-    --data-urlencode code_challenge_method=S256 \
-    --data-urlencode "state=$STATE" \
-    --data-urlencode "resource=$MCP_URL"
-expect_status 302
-[[ -n "$(header Set-Cookie)" ]] || fail "/authorize set no browser-binding cookie"
-CONSENT_URL="$(absolute "$(header Location)")"
-[[ "$CONSENT_URL" == "$ISSUER/consent?"* ]] || fail "/authorize did not redirect to our consent page: $CONSENT_URL"
-ok "302 to $CONSENT_URL, cookie $(header Set-Cookie | cut -d';' -f1 | cut -d= -f1)"
-
-step "consent page"
-http GET "$CONSENT_URL"
-expect_status 200
-[[ "$(header Content-Type)" == text/html* ]] || fail "the consent page is not HTML"
-grep -q 'quickstart-flow.sh' "$WORK/body" || fail "the consent page does not name the client"
-grep -qF "$CLIENT_REDIRECT" "$WORK/body" || fail "the consent page does not show the redirect URI"
-CSRF="$(sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p' "$WORK/body")"
-TXN="$(sed -n 's/.*name="txn_id" value="\([^"]*\)".*/\1/p' "$WORK/body")"
-[[ -n "$CSRF" && -n "$TXN" ]] || fail "no csrf_token / txn_id in the consent form"
-ok "form with txn_id and csrf_token"
-
-http POST "$ISSUER/consent" --data-urlencode "txn_id=$TXN" --data-urlencode "csrf_token=$CSRF" \
-    --data-urlencode action=approve
-expect_status 302
-UPSTREAM_URL="$(absolute "$(header Location)")"
-[[ "$UPSTREAM_URL" == *"/oauth2/authorize?"* && "$UPSTREAM_URL" != "$ISSUER/"* ]] \
-    || fail "approving did not redirect to the identity provider: $UPSTREAM_URL"
-ok "approved: 302 to ${UPSTREAM_URL%%\?*}"
-
-step "identity provider login (automatic) and our callback"
-http GET "$UPSTREAM_URL"
-expect_status 302
-CALLBACK_URL="$(absolute "$(header Location)")"
-[[ "$CALLBACK_URL" == "$ISSUER/"* ]] || fail "the identity provider did not redirect back to us: $CALLBACK_URL"
-[[ -n "$(query_param "$CALLBACK_URL" code)" ]] || fail "the identity provider sent no code: $CALLBACK_URL"
-ok "302 to ${CALLBACK_URL%%\?*}"
-
-http GET "$CALLBACK_URL"
-expect_status 302
-CLIENT_URL="$(header Location)"
-[[ "$CLIENT_URL" == "$CLIENT_REDIRECT?"* ]] || fail "the callback did not redirect to the client: $CLIENT_URL"
-CODE="$(query_param "$CLIENT_URL" code)"
-[[ -n "$CODE" ]] || fail "no code for the client: $CLIENT_URL"
-[[ "$(query_param "$CLIENT_URL" state)" == "$STATE" ]] || fail "state not returned unchanged: $CLIENT_URL"
-[[ "$(query_param "$CLIENT_URL" iss)" == "$ISSUER" ]] || fail "iss is not $ISSUER: $CLIENT_URL"
-ok "302 to $CLIENT_REDIRECT with code, state and iss"
-
-# ---------------------------------------------------------------------------------------------
-step "token exchange"
-http POST "$TOKEN_URL" --data-urlencode grant_type=authorization_code \
-    --data-urlencode "code=$CODE" --data-urlencode "code_verifier=$VERIFIER" \
-    --data-urlencode "client_id=$CLIENT_ID" --data-urlencode "redirect_uri=$CLIENT_REDIRECT"
-expect_status 200
-ACCESS_1="$(body_json '.access_token')"
-REFRESH_1="$(body_json '.refresh_token')"
-[[ "$(body_json '.token_type')" =~ ^[Bb]earer$ ]] || fail "token_type is not Bearer"
-body_json '.expires_in' >/dev/null
-[[ "$(header Cache-Control)" == *no-store* ]] || fail "token response without Cache-Control: no-store"
-ok "access token ${ACCESS_1:0:10}..., refresh token ${REFRESH_1:0:10}..., scope '$(jq -r '.scope // ""' "$WORK/body")'"
-
-http POST "$TOKEN_URL" --data-urlencode grant_type=authorization_code \
-    --data-urlencode "code=$CODE" --data-urlencode "code_verifier=$VERIFIER" \
-    --data-urlencode "client_id=$CLIENT_ID" --data-urlencode "redirect_uri=$CLIENT_REDIRECT"
-expect_status 400
-[[ "$(body_json '.error')" == invalid_grant ]] || fail "a replayed code is not invalid_grant"
-ok "the code is single-use (replay: 400 invalid_grant)"
+login
+ACCESS_1="$ACCESS"
+REFRESH_1="$REFRESH"
 
 # ---------------------------------------------------------------------------------------------
 step "MCP tools/call whoami"
@@ -296,5 +296,25 @@ http POST "$TOKEN_URL" --data-urlencode grant_type=refresh_token \
 expect_status 400
 [[ "$(body_json '.error')" == invalid_grant ]] || fail "a revoked refresh token is not invalid_grant"
 ok "revoked refresh token: 400 invalid_grant"
+
+# ---------------------------------------------------------------------------------------------
+step "a replayed code is refused and revokes what it issued (second login)"
+login
+mcp_whoami "$ACCESS"
+expect_status 200
+http POST "$TOKEN_URL" --data-urlencode grant_type=authorization_code \
+    --data-urlencode "code=$CODE" --data-urlencode "code_verifier=$VERIFIER" \
+    --data-urlencode "client_id=$CLIENT_ID" --data-urlencode "redirect_uri=$CLIENT_REDIRECT"
+expect_status 400
+[[ "$(body_json '.error')" == invalid_grant ]] || fail "a replayed code is not invalid_grant"
+ok "replay: 400 invalid_grant"
+mcp_whoami "$ACCESS"
+expect_status 401
+ok "the access token issued for the replayed code: 401"
+http POST "$TOKEN_URL" --data-urlencode grant_type=refresh_token \
+    --data-urlencode "refresh_token=$REFRESH" --data-urlencode "client_id=$CLIENT_ID"
+expect_status 400
+[[ "$(body_json '.error')" == invalid_grant ]] || fail "the refresh token of a replayed code still works"
+ok "the refresh token issued for the replayed code: 400 invalid_grant"
 
 printf '\nPASS: the full OAuth flow against %s works (subject %s)\n' "$BASE" "$SUBJECT" >&2

@@ -195,13 +195,14 @@ pub async fn open_store(url: &str, keys: Keyring) -> (Store, SweeperHandle) {
     (store, sweeper)
 }
 
-/// Serves a proxy-mode server on `host:port` until Ctrl-C: the OAuth endpoints and discovery
-/// documents of `provider` at the host root, `GET /healthz`, and the `whoami` MCP service
-/// (stateless) under `provider.mcp_path()` behind `provider.bearer()`, with an access log.
+/// A proxy-mode server bound to `host:port`: the OAuth endpoints and discovery documents of
+/// `provider` at the host root, `GET /healthz`, and the `whoami` MCP service (stateless) under
+/// `provider.mcp_path()` behind `provider.bearer()`, with an access log. Await it to serve until
+/// Ctrl-C.
 ///
 /// Exits the process with a message when the address cannot be bound.
 #[allow(dead_code)]
-pub async fn serve_proxy(provider: WorkOsProvider, host: &str, port: u16) -> std::io::Result<()> {
+pub fn proxy_server(provider: WorkOsProvider, host: &str, port: u16) -> actix_web::dev::Server {
     let base = url::Url::parse(provider.issuer()).ok();
     let mcp = mcp_service(allowed_hosts(
         base.as_ref().and_then(|url| url.host_str()),
@@ -220,11 +221,10 @@ pub async fn serve_proxy(provider: WorkOsProvider, host: &str, port: u16) -> std
                     .service(mcp.clone().scope()),
             )
     });
-    let server = match server.bind((host, port)) {
-        Ok(server) => server,
+    match server.bind((host, port)) {
+        Ok(server) => server.run(),
         Err(e) => exit_with(format!(
             "cannot listen on {host}:{port} ({e}); choose another MCP_HOST / MCP_PORT"
         )),
-    };
-    server.run().await
+    }
 }

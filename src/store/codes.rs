@@ -104,12 +104,15 @@ impl Store {
     /// client, redirect URI and PKCE verifier, and issues tokens with [`Store::issue_tokens`].
     pub async fn consume_code(&self, code_hash: &TokenHash) -> Result<CodeConsumed, StoreError> {
         const OP: &str = "consume_code";
+        // A correlated EXISTS, not `grant_id IN (SELECT …)`: SQLite would build the whole list
+        // of live grants for every call.
         let _turn = self.write_turn().await;
         let row = sqlx::query(concat!(
             "UPDATE mcp_auth_codes SET used_at = $2 \
              WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 \
-             AND grant_id IN (SELECT grant_id FROM mcp_auth_grants \
-             WHERE revoked_at IS NULL AND expires_at > $2) RETURNING ",
+             AND EXISTS (SELECT 1 FROM mcp_auth_grants g \
+             WHERE g.grant_id = mcp_auth_codes.grant_id AND g.revoked_at IS NULL \
+             AND g.expires_at > $2) RETURNING ",
             code_columns!()
         ))
         .bind(code_hash.as_str())
