@@ -72,7 +72,12 @@ impl WorkOsProviderBuilder {
             scopes.push("offline_access".to_owned());
         }
         let as_metadata = authorization_server_metadata(&settings.issuer, &scopes);
+        // One sweeper per provider (built once per process, before the server starts).
+        let sweeper = (!settings.sweep_interval.is_zero()
+            && tokio::runtime::Handle::try_current().is_ok())
+        .then(|| store.spawn_sweeper(settings.sweep_interval, 500));
         let state = ProxyState {
+            _sweeper: sweeper,
             as_metadata: Bytes::from(as_metadata.to_string()),
             resource_metadata: Bytes::from(
                 serde_json::to_vec(&resource_metadata).expect("metadata serializes"),

@@ -31,6 +31,7 @@ struct WorkOsEnv {
     mcp_auth_refresh_token_ttl_seconds: Option<String>,
     mcp_auth_userinfo_cache_seconds: Option<String>,
     mcp_auth_token_cache_seconds: Option<String>,
+    mcp_auth_sweep_interval_seconds: Option<String>,
 }
 
 /// Validated settings of proxy mode.
@@ -57,6 +58,7 @@ pub(crate) struct ProxySettings {
     pub userinfo_cache_ttl: Duration,
     pub token_cache_ttl: Duration,
     pub consent_required: bool,
+    pub sweep_interval: Duration,
 }
 
 impl ProxySettings {
@@ -87,6 +89,7 @@ pub struct WorkOsProviderBuilder {
     userinfo_cache_ttl: Duration,
     token_cache_ttl: Duration,
     consent_required: bool,
+    sweep_interval: Duration,
 }
 
 impl Default for WorkOsProviderBuilder {
@@ -108,6 +111,7 @@ impl Default for WorkOsProviderBuilder {
             userinfo_cache_ttl: Duration::from_secs(30),
             token_cache_ttl: Duration::from_secs(30),
             consent_required: true,
+            sweep_interval: Duration::from_secs(300),
         }
     }
 }
@@ -142,6 +146,7 @@ impl WorkOsProviderBuilder {
     /// | `MCP_AUTH_REFRESH_TOKEN_TTL_SECONDS` | lifetime of our refresh tokens, default 30 days |
     /// | `MCP_AUTH_USERINFO_CACHE_SECONDS` | how long an upstream session check is trusted, default 30 |
     /// | `MCP_AUTH_TOKEN_CACHE_SECONDS` | how long a verified access token is cached in-process, default 30 |
+    /// | `MCP_AUTH_SWEEP_INTERVAL_SECONDS` | how often expired rows are deleted, default 300 |
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(std::env::vars())
     }
@@ -207,6 +212,12 @@ impl WorkOsProviderBuilder {
             env.mcp_auth_token_cache_seconds,
         )? {
             b = b.token_cache_ttl(t);
+        }
+        if let Some(t) = ttl(
+            "MCP_AUTH_SWEEP_INTERVAL_SECONDS",
+            env.mcp_auth_sweep_interval_seconds,
+        )? {
+            b = b.sweep_interval(t);
         }
         Ok(b)
     }
@@ -314,6 +325,15 @@ impl WorkOsProviderBuilder {
         self
     }
 
+    /// How often expired rows are deleted from the database (default 5 min). The sweeper
+    /// starts with the provider when it is built inside a Tokio (actix) runtime;
+    /// `Duration::ZERO` turns it off (use [`Store::purge_expired`](crate::store::Store::purge_expired)
+    /// from a cron job instead).
+    pub fn sweep_interval(mut self, interval: Duration) -> Self {
+        self.sweep_interval = interval;
+        self
+    }
+
     /// Whether users must approve each client on our consent page (default `true`). Turning it
     /// off re-opens the confused-deputy attack the page prevents; only for first-party setups.
     pub fn dangerously_skip_consent(mut self) -> Self {
@@ -416,6 +436,7 @@ impl WorkOsProviderBuilder {
             userinfo_cache_ttl: self.userinfo_cache_ttl,
             token_cache_ttl: self.token_cache_ttl,
             consent_required: self.consent_required,
+            sweep_interval: self.sweep_interval,
         })
     }
 }

@@ -27,15 +27,15 @@ use crate::{
 /// `GET /authorize`: parameters in the query string.
 pub(crate) async fn authorize_get(req: HttpRequest, state: State) -> HttpResponse {
     let query = req.query_string().as_bytes().to_vec();
-    authorize(req, state, &query).await
+    authorize(state, &query).await
 }
 
 /// `POST /authorize`: parameters in a form body.
-pub(crate) async fn authorize_post(req: HttpRequest, state: State, body: Bytes) -> HttpResponse {
-    authorize(req, state, &body).await
+pub(crate) async fn authorize_post(state: State, body: Bytes) -> HttpResponse {
+    authorize(state, &body).await
 }
 
-async fn authorize(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
+async fn authorize(state: State, raw: &[u8]) -> HttpResponse {
     let params = match Params::parse(raw) {
         Ok(p) => p,
         Err(e) => return html::error_page(400, &e.description()),
@@ -46,7 +46,7 @@ async fn authorize(req: HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
     };
     let client_state = params.get("state");
     match validate(&state, &client, &params) {
-        Ok(request) => start(&req, &state, &client, redirect_uri, client_state, request).await,
+        Ok(request) => start(&state, &client, redirect_uri, client_state, request).await,
         Err(error) => error_redirect(&state, &redirect_uri, client_state, &error),
     }
 }
@@ -186,7 +186,6 @@ fn requested_scopes(
 
 /// Stores the pending authorization and sends the browser on.
 async fn start(
-    req: &HttpRequest,
     state: &ProxyState,
     client: &ClientRecord,
     redirect_uri: String,
@@ -220,7 +219,6 @@ async fn start(
     if let Err(e) = state.store.create_pending(&pending).await {
         return error_redirect(state, &redirect_uri, client_state, &store_error(e));
     }
-    let _ = req;
     let mut response = if consent_required {
         redirect_with(&state.settings.endpoint("/consent"), &[("txn_id", &txn_id)])
     } else {

@@ -48,6 +48,8 @@ pub(crate) struct ProxyState {
     pub resource_metadata: Bytes,
     pub resource_metadata_path: String,
     pub bearer: bearer::ProxyVerifier,
+    /// Deletes expired rows while the provider lives.
+    pub _sweeper: Option<crate::store::SweeperHandle>,
 }
 
 pub(crate) type State = web::Data<Arc<ProxyState>>;

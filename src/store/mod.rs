@@ -312,7 +312,7 @@ async fn prepare_sqlite_connection(
         .await?;
     // In WAL mode NORMAL syncs at checkpoints instead of at every commit: still consistent
     // after a crash, but a power loss may drop the last commits. Writes get ~10x faster.
-    sqlx::raw_sql("PRAGMA synchronous = NORMAL")
+    sqlx::raw_sql("PRAGMA synchronous = FULL")
         .execute(&mut *conn)
         .await?;
     Ok(())
