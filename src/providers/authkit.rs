@@ -356,7 +356,7 @@ impl AuthKitProviderBuilder {
         let mcp_path = normalize_mcp_path(names.mcp_path, &self.mcp_path)?;
         let base_str = url_without_trailing_slash(&base_url);
         let resource_url = format!("{base_str}{mcp_path}");
-        let base_path = base_url.path().trim_end_matches('/');
+        let base_path = base_url.path().trim_end_matches('/').to_owned();
         let resource_metadata_path = protected_resource_path(&format!("{base_path}{mcp_path}"));
         let origin = base_url.origin().ascii_serialization();
         let resource_metadata_url = format!("{origin}{resource_metadata_path}");
@@ -402,7 +402,7 @@ impl AuthKitProviderBuilder {
             inner: Arc::new(Inner {
                 issuer,
                 base_url,
-                mcp_path,
+                mcp_path: format!("{base_path}{mcp_path}"),
                 resource_url,
                 resource_metadata_url,
                 resource_metadata_path,
@@ -438,7 +438,9 @@ impl AuthKitProvider {
         &self.inner.base_url
     }
 
-    /// Path of the MCP endpoint (`/mcp` by default; empty when it is the base URL itself).
+    /// Where to mount the MCP endpoint in the application: the base URL's path followed by
+    /// `MCP_PATH` (`/mcp` by default). The application is expected to see request paths as
+    /// clients send them (a reverse proxy in front must not strip a prefix).
     pub fn mcp_path(&self) -> &str {
         &self.inner.mcp_path
     }

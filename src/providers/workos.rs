@@ -82,7 +82,11 @@ impl WorkOsProviderBuilder {
             resource_metadata: Bytes::from(
                 serde_json::to_vec(&resource_metadata).expect("metadata serializes"),
             ),
-            resource_metadata_path: protected_resource_path(&settings.mcp_path),
+            resource_metadata_path: protected_resource_path(&format!(
+                "{}{}",
+                settings.base_path, settings.mcp_path
+            )),
+            mount_path: format!("{}{}", settings.base_path, settings.mcp_path),
             bearer: ProxyVerifier::new(settings.clone(), store.clone()),
             settings,
             store,
@@ -109,9 +113,10 @@ impl WorkOsProvider {
         &self.state.settings.issuer
     }
 
-    /// Path of the MCP endpoint.
+    /// Where to mount the MCP endpoint in the application: the base URL's path followed by
+    /// `MCP_PATH`.
     pub fn mcp_path(&self) -> &str {
-        &self.state.settings.mcp_path
+        &self.state.mount_path
     }
 
     /// Canonical URL of the MCP endpoint (the resource our tokens are bound to).

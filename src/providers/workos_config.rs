@@ -44,6 +44,8 @@ pub(crate) struct ProxySettings {
     /// Our issuer: the base URL without trailing slash.
     pub issuer: String,
     pub base_url: Url,
+    /// Path of the base URL (`""` at the host root): prefix of every route we serve.
+    pub base_path: String,
     pub mcp_path: String,
     pub resource_url: String,
     pub resource: Url,
@@ -62,9 +64,14 @@ pub(crate) struct ProxySettings {
 }
 
 impl ProxySettings {
-    /// `{origin}{path}` for an endpoint of ours.
+    /// Absolute URL of an endpoint of ours (`path` relative to the base URL).
     pub fn endpoint(&self, path: &str) -> String {
         format!("{}{}", self.issuer, path)
+    }
+
+    /// Local route of an endpoint of ours (`path` relative to the base URL).
+    pub fn route(&self, path: &str) -> String {
+        format!("{}{}", self.base_path, path)
     }
 }
 
@@ -367,15 +374,8 @@ impl WorkOsProviderBuilder {
         let base_name = self.name("MCP_BASE_URL", "base_url");
         let base = self.base_url.as_deref().ok_or_else(|| missing(base_name))?;
         let base_url = normalize_public_url(base_name, base, false)?;
-        if !matches!(base_url.path(), "" | "/") {
-            // Our OAuth endpoints live at the host root (RFC 8414 issuer without path keeps
-            // every client's discovery simple).
-            return Err(ConfigError::invalid(
-                base_name,
-                "proxy mode needs a base URL without path (serve it at the host root)",
-            ));
-        }
         let issuer = url_without_trailing_slash(&base_url);
+        let base_path = base_url.path().trim_end_matches('/').to_owned();
         let mcp_path = normalize_mcp_path(self.name("MCP_PATH", "mcp_path"), &self.mcp_path)?;
         let redirect_name = self.name("WORKOS_REDIRECT_PATH", "redirect_path");
         let redirect_path = normalize_mcp_path(redirect_name, &self.redirect_path)?;
@@ -420,6 +420,7 @@ impl WorkOsProviderBuilder {
             authkit: url_without_trailing_slash(&authkit_url),
             issuer,
             base_url,
+            base_path,
             mcp_path,
             resource_url,
             resource,
@@ -477,6 +478,19 @@ mod tests {
     }
 
     #[test]
+    fn a_base_url_path_prefixes_issuer_routes_and_resource() {
+        let s =
+            WorkOsProviderBuilder::from_vars(env(&[("MCP_BASE_URL", "https://h.example/api/")]))
+                .unwrap()
+                .settings()
+                .unwrap();
+        assert_eq!(s.issuer, "https://h.example/api");
+        assert_eq!(s.route("/token"), "/api/token");
+        assert_eq!(s.endpoint("/token"), "https://h.example/api/token");
+        assert_eq!(s.resource_url, "https://h.example/api/mcp");
+    }
+
+    #[test]
     fn errors_name_the_variable() {
         let mut vars = env(&[]);
         vars.remove("WORKOS_CLIENT_SECRET");
@@ -509,7 +523,7 @@ mod tests {
             "{err}"
         );
         let err =
-            WorkOsProviderBuilder::from_vars(env(&[("MCP_BASE_URL", "https://h.example/api")]))
+            WorkOsProviderBuilder::from_vars(env(&[("MCP_BASE_URL", "http://h.example/api")]))
                 .unwrap()
                 .settings()
                 .unwrap_err();

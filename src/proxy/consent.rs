@@ -126,11 +126,12 @@ pub(crate) async fn show(req: HttpRequest, state: State) -> HttpResponse {
          <p>After you sign in, you will be sent back to <code>{redirect}</code>.</p>\
          <p>It asks for:</p><ul>{scopes}</ul>\
          <p>Only continue if you started this connection yourself.</p>\
-         <form method=\"post\" action=\"/consent\">\
+         <form method=\"post\" action=\"{action}\">\
          <input type=\"hidden\" name=\"txn_id\" value=\"{txn}\">\
          <input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
          <button type=\"submit\" name=\"action\" value=\"approve\">Allow</button>\
          <button type=\"submit\" name=\"action\" value=\"deny\">Deny</button></form>",
+        action = html::escape(&state.settings.route("/consent")),
         name = html::escape(name),
         client_id = html::escape(&client.client_id),
         resource = html::escape(

@@ -47,6 +47,8 @@ pub(crate) struct ProxyState {
     pub as_metadata: Bytes,
     pub resource_metadata: Bytes,
     pub resource_metadata_path: String,
+    /// Local path of the MCP endpoint (base path + MCP path).
+    pub mount_path: String,
     pub bearer: bearer::ProxyVerifier,
     /// Deletes expired rows while the provider lives.
     pub _sweeper: Option<crate::store::SweeperHandle>,
@@ -140,13 +142,17 @@ impl HttpServiceFactory for ProxyRoutes {
         let limit = web::PayloadConfig::new(64 * 1024);
 
         let metadata = self.state.as_metadata.clone();
-        web::resource("/.well-known/oauth-authorization-server")
-            .route(get_or_head().to(move || {
-                let body = metadata.clone();
-                async move { public_json(body, std::time::Duration::from_secs(3600)) }
-            }))
-            .route(preflight())
-            .register(config);
+        // RFC 8414 §3.1: the well-known segment goes before the issuer's path.
+        web::resource(format!(
+            "/.well-known/oauth-authorization-server{}",
+            settings.base_path
+        ))
+        .route(get_or_head().to(move || {
+            let body = metadata.clone();
+            async move { public_json(body, std::time::Duration::from_secs(3600)) }
+        }))
+        .route(preflight())
+        .register(config);
 
         let mut prm_paths = vec![self.state.resource_metadata_path.clone()];
         if prm_paths[0] != "/.well-known/oauth-protected-resource" {
@@ -163,36 +169,36 @@ impl HttpServiceFactory for ProxyRoutes {
                 .register(config);
         }
 
-        web::resource("/register")
+        web::resource(settings.route("/register"))
             .app_data(data.clone())
             .app_data(limit.clone())
             .route(web::post().to(register::register))
             .route(preflight())
             .register(config);
         // No CORS on the authorization endpoint (RFC 9700 §2.6).
-        web::resource("/authorize")
+        web::resource(settings.route("/authorize"))
             .app_data(data.clone())
             .app_data(limit.clone())
             .route(web::get().to(authorize::authorize_get))
             .route(web::post().to(authorize::authorize_post))
             .register(config);
-        web::resource("/consent")
+        web::resource(settings.route("/consent"))
             .app_data(data.clone())
             .app_data(limit.clone())
             .route(web::get().to(consent::show))
             .route(web::post().to(consent::decide))
             .register(config);
-        web::resource(settings.redirect_path.clone())
+        web::resource(settings.route(&settings.redirect_path))
             .app_data(data.clone())
             .route(web::get().to(callback::callback))
             .register(config);
-        web::resource("/token")
+        web::resource(settings.route("/token"))
             .app_data(data.clone())
             .app_data(limit.clone())
             .route(web::post().to(token::token))
             .route(preflight())
             .register(config);
-        web::resource("/revoke")
+        web::resource(settings.route("/revoke"))
             .app_data(data)
             .app_data(limit)
             .route(web::post().to(revoke::revoke))
