@@ -186,7 +186,7 @@ async fn authenticate(config: &Config, req: &ServiceRequest) -> Result<Authentic
             }
             VerifyError::Unavailable => fail(
                 BearerErrorKind::Unavailable,
-                "the identity provider is unreachable; retry later",
+                "the token cannot be checked right now; retry later",
             ),
         })?;
     if let Some(missing) = config

@@ -59,6 +59,12 @@ impl std::fmt::Debug for WorkOsProvider {
 }
 
 impl WorkOsProviderBuilder {
+    /// Checks the configuration without building anything (to fail before opening a
+    /// database).
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.clone().settings().map(|_| ())
+    }
+
     /// Validates the configuration and builds the provider over `store` (migrated).
     pub fn build(self, store: Store) -> Result<WorkOsProvider, ConfigError> {
         let settings = self.settings()?;
@@ -130,6 +136,13 @@ impl WorkOsProvider {
             "{}{}",
             self.state.settings.issuer, self.state.resource_metadata_path
         )
+    }
+
+    /// Our callback URL: register it as the redirect URI of the WorkOS Connect application.
+    pub fn callback_url(&self) -> String {
+        self.state
+            .settings
+            .endpoint(&self.state.settings.redirect_path)
     }
 
     /// The store behind the provider.

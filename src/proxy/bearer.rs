@@ -90,16 +90,25 @@ impl ProxyVerifier {
         if let Some(hit) = self.inner.tokens.get(&key) {
             return Ok(hit);
         }
-        let found = self
-            .inner
-            .store
-            .lookup_access_token(&TokenHash::of(token))
-            .await
-            .map_err(|error| {
+        let hash = TokenHash::of(token);
+        let found = match self.inner.store.lookup_access_token(&hash).await {
+            Ok(found) => found.ok_or(VerifyError::Invalid("unknown, expired or revoked token"))?,
+            Err(error) if error.is_transient() => {
                 tracing::warn!(%error, "token lookup failed");
-                VerifyError::Unavailable
-            })?
-            .ok_or(VerifyError::Invalid("unknown, expired or revoked token"))?;
+                return Err(VerifyError::Unavailable);
+            }
+            // Permanent: e.g. the grant was sealed with a key no longer configured. Retrying
+            // cannot help, so end the grant and make the client log in again.
+            Err(error) => {
+                tracing::warn!(%error, "token's grant cannot be read; ending it");
+                if let Ok(Some(row)) = self.inner.store.find_token(&hash).await {
+                    self.end_grant(&row.grant_id).await;
+                }
+                return Err(VerifyError::Invalid(
+                    "the stored session can no longer be read",
+                ));
+            }
+        };
         let ours = crate::oauth::resource::canonical(&self.inner.settings.resource);
         if found.grant.resource.as_deref().is_some_and(|r| r != ours) {
             return Err(VerifyError::Invalid("token not issued for this resource"));

@@ -175,7 +175,28 @@ async fn refresh(
         .await
         .map_err(store_error)?;
     match rotation {
-        Rotation::Rotated(issued) => Ok(token_response(&access, Some(&refresh), &issued)),
+        Rotation::Rotated(issued) => {
+            // The grant's upstream session must still be readable (its encryption key may have
+            // been removed): otherwise the new tokens would be useless, and the client should
+            // log in again now rather than loop through refreshes.
+            match state.store.get_grant(&issued.grant_id).await {
+                Ok(Some(_)) => Ok(token_response(&access, Some(&refresh), &issued)),
+                Ok(None) => Err(invalid_grant("the authorization was revoked")),
+                Err(error) if error.is_transient() => Err(store_error(error)),
+                Err(error) => {
+                    tracing::warn!(%error, "grant cannot be read; ending it");
+                    state
+                        .store
+                        .revoke_grant(&issued.grant_id)
+                        .await
+                        .map_err(store_error)?;
+                    state.bearer.forget_grant(&issued.grant_id);
+                    Err(invalid_grant(
+                        "the authorization can no longer be used; log in again",
+                    ))
+                }
+            }
+        }
         Rotation::Replayed { grant_id } => {
             tracing::warn!("refresh token replayed; revoking its grant");
             state
@@ -220,8 +241,10 @@ fn token_response(access: &str, refresh: Option<&str>, issued: &IssuedTokens) ->
         "access_token": access,
         "token_type": "Bearer",
         "expires_in": (issued.access_expires_at - unix_now()).max(0),
-        "scope": issued.scopes.join(" "),
     });
+    if !issued.scopes.is_empty() {
+        body["scope"] = json!(issued.scopes.join(" "));
+    }
     if let Some(refresh) = refresh {
         body["refresh_token"] = json!(refresh);
     }

@@ -18,7 +18,9 @@
 //!
 //! # Atomicity
 //!
-//! No operation relies on an in-process lock, so any replica can serve any step:
+//! No operation relies on an in-process lock for correctness, so any replica can serve any
+//! step (on SQLite the writers of one process queue on a gate, only to spare them the busy
+//! handler's sleeps):
 //!
 //! * single-use items are consumed by one statement: `DELETE … RETURNING` (pending
 //!   authorizations) or `UPDATE … WHERE used_at IS NULL … RETURNING` (codes, consent tokens). Of
@@ -45,12 +47,13 @@
 //!
 //! * `postgres://user:pass@host/db`: a pool of `max_connections` connections.
 //! * `sqlite://path/to/file.db`: the file is created when missing (unless the URL sets `mode=`),
-//!   switched to WAL, with a busy timeout and foreign keys on, so several processes can share it.
+//!   switched to WAL, with a busy timeout, foreign keys on and `synchronous = FULL`, so several
+//!   processes can share it and a committed revocation survives a power loss.
 //!   `sqlite::memory:` gives every pooled connection its own database: use a file, even in tests.
 //!
-//! The Any driver needs the default drivers installed; [`Store::connect`] calls
-//! `sqlx::any::install_default_drivers()` (idempotent). An application that installed a custom
-//! driver list through `sqlx::any::install_drivers` must include PostgreSQL and SQLite in it.
+//! The Any driver needs its drivers installed; [`Store::connect`] calls
+//! `sqlx::any::install_default_drivers()` (idempotent). sqlx allows one driver list per process,
+//! so an application must not also install its own through `sqlx::any::install_drivers`.
 
 use std::{
     sync::Arc,

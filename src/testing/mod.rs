@@ -23,8 +23,18 @@
 //! # let _ = token;
 //! ```
 //!
+//! [`OAuthTestClient`] is the other side: a scripted MCP client (discovery, registration,
+//! login through the consent page and the emulator, token exchange, refresh, revocation, tool
+//! calls) over real HTTP, for tests, benchmarks and load drivers.
+//!
 //! Only available with the `testing` feature.
 
 mod fake_authkit;
+mod oauth_client;
 
 pub use fake_authkit::{Endpoint, Failure, FakeAuthKit};
+pub use oauth_client::{
+    AuthorizationCode, AuthorizationRequest, AuthorizeOptions, ConsentDecision, ConsentForm,
+    DEFAULT_REDIRECT_URI, Discovery, Endpoints, Login, MCP_PROTOCOL_VERSION, OAuthClientError,
+    OAuthTestClient, Pkce, RegisteredClient, TestResponse, TokenSet, hidden_field, query_params,
+};

@@ -55,6 +55,7 @@ proxy_tests!(
     revocation_follows_rfc7009,
     upstream_failures_are_reported_not_leaked,
     upstream_session_state_reaches_our_tokens,
+    a_lost_encryption_key_forces_a_new_login_not_an_outage,
 );
 
 async fn post_json(app: &ProxyApp, path: &str, body: serde_json::Value) -> Reply {
@@ -835,4 +836,43 @@ async fn upstream_session_state_reaches_our_tokens(db: &TestDb) {
     fake.revoke_sessions_for("user_01TEST");
     actix_web::rt::time::sleep(Duration::from_millis(1_200)).await;
     assert_eq!(call_mcp(&app, access).await.status, 401);
+}
+
+async fn a_lost_encryption_key_forces_a_new_login_not_an_outage(db: &TestDb) {
+    use actix_mcp_auth::store::Keyring;
+
+    let fake = FakeAuthKit::start();
+    let before = ProxyApp::spawn(&fake, db.store().await, |b| b).await;
+    let browser = Browser::default();
+    let client = register(&before, &browser).await;
+    let (verifier, challenge) = pkce();
+    let mut sessions = Vec::new();
+    for _ in 0..2 {
+        let code = login(&before, &browser, &client, &challenge).await;
+        sessions.push(redeem(&before, &client, &code, &verifier).await);
+    }
+    // Restarted with another key: the sealed AuthKit tokens cannot be opened any more.
+    let other_key = Keyring::from_config(&crate::store_support::key_b64(99)).unwrap();
+    let after = ProxyApp::spawn(&fake, db.store_with_keys(other_key).await, |b| b).await;
+
+    // Refresh first: refused (and the grant ended), then its access token is refused too.
+    let refresh = sessions[0]["refresh_token"].as_str().unwrap();
+    let refreshed = token_request(
+        &after,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_id", &client.client_id),
+        ],
+    )
+    .await;
+    assert_eq!(refreshed.status, 400, "{}", refreshed.text());
+    assert_eq!(refreshed.json()["error"], "invalid_grant");
+    let reply = call_mcp(&after, sessions[0]["access_token"].as_str().unwrap()).await;
+    assert_eq!(reply.status, 401, "{}", reply.text());
+
+    // Bearer check first: 401 invalid_token (not a 503 the client would retry forever).
+    let reply = call_mcp(&after, sessions[1]["access_token"].as_str().unwrap()).await;
+    assert_eq!(reply.status, 401, "{}", reply.text());
+    assert!(reply.challenge().contains("invalid_token"));
 }
