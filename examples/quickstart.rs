@@ -119,7 +119,7 @@ async fn main() -> std::io::Result<()> {
         .mcp_path(&mcp_path)
         .redirect_path(REDIRECT_PATH);
 
-    let (store, _sweeper) = support::open_store(&database_url, keys).await;
+    let store = support::open_store(&database_url, keys).await;
     let provider = match builder.build(store) {
         Ok(provider) => provider,
         // Names the builder method; the variables behind them are in the table above.

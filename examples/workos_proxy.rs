@@ -9,9 +9,10 @@
 //! session is still alive and to refresh it.
 //!
 //! The MCP server has one tool, `whoami`, which returns the verified caller. Everything under
-//! `MCP_PATH` requires one of our access tokens; the OAuth endpoints (`/register`, `/authorize`,
-//! `/consent`, `WORKOS_REDIRECT_PATH`, `/token`, `/revoke`) and the discovery documents
-//! (`/.well-known/...`) live at the host root; `GET /healthz` is open.
+//! `MCP_PATH` requires one of our access tokens. The OAuth endpoints (`/register`, `/authorize`,
+//! `/consent`, `WORKOS_REDIRECT_PATH`, `/token`, `/revoke`) live at the base URL (below its
+//! path, if it has one), the discovery documents under `/.well-known/` at the host root, and
+//! `GET /healthz` is open.
 //!
 //! No WorkOS account at hand? `cargo run --example quickstart` runs the same server against a
 //! local AuthKit emulator.
@@ -23,19 +24,21 @@
 //! | `WORKOS_CLIENT_ID` | required: client id of the WorkOS Connect OAuth application |
 //! | `WORKOS_CLIENT_SECRET` | required: its client secret |
 //! | `WORKOS_AUTHKIT_DOMAIN` | required: your AuthKit domain, e.g. `https://your-app.authkit.app` |
-//! | `MCP_BASE_URL` | required: public base URL of this server, without path, e.g. `https://mcp.example.com` (also our OAuth issuer; plain `http` only on loopback) |
+//! | `MCP_BASE_URL` | required: public base URL of this server, e.g. `https://mcp.example.com` (our OAuth issuer; plain `http` only on loopback). It may have a path (`https://example.com/api`): every route is then served below it, and a reverse proxy in front must not strip it |
 //! | `MCP_PATH` | where the MCP endpoint lives, default `/mcp` |
 //! | `WORKOS_REDIRECT_PATH` | our callback path, default `/auth/callback` |
 //! | `WORKOS_REQUIRED_SCOPES` | optional, space-separated scopes every token carries |
 //! | `WORKOS_TIMEOUT_SECONDS` | timeout of each call to AuthKit, default 10 |
-//! | `WORKOS_ALLOWED_CLIENT_REDIRECT_URIS` | optional patterns the redirect URIs of MCP clients must match, e.g. `http://localhost:*/* https://claude.ai/api/mcp/auth_callback` |
+//! | `WORKOS_ALLOWED_CLIENT_REDIRECT_URIS` | optional patterns the redirect URIs of MCP clients must match, e.g. `http://localhost:*/* http://127.0.0.1:*/* https://claude.ai/api/mcp/auth_callback`; default: any https URI and loopback http |
+//! | `WORKOS_ALLOWED_CLIENT_REDIRECT_SCHEMES` | optional private-use schemes MCP clients may register redirect URIs with, e.g. `cursor vscode` |
 //! | `DATABASE_URL` | where the OAuth state lives, default `sqlite://mcp-auth.db?mode=rwc` (created when missing); `postgres://user:pass@host/db` for several replicas |
 //! | `MCP_AUTH_ENCRYPTION_KEYS` | required: base64 AES-256 key(s) sealing AuthKit's tokens, comma-separated, newest first; make one with `openssl rand -base64 32` |
 //! | `MCP_HOST` / `MCP_PORT` | address to listen on, default `127.0.0.1` / `8000` |
 //! | `RUST_LOG` | log filter, default `info,rmcp=warn` |
 //!
-//! Token lifetimes and caches have their own variables (`MCP_AUTH_ACCESS_TOKEN_TTL_SECONDS`,
-//! ...), see `WorkOsProviderBuilder::from_env`. Keep `MCP_AUTH_ENCRYPTION_KEYS` stable: with a
+//! Token lifetimes, caches and the sweeper of expired rows have their own variables
+//! (`MCP_AUTH_ACCESS_TOKEN_TTL_SECONDS`, `MCP_AUTH_SWEEP_INTERVAL_SECONDS`, ...), see
+//! `WorkOsProviderBuilder::from_env`. Migrations run at every start (they are idempotent). Keep `MCP_AUTH_ENCRYPTION_KEYS` stable: with a
 //! new key, the sessions stored under the old one can no longer be refreshed and users log in
 //! again. To rotate, put the new key first and keep the old one after it for a while.
 //!
@@ -107,7 +110,7 @@ async fn main() -> std::io::Result<()> {
         .filter(|url| !url.trim().is_empty())
         .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
 
-    let (store, _sweeper) = support::open_store(&database_url, keys).await;
+    let store = support::open_store(&database_url, keys).await;
     let provider = match config.build(store) {
         Ok(provider) => provider,
         Err(e) => support::exit_with(e),

@@ -16,6 +16,8 @@
 #   scripts/quickstart-flow.sh                # terminal 2 (base URL default http://127.0.0.1:8000)
 #
 # Usage: scripts/quickstart-flow.sh [BASE_URL]
+#   MCP_URL=...                 the MCP endpoint, default BASE_URL/mcp (everything else is
+#                               discovered from its 401 challenge, RFC 9728 / RFC 8414)
 #   EXPECT_SUBJECT=user_01TEST  also check the subject `whoami` reports
 #   VERBOSE=1                   print every response body
 #
@@ -25,6 +27,7 @@ set -euo pipefail
 
 BASE="${1:-http://127.0.0.1:8000}"
 BASE="${BASE%/}"
+MCP_URL="${MCP_URL:-$BASE/mcp}"
 CLIENT_REDIRECT="http://127.0.0.1:9999/cb"
 MCP_PROTOCOL_VERSION="2025-06-18"
 
@@ -42,6 +45,7 @@ ok() { printf '   ok: %s\n' "$*" >&2; }
 
 # The last request, for error reports.
 LAST_REQUEST=""
+LAST_URL=""
 STATUS=""
 
 fail() {
@@ -63,6 +67,7 @@ http() {
     local method="$1" url="$2"
     shift 2
     LAST_REQUEST="$method $url"
+    LAST_URL="$url"
     : >"$WORK/headers"
     : >"$WORK/body"
     STATUS="$(curl -sS -X "$method" "$url" -b "$JAR" -c "$JAR" \
@@ -108,11 +113,14 @@ query_param() {
     return 0
 }
 
-# absolute URL: a Location made absolute against BASE.
+# absolute LOCATION: a Location header made absolute against the origin of the last request.
 absolute() {
     case "$1" in
         http://* | https://*) printf '%s' "$1" ;;
-        /*) printf '%s%s' "$BASE" "$1" ;;
+        /*)
+            [[ "$LAST_URL" =~ ^(https?://[^/?#]+) ]] || fail "cannot resolve Location $1"
+            printf '%s%s' "${BASH_REMATCH[1]}" "$1"
+            ;;
         *) fail "unexpected relative Location: $1" ;;
     esac
 }
@@ -157,10 +165,13 @@ login() {
     grep -qF "$CLIENT_REDIRECT" "$WORK/body" || fail "the consent page does not show the redirect URI"
     CSRF="$(sed -n 's/.*name="csrf_token" value="\([^"]*\)".*/\1/p' "$WORK/body")"
     TXN="$(sed -n 's/.*name="txn_id" value="\([^"]*\)".*/\1/p' "$WORK/body")"
-    [[ -n "$CSRF" && -n "$TXN" ]] || fail "no csrf_token / txn_id in the consent form"
-    ok "form with txn_id and csrf_token"
+    ACTION="$(sed -n 's/.*<form method="post" action="\([^"]*\)".*/\1/p' "$WORK/body")"
+    [[ -n "$CSRF" && -n "$TXN" && -n "$ACTION" ]] || fail "no csrf_token / txn_id / action in the consent form"
+    ACTION="$(absolute "$ACTION")"
+    [[ "$ACTION" == "$ISSUER/consent" ]] || fail "the consent form posts to $ACTION, not $ISSUER/consent"
+    ok "form posting to $ACTION with txn_id and csrf_token"
 
-    http POST "$ISSUER/consent" --data-urlencode "txn_id=$TXN" --data-urlencode "csrf_token=$CSRF" \
+    http POST "$ACTION" --data-urlencode "txn_id=$TXN" --data-urlencode "csrf_token=$CSRF" \
         --data-urlencode action=approve
     expect_status 302
     UPSTREAM_URL="$(absolute "$(header Location)")"
@@ -201,12 +212,6 @@ login() {
 
 # ---------------------------------------------------------------------------------------------
 step "discovery"
-http GET "$BASE/.well-known/oauth-protected-resource"
-expect_status 200
-MCP_URL="$(body_json '.resource')"
-ISSUER="$(body_json '.authorization_servers[0]')"
-ok "resource $MCP_URL, authorization server $ISSUER"
-
 http POST "$MCP_URL" -H 'Content-Type: application/json' \
     -H 'Accept: application/json, text/event-stream' \
     --data '{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
@@ -219,9 +224,13 @@ ok "MCP endpoint without token: 401, $CHALLENGE"
 
 http GET "$PRM_URL"
 expect_status 200
-[[ "$(body_json '.resource')" == "$MCP_URL" ]] || fail "resource metadata at $PRM_URL names another resource"
+[[ "$(body_json '.resource')" == "$MCP_URL" ]] || fail "the resource metadata names another resource than $MCP_URL"
+ISSUER="$(body_json '.authorization_servers[0]')"
+ok "authorization server $ISSUER"
 
-http GET "$ISSUER/.well-known/oauth-authorization-server"
+# RFC 8414 §3.1: the well-known segment goes between the issuer's origin and its path.
+[[ "$ISSUER" =~ ^(https?://[^/]+)(.*)$ ]] || fail "the authorization server is not an http(s) URL: $ISSUER"
+http GET "${BASH_REMATCH[1]}/.well-known/oauth-authorization-server${BASH_REMATCH[2]}"
 expect_status 200
 [[ "$(body_json '.issuer')" == "$ISSUER" ]] || fail "metadata issuer differs from $ISSUER"
 REGISTER_URL="$(body_json '.registration_endpoint')"

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use actix_mcp_auth::{
     Authenticated, AuthenticatedExt, WorkOsProvider,
-    store::{Keyring, Store, SweeperHandle},
+    store::{Keyring, Store},
 };
 use actix_web::{App, HttpServer, web};
 use rmcp::{
@@ -171,19 +171,13 @@ pub fn exit_with(message: impl std::fmt::Display) -> ! {
     std::process::exit(1);
 }
 
-/// How often the proxy-mode examples delete expired OAuth state, and how many rows per statement.
-#[allow(dead_code)]
-const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
-#[allow(dead_code)]
-const SWEEP_BATCH: u32 = 500;
-
-/// Opens the proxy-mode store at `url`, applies the migrations and starts the sweeper of
-/// expired rows (it stops when the returned handle is dropped: keep it until the server ends).
+/// Opens the proxy-mode store at `url` and applies the migrations. (The provider built over it
+/// starts the sweeper of expired rows itself, see `MCP_AUTH_SWEEP_INTERVAL_SECONDS`.)
 ///
 /// Exits the process with a message on failure. The URL is never printed: it may hold a
 /// password.
 #[allow(dead_code)]
-pub async fn open_store(url: &str, keys: Keyring) -> (Store, SweeperHandle) {
+pub async fn open_store(url: &str, keys: Keyring) -> Store {
     let store = match Store::connect(url, keys).await {
         Ok(store) => store,
         Err(e) => exit_with(format!("cannot open the database (DATABASE_URL): {e}")),
@@ -191,14 +185,13 @@ pub async fn open_store(url: &str, keys: Keyring) -> (Store, SweeperHandle) {
     if let Err(e) = store.migrate().await {
         exit_with(format!("cannot apply the database migrations: {e}"));
     }
-    let sweeper = store.spawn_sweeper(SWEEP_INTERVAL, SWEEP_BATCH);
-    (store, sweeper)
+    store
 }
 
 /// A proxy-mode server bound to `host:port`: the OAuth endpoints and discovery documents of
-/// `provider` at the host root, `GET /healthz`, and the `whoami` MCP service (stateless) under
-/// `provider.mcp_path()` behind `provider.bearer()`, with an access log. Await it to serve until
-/// Ctrl-C.
+/// `provider` (below the base URL's path; the well-known documents at the host root),
+/// `GET /healthz`, and the `whoami` MCP service (stateless) under `provider.mcp_path()` behind
+/// `provider.bearer()`, with an access log. Await it to serve until Ctrl-C.
 ///
 /// Exits the process with a message when the address cannot be bound.
 #[allow(dead_code)]
@@ -212,8 +205,8 @@ pub fn proxy_server(provider: WorkOsProvider, host: &str, port: u16) -> actix_we
         App::new()
             .wrap(TracingLogger::default())
             .route("/healthz", web::get().to(healthz))
-            // The OAuth endpoints first: they are single resources at the host root, while the
-            // MCP scope would catch every path if MCP_PATH were empty.
+            // The OAuth endpoints first: they are single resources, while the MCP scope would
+            // catch every path below the base URL if MCP_PATH were empty.
             .service(provider.routes())
             .service(
                 web::scope(provider.mcp_path())
