@@ -10,6 +10,7 @@ use actix_web::{HttpRequest, HttpResponse, web::Bytes};
 
 use super::{
     ProxyState, State, cookies, error_redirect, form::Params, html, redirect_with, store_error,
+    store_error_page,
 };
 use crate::{
     clock::unix_now,
@@ -68,13 +69,7 @@ async fn client_and_redirect(
                  automatically; reconnect the client.",
             ));
         }
-        Err(e) => {
-            let e = store_error(e);
-            return Err(html::error_page(
-                e.code().status_for_page(),
-                &e.description(),
-            ));
-        }
+        Err(e) => return Err(store_error_page(e)),
     };
     let redirect_uri = match params.get("redirect_uri") {
         Some(uri) if matches_registered(uri, &client.redirect_uris) => uri.to_owned(),

@@ -10,6 +10,7 @@ use actix_web::{HttpRequest, HttpResponse};
 
 use super::{
     ProxyState, State, cookies, error_redirect, form::Params, html, redirect_with, store_error,
+    store_error_page,
 };
 use crate::{
     clock::unix_now,
@@ -52,10 +53,6 @@ async fn claim_pending(
     state: &ProxyState,
     txn_id: &str,
 ) -> Result<PendingAuthorization, HttpResponse> {
-    let page_for = |e: crate::store::StoreError| {
-        let e = store_error(e);
-        html::error_page(e.code().status_for_page(), &e.description())
-    };
     let pending = match state.store.get_pending(txn_id).await {
         Ok(Some(p)) => p,
         Ok(None) => {
@@ -64,7 +61,7 @@ async fn claim_pending(
                 "Invalid or expired authorization request.",
             ));
         }
-        Err(e) => return Err(page_for(e)),
+        Err(e) => return Err(store_error_page(e)),
     };
     let secure = state.settings.base_url.scheme() == "https";
     let secret = cookies::binding_secret(req, secure, txn_id);
@@ -83,7 +80,7 @@ async fn claim_pending(
     match state.store.consume_pending(txn_id).await {
         Ok(Some(p)) => Ok(p),
         Ok(None) => Err(html::error_page(400, "This login was already completed.")),
-        Err(e) => Err(page_for(e)),
+        Err(e) => Err(store_error_page(e)),
     }
 }
 

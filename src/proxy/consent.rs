@@ -12,7 +12,7 @@
 use actix_web::{HttpRequest, HttpResponse, web::Bytes};
 
 use super::{
-    ProxyState, State, cookies, error_redirect, form::Params, html, redirect_with, store_error,
+    ProxyState, State, cookies, error_redirect, form::Params, html, redirect_with, store_error_page,
 };
 use crate::{
     error::{OAuthError, OAuthErrorCode},
@@ -68,13 +68,7 @@ async fn pending_for_browser(
                 "Invalid or expired authorization request.",
             ));
         }
-        Err(e) => {
-            let e = store_error(e);
-            return Err(html::error_page(
-                e.code().status_for_page(),
-                &e.description(),
-            ));
-        }
+        Err(e) => return Err(store_error_page(e)),
     };
     let secure = state.settings.base_url.scheme() == "https";
     let secret = cookies::binding_secret(req, secure, txn_id);
@@ -100,10 +94,7 @@ pub(crate) async fn show(req: HttpRequest, state: State) -> HttpResponse {
     let client = match state.store.get_client(&pending.client_id).await {
         Ok(Some(client)) => client,
         Ok(None) => return html::error_page(400, "This client is no longer registered."),
-        Err(e) => {
-            let e = store_error(e);
-            return html::error_page(e.code().status_for_page(), &e.description());
-        }
+        Err(e) => return store_error_page(e),
     };
     let csrf = cookies::consent_token(&secret, &pending.txn_id);
     let name = client
@@ -174,10 +165,7 @@ pub(crate) async fn decide(req: HttpRequest, state: State, body: Bytes) -> HttpR
                 Ok(None) => {
                     html::error_page(400, "This consent form was already used or has expired.")
                 }
-                Err(e) => {
-                    let e = store_error(e);
-                    html::error_page(e.code().status_for_page(), &e.description())
-                }
+                Err(e) => store_error_page(e),
             }
         }
         Some("deny") => deny(&state, &pending).await,
@@ -200,9 +188,6 @@ async fn deny(state: &ProxyState, pending: &PendingAuthorization) -> HttpRespons
             res
         }
         Ok(None) => html::error_page(400, "Invalid or expired authorization request."),
-        Err(e) => {
-            let e = store_error(e);
-            html::error_page(e.code().status_for_page(), &e.description())
-        }
+        Err(e) => store_error_page(e),
     }
 }

@@ -71,6 +71,23 @@ pub(crate) fn store_error(error: StoreError) -> OAuthError {
     }
 }
 
+/// A store failure as an error page (503 or 500, never the database error itself).
+pub(crate) fn store_error_page(error: StoreError) -> HttpResponse {
+    let error = store_error(error);
+    html::error_page(error.code().status_for_page(), &error.description())
+}
+
+/// Revokes a grant and drops its tokens from this replica's cache.
+pub(crate) async fn end_grant(state: &ProxyState, grant_id: &str) -> Result<(), OAuthError> {
+    state
+        .store
+        .revoke_grant(grant_id)
+        .await
+        .map_err(store_error)?;
+    state.bearer.forget_grant(grant_id);
+    Ok(())
+}
+
 /// A 302 to `uri` with `params` added to its query (an existing parameter of the same name is
 /// replaced, so a client URI can never smuggle a second `code` or `iss`).
 pub(crate) fn redirect_with(uri: &str, params: &[(&str, &str)]) -> HttpResponse {

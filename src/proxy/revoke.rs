@@ -8,7 +8,7 @@
 use actix_web::{HttpRequest, HttpResponse, http::header, web::Bytes};
 
 use super::{
-    ProxyState, State, client_auth,
+    ProxyState, State, client_auth, end_grant,
     form::{Params, json_error, require_form_content_type, with_cors},
     store_error,
 };
@@ -48,12 +48,7 @@ async fn handle(req: &HttpRequest, state: &ProxyState, body: &[u8]) -> Result<()
     }
     match found.kind {
         TokenKind::Refresh => {
-            state
-                .store
-                .revoke_grant(&found.grant_id)
-                .await
-                .map_err(store_error)?;
-            state.bearer.forget_grant(&found.grant_id);
+            end_grant(state, &found.grant_id).await?;
         }
         TokenKind::Access => {
             state.store.revoke_token(&hash).await.map_err(store_error)?;

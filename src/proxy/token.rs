@@ -9,7 +9,7 @@ use actix_web::{HttpRequest, HttpResponse, http::header, web::Bytes};
 use serde_json::json;
 
 use super::{
-    ProxyState, State, client_auth,
+    ProxyState, State, client_auth, end_grant,
     form::{Params, json_error, require_form_content_type, with_cors},
     store_error,
 };
@@ -96,12 +96,7 @@ async fn authorization_code(
                 .map_err(store_error)?;
             if owner.is_some_and(|g| g.client_id == client.client_id) {
                 tracing::warn!("authorization code replayed; revoking its grant");
-                state
-                    .store
-                    .revoke_grant(&grant_id)
-                    .await
-                    .map_err(store_error)?;
-                state.bearer.forget_grant(&grant_id);
+                end_grant(state, &grant_id).await?;
             }
             return Err(invalid_grant("code already used"));
         }
@@ -185,12 +180,7 @@ async fn refresh(
                 Err(error) if error.is_transient() => Err(store_error(error)),
                 Err(error) => {
                     tracing::warn!(%error, "grant cannot be read; ending it");
-                    state
-                        .store
-                        .revoke_grant(&issued.grant_id)
-                        .await
-                        .map_err(store_error)?;
-                    state.bearer.forget_grant(&issued.grant_id);
+                    end_grant(state, &issued.grant_id).await?;
                     Err(invalid_grant(
                         "the authorization can no longer be used; log in again",
                     ))
@@ -199,12 +189,7 @@ async fn refresh(
         }
         Rotation::Replayed { grant_id } => {
             tracing::warn!("refresh token replayed; revoking its grant");
-            state
-                .store
-                .revoke_grant(&grant_id)
-                .await
-                .map_err(store_error)?;
-            state.bearer.forget_grant(&grant_id);
+            end_grant(state, &grant_id).await?;
             Err(invalid_grant("refresh token already used"))
         }
         Rotation::InvalidScope => Err(OAuthError::new(
