@@ -57,7 +57,9 @@ impl BenchDb {
     }
 
     async fn postgres() -> Option<Self> {
-        let base = std::env::var("TEST_DATABASE_URL").ok()?;
+        let base = std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|v| !v.trim().is_empty())?;
         sqlx::any::install_default_drivers();
         let mut url = url::Url::parse(&base).expect("TEST_DATABASE_URL");
         url.set_path(&format!("/mcp_auth_bench_{}", random_id()));

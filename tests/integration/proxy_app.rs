@@ -1,18 +1,22 @@
 //! Proxy-mode test application: `WorkOsProvider` in a real `HttpServer` on a random port, over a
-//! real database, against `FakeAuthKit`; plus a cookie-keeping "browser" and an MCP client's
-//! login driver.
+//! real database, against `FakeAuthKit`; plus the helpers the proxy tests share, built on the
+//! library's scripted MCP client, `testing::OAuthTestClient` (cookie jar, PKCE, registration,
+//! the login steps), and tests of that client itself.
 
-use std::{cell::RefCell, collections::HashMap, net::TcpListener, time::Duration};
+use std::{collections::HashMap, net::TcpListener, time::Duration};
 
 use actix_mcp_auth::{
-    Authenticated, WorkOsProvider, WorkOsProviderBuilder, store::Store, testing::FakeAuthKit,
+    Authenticated, WorkOsProvider, WorkOsProviderBuilder,
+    store::Store,
+    testing::{
+        AuthorizeOptions, ConsentDecision, Endpoints, FakeAuthKit, OAuthClientError,
+        OAuthTestClient, Pkce, RegisteredClient, TestResponse, query_params,
+    },
 };
 use actix_web::{App, HttpResponse, HttpServer, web};
-use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
-use crate::app::Reply;
+use crate::{app::Reply, store_support::TestDb};
 
 pub const CONNECT_CLIENT_ID: &str = "client_01CONNECT";
 pub const CONNECT_SECRET: &str = "sk_test_connect_secret";
@@ -80,90 +84,81 @@ impl ProxyApp {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
     }
+
+    /// The endpoints of this replica (its own URLs), with the provider's issuer and resource
+    /// (a second replica shares the first one's public URL).
+    pub fn endpoints(&self) -> Endpoints {
+        Endpoints {
+            issuer: self.provider.issuer().to_owned(),
+            resource: self.provider.resource_url().to_owned(),
+            ..Endpoints::for_server(&self.base_url, self.provider.mcp_path())
+        }
+    }
+
+    /// A scripted client of this replica with its own (empty) cookie jar.
+    pub fn client(&self) -> OAuthTestClient {
+        OAuthTestClient::new(&self.base_url).with_endpoints(self.endpoints())
+    }
+
+    /// A scripted client of this replica that uses `browser`'s cookie jar.
+    pub fn driver(&self, browser: &Browser) -> OAuthTestClient {
+        browser
+            .driver
+            .for_server(&self.base_url)
+            .with_endpoints(self.endpoints())
+    }
 }
 
-/// An HTTP client that keeps cookies like a browser (per name, no domain logic: one host).
+impl From<TestResponse> for Reply {
+    fn from(response: TestResponse) -> Self {
+        Self {
+            status: response.status,
+            headers: response.headers,
+            body: response.body.to_vec(),
+        }
+    }
+}
+
+/// An HTTP client that keeps cookies like a browser: the scripted client's jar (per name, no
+/// domain logic: one host). `client` sends requests without cookies.
 pub struct Browser {
     pub client: awc::Client,
-    cookies: RefCell<HashMap<String, String>>,
+    driver: OAuthTestClient,
 }
 
 impl Default for Browser {
     fn default() -> Self {
+        // The base URL only sets default endpoints, which the helpers never use: they go
+        // through `ProxyApp::driver`, which shares this jar.
+        let driver = OAuthTestClient::new("http://127.0.0.1");
         Self {
-            client: awc::Client::builder()
-                .timeout(Duration::from_secs(10))
-                .disable_redirects()
-                .finish(),
-            cookies: RefCell::default(),
+            client: driver.http().clone(),
+            driver,
         }
     }
 }
 
 impl Browser {
-    fn cookie_header(&self) -> Option<String> {
-        let jar = self.cookies.borrow();
-        (!jar.is_empty()).then(|| {
-            jar.iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        })
-    }
-
-    fn keep_cookies(&self, reply: &Reply) {
-        for value in reply.headers.get_all("set-cookie") {
-            let Ok(value) = value.to_str() else { continue };
-            let Some((pair, attributes)) = value.split_once(';').or(Some((value, ""))) else {
-                continue;
-            };
-            let Some((name, val)) = pair.split_once('=') else {
-                continue;
-            };
-            let removed = attributes.to_ascii_lowercase().contains("max-age=0") || val.is_empty();
-            if removed {
-                self.cookies.borrow_mut().remove(name.trim());
-            } else {
-                self.cookies
-                    .borrow_mut()
-                    .insert(name.trim().to_owned(), val.trim().to_owned());
-            }
-        }
-    }
-
     pub async fn get(&self, url: &str) -> Reply {
-        let mut req = self.client.get(url);
-        if let Some(cookies) = self.cookie_header() {
-            req = req.insert_header(("Cookie", cookies));
-        }
-        let reply = Reply::read(req.send().await.expect("GET")).await;
-        self.keep_cookies(&reply);
-        reply
+        self.driver.get(url).await.expect("GET").into()
     }
 
     pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Reply {
-        let mut req = self.client.post(url);
-        if let Some(cookies) = self.cookie_header() {
-            req = req.insert_header(("Cookie", cookies));
-        }
-        let reply = Reply::read(req.send_form(&form).await.expect("POST")).await;
-        self.keep_cookies(&reply);
-        reply
+        self.driver.post_form(url, form).await.expect("POST").into()
     }
 }
 
 /// PKCE pair: (verifier, S256 challenge).
 pub fn pkce() -> (String, String) {
-    let verifier = format!("verifier-{}-{}", rand::random::<u64>(), "x".repeat(30));
-    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
-    (verifier, challenge)
+    let pair = Pkce::new();
+    (pair.verifier, pair.challenge)
 }
 
 /// The query parameters of a `Location`.
 pub fn location_params(reply: &Reply) -> HashMap<String, String> {
     let location = reply.header("location").expect("a Location header");
-    let url = url::Url::parse(&location).expect("absolute Location");
-    url.query_pairs().into_owned().collect()
+    url::Url::parse(&location).expect("absolute Location");
+    query_params(&location).into_iter().collect()
 }
 
 /// A registered MCP client.
@@ -171,6 +166,14 @@ pub struct McpClient {
     pub client_id: String,
     pub client_secret: Option<String>,
     pub redirect_uri: String,
+}
+
+impl McpClient {
+    /// The client as the scripted client knows it (only the id and redirect URI matter to
+    /// the login steps; token requests of these tests send the client id in the body).
+    pub fn registered(&self) -> RegisteredClient {
+        RegisteredClient::public(&self.client_id, &self.redirect_uri)
+    }
 }
 
 /// Registers a public client with refresh support.
@@ -189,45 +192,45 @@ pub async fn register_with(app: &ProxyApp, browser: &Browser, extra: Value) -> M
     body.as_object_mut()
         .unwrap()
         .extend(extra.as_object().unwrap().clone());
-    let res = browser
-        .client
-        .post(app.url("/register"))
-        .send_json(&body)
+    // The scripted client expects 201 and fails with the status and body otherwise.
+    let registered = app
+        .driver(browser)
+        .register(&body)
         .await
-        .expect("register");
-    let reply = Reply::read(res).await;
-    assert_eq!(reply.status, 201, "{}", reply.text());
-    let doc = reply.json();
+        .unwrap_or_else(|e| panic!("register: {e}"));
     McpClient {
-        client_id: doc["client_id"].as_str().unwrap().to_owned(),
-        client_secret: doc["client_secret"].as_str().map(str::to_owned),
+        client_id: registered.client_id,
+        client_secret: registered.client_secret,
         redirect_uri,
+    }
+}
+
+/// Options of a standard request with the given challenge (the caller keeps the verifier).
+fn options(challenge: &str, state: &str) -> AuthorizeOptions {
+    AuthorizeOptions {
+        state: Some(state.to_owned()),
+        pkce: Some(Pkce {
+            verifier: String::new(),
+            challenge: challenge.to_owned(),
+        }),
+        ..AuthorizeOptions::default()
     }
 }
 
 /// The `/authorize` URL of a standard request.
 pub fn authorize_url(app: &ProxyApp, client: &McpClient, challenge: &str, state: &str) -> String {
-    let mut url = url::Url::parse(&app.url("/authorize")).unwrap();
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", &client.client_id)
-        .append_pair("redirect_uri", &client.redirect_uri)
-        .append_pair("code_challenge", challenge)
-        .append_pair("code_challenge_method", "S256")
-        .append_pair("state", state)
-        .append_pair("resource", &format!("{}/mcp", app.base_url));
-    url.to_string()
+    let options = AuthorizeOptions {
+        resource: Some(format!("{}/mcp", app.base_url)),
+        ..options(challenge, state)
+    };
+    app.client()
+        .authorization_request(&client.registered(), &options)
+        .url
 }
 
 /// The hidden `name` field of a form page.
 pub fn hidden_field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\" value=\"");
-    let start = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no {name} in page"))
-        + marker.len();
-    let end = html[start..].find('"').unwrap() + start;
-    html[start..end].to_owned()
+    actix_mcp_auth::testing::hidden_field(html, name).unwrap_or_else(|| panic!("no {name} in page"))
 }
 
 /// Runs the browser part of a login, step by step on the given replicas (`steps[i]` serves
@@ -239,49 +242,43 @@ pub async fn login_on(
     challenge: &str,
 ) -> String {
     let state = "client-state-123";
-    let authorize = browser
-        .get(&authorize_url(steps[0], client, challenge, state))
-        .await;
-    assert_eq!(authorize.status, 302, "{}", authorize.text());
-    let consent_url = authorize.header("location").unwrap();
+    let request = steps[0]
+        .driver(browser)
+        .authorization_request(&client.registered(), &options(challenge, state));
+    let consent_url = steps[0]
+        .driver(browser)
+        .start_authorization(&request)
+        .await
+        .unwrap_or_else(|e| panic!("authorize: {e}"));
     let consent_url = consent_url.replace(&steps[0].base_url, &steps[1].base_url);
-    let page = browser.get(&consent_url).await;
-    assert_eq!(page.status, 200, "{}", page.text());
-    let txn_id = hidden_field(&page.text(), "txn_id");
-    let csrf = hidden_field(&page.text(), "csrf_token");
-    let approved = browser
-        .post_form(
-            &steps[2].url("/consent"),
-            &[
-                ("txn_id", &txn_id),
-                ("csrf_token", &csrf),
-                ("action", "approve"),
-            ],
-        )
-        .await;
-    assert_eq!(approved.status, 302, "{}", approved.text());
+    let mut form = steps[1]
+        .driver(browser)
+        .consent_form(&consent_url)
+        .await
+        .unwrap_or_else(|e| panic!("consent page: {e}"));
+    form.action = steps[2].url("/consent");
+    let upstream = steps[2]
+        .driver(browser)
+        .submit_consent(&form, ConsentDecision::Approve)
+        .await
+        .unwrap_or_else(|e| panic!("consent: {e}"));
     // AuthKit logs the user in and sends the browser back to the callback.
-    let upstream = browser.get(&approved.header("location").unwrap()).await;
-    assert_eq!(upstream.status, 302, "{}", upstream.text());
-    let callback_url = upstream
-        .header("location")
-        .unwrap()
+    let callback_url = browser
+        .driver
+        .follow(&upstream)
+        .await
+        .unwrap_or_else(|e| panic!("AuthKit: {e}"))
         .replace(&steps[0].base_url, &steps[3].base_url);
-    let done = browser.get(&callback_url).await;
-    assert_eq!(done.status, 302, "{}", done.text());
-    let params = location_params(&done);
-    assert!(
-        done.header("location")
-            .unwrap()
-            .starts_with(&client.redirect_uri),
-        "back to the client"
-    );
-    assert_eq!(params.get("state").map(String::as_str), Some(state));
-    assert_eq!(
-        params.get("iss").map(String::as_str),
-        Some(steps[3].provider.issuer())
-    );
-    params.get("code").expect("a code").clone()
+    // Back to the client's redirect URI, with our state and issuer (checked by the client).
+    let code = steps[3]
+        .driver(browser)
+        .finish_authorization(&request, &callback_url)
+        .await
+        .unwrap_or_else(|e| panic!("callback: {e}"));
+    assert_eq!(code.redirect_uri, client.redirect_uri, "back to the client");
+    assert_eq!(code.state, state);
+    assert_eq!(code.iss.as_deref(), Some(steps[3].provider.issuer()));
+    code.code
 }
 
 /// `login_on` with every step on one replica.
@@ -296,12 +293,11 @@ pub async fn login(
 
 /// `POST /token` with a form (public client: `client_id` in the body).
 pub async fn token_request(app: &ProxyApp, form: &[(&str, &str)]) -> Reply {
-    let res = awc::Client::default()
-        .post(app.url("/token"))
-        .send_form(&form)
+    app.client()
+        .post_form(&app.url("/token"), form)
         .await
-        .expect("token request");
-    Reply::read(res).await
+        .expect("token request")
+        .into()
 }
 
 /// Redeems `code` and returns the token response.
@@ -322,13 +318,257 @@ pub async fn redeem(app: &ProxyApp, client: &McpClient, code: &str, verifier: &s
     reply.json()
 }
 
-/// `POST /mcp` with a bearer token.
+/// `POST /mcp` with a bearer token (a JSON-RPC `tools/call`, as an MCP client sends it).
 pub async fn call_mcp(app: &ProxyApp, token: &str) -> Reply {
-    let res = awc::Client::default()
-        .post(app.url("/mcp"))
-        .insert_header(("Authorization", format!("Bearer {token}")))
-        .send()
+    app.client()
+        .call_tool(token, "whoami", json!({}))
         .await
-        .expect("MCP call");
-    Reply::read(res).await
+        .expect("MCP call")
+        .into()
+}
+
+// ---- the scripted client itself --------------------------------------------------------------
+
+/// Expands each test for SQLite (always) and PostgreSQL (when `TEST_DATABASE_URL` is set).
+macro_rules! client_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    let db = $crate::store_support::TestDb::sqlite();
+                    super::$name(&db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[actix_web::test]
+                async fn $name() {
+                    let Some(db) = $crate::store_support::TestDb::postgres(stringify!($name)).await
+                    else {
+                        return;
+                    };
+                    super::$name(&db).await;
+                }
+            )*
+        }
+    };
+}
+
+client_tests!(
+    oauth_test_client_discovers_logs_in_refreshes_and_revokes,
+    oauth_test_client_reports_what_went_wrong,
+    oauth_test_client_authenticates_confidential_clients,
+);
+
+async fn oauth_test_client_discovers_logs_in_refreshes_and_revokes(db: &TestDb) {
+    let fake = FakeAuthKit::start();
+    let app = ProxyApp::spawn(&fake, db.store().await, |b| b).await;
+    let mut client = OAuthTestClient::new(&app.base_url);
+    let login = client.full_login().await.unwrap();
+
+    // Discovery, from the 401, found this server's endpoints.
+    assert_eq!(
+        login.discovery.endpoints,
+        Endpoints::for_server(&app.base_url, "/mcp")
+    );
+    assert_eq!(client.endpoints(), &login.discovery.endpoints);
+    assert_eq!(
+        login.discovery.resource_metadata_url,
+        app.provider.resource_metadata_url()
+    );
+    assert_eq!(
+        login.discovery.authorization_server["issuer"],
+        json!(app.base_url)
+    );
+    assert!(login.tokens.access_token.starts_with("mcp_at_"));
+    assert_eq!(login.tokens.token_type, "Bearer");
+    assert!(login.tokens.expires_in.is_some_and(|s| s > 0));
+    let refresh = login.tokens.refresh_token.clone().expect("a refresh token");
+    // The browser-binding cookie was set at /authorize and removed by the callback.
+    assert!(
+        client.cookie_names().is_empty(),
+        "{:?}",
+        client.cookie_names()
+    );
+
+    // A tool call carries the user and the client.
+    let me = client
+        .call_tool(&login.tokens.access_token, "whoami", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(me.status, 200, "{}", me.text());
+    let me = me.json().unwrap();
+    assert_eq!(me["subject"], "user_01TEST");
+    assert_eq!(me["client_id"], json!(login.client.client_id));
+
+    // Refresh rotates; revoking the new refresh token ends the grant.
+    let refreshed = client.refresh(&login.client, &refresh, None).await.unwrap();
+    let new_refresh = refreshed.refresh_token.clone().expect("rotated");
+    assert_ne!(new_refresh, refresh);
+    let answer = client
+        .call_tool(&refreshed.access_token, "whoami", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 200);
+    client
+        .revoke(&login.client, &new_refresh, Some("refresh_token"))
+        .await
+        .unwrap();
+    let answer = client
+        .call_tool(&refreshed.access_token, "whoami", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 401);
+    let error = client
+        .refresh(&login.client, &new_refresh, None)
+        .await
+        .unwrap_err();
+    assert_eq!(error.status(), Some(400), "{error}");
+    assert_eq!(error.oauth_error().as_deref(), Some("invalid_grant"));
+}
+
+async fn oauth_test_client_reports_what_went_wrong(db: &TestDb) {
+    let fake = FakeAuthKit::start();
+    let app = ProxyApp::spawn(&fake, db.store().await, |b| b).await;
+    let client = app.client();
+
+    // A refused registration: status, body and OAuth error.
+    let error = client
+        .register(&json!({"redirect_uris": ["javascript:alert(1)"]}))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, OAuthClientError::Status { status: 400, .. }),
+        "{error}"
+    );
+    assert_eq!(error.oauth_error().as_deref(), Some("invalid_redirect_uri"));
+    let registered = client
+        .register(&OAuthTestClient::default_client_metadata())
+        .await
+        .unwrap();
+    assert_eq!(registered.token_endpoint_auth_method, "none");
+    assert_eq!(registered.client_secret, None);
+
+    // An error redirect from /authorize, with the client's state and our issuer.
+    let options = AuthorizeOptions {
+        scope: Some("admin".into()),
+        state: Some("s-9".into()),
+        ..AuthorizeOptions::default()
+    };
+    match client.authorize_and_consent(&registered, &options).await {
+        Err(OAuthClientError::Authorization {
+            error, state, iss, ..
+        }) => {
+            assert_eq!(error, "invalid_scope");
+            assert_eq!(state.as_deref(), Some("s-9"));
+            assert_eq!(iss.as_deref(), Some(app.base_url.as_str()));
+        }
+        other => panic!("expected an error redirect, got {other:?}"),
+    }
+
+    // Denied on our consent page, step by step.
+    let request = client.authorization_request(&registered, &AuthorizeOptions::default());
+    let consent_url = client.start_authorization(&request).await.unwrap();
+    let form = client.consent_form(&consent_url).await.unwrap();
+    assert!(
+        form.page.text().contains("OAuthTestClient"),
+        "the client is named"
+    );
+    let back = client
+        .submit_consent(&form, ConsentDecision::Deny)
+        .await
+        .unwrap();
+    assert!(back.starts_with(&registered.redirect_uri), "{back}");
+    assert_eq!(query_params(&back)["error"], "access_denied");
+
+    // Denied at AuthKit: relayed to the client.
+    fake.set_deny_authorization(true);
+    let error = client
+        .authorize_and_consent(&registered, &AuthorizeOptions::default())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.oauth_error().as_deref(),
+        Some("access_denied"),
+        "{error}"
+    );
+    fake.set_deny_authorization(false);
+
+    // A replayed code: the token endpoint's JSON error.
+    let code = client
+        .authorize_and_consent(&registered, &AuthorizeOptions::default())
+        .await
+        .unwrap();
+    client.exchange_code(&registered, &code).await.unwrap();
+    let error = client.exchange_code(&registered, &code).await.unwrap_err();
+    assert_eq!(error.status(), Some(400), "{error}");
+    assert_eq!(error.oauth_error().as_deref(), Some("invalid_grant"));
+    assert!(error.body().is_some_and(|b| b.contains("invalid_grant")));
+
+    // Nobody listening: a transport error, not a panic.
+    let nowhere = OAuthTestClient::new("http://127.0.0.1:9");
+    let error = nowhere
+        .register(&OAuthTestClient::default_client_metadata())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, OAuthClientError::Transport { .. }),
+        "{error}"
+    );
+    assert_eq!(error.status(), None);
+}
+
+async fn oauth_test_client_authenticates_confidential_clients(db: &TestDb) {
+    let fake = FakeAuthKit::start();
+    let app = ProxyApp::spawn(&fake, db.store().await, |b| b).await;
+    let client = app.client();
+    for method in ["client_secret_basic", "client_secret_post"] {
+        let mut metadata = OAuthTestClient::default_client_metadata();
+        metadata["token_endpoint_auth_method"] = json!(method);
+        let registered = client.register(&metadata).await.unwrap();
+        assert_eq!(registered.token_endpoint_auth_method, method);
+        assert!(
+            registered
+                .client_secret
+                .as_deref()
+                .is_some_and(|s| s.starts_with("mcp_cs_"))
+        );
+        let options = AuthorizeOptions {
+            scope: Some("offline_access".into()),
+            ..AuthorizeOptions::default()
+        };
+        let code = client
+            .authorize_and_consent(&registered, &options)
+            .await
+            .unwrap();
+        let tokens = client.exchange_code(&registered, &code).await.unwrap();
+        assert_eq!(tokens.scope.as_deref(), Some("offline_access"), "{method}");
+        let refreshed = client
+            .refresh(&registered, tokens.refresh_token.as_deref().unwrap(), None)
+            .await
+            .unwrap();
+
+        // A wrong secret is refused (and burns nothing).
+        let wrong = RegisteredClient {
+            client_secret: Some("mcp_cs_wrong".into()),
+            ..registered.clone()
+        };
+        let refresh = refreshed.refresh_token.as_deref().unwrap();
+        let error = client.refresh(&wrong, refresh, None).await.unwrap_err();
+        assert_eq!(error.status(), Some(401), "{method}: {error}");
+        assert_eq!(error.oauth_error().as_deref(), Some("invalid_client"));
+
+        client
+            .revoke(&registered, &refreshed.access_token, None)
+            .await
+            .unwrap();
+        let answer = client
+            .call_tool(&refreshed.access_token, "whoami", json!({}))
+            .await
+            .unwrap();
+        assert_eq!(answer.status, 401, "{method}");
+        client.refresh(&registered, refresh, None).await.unwrap();
+    }
 }

@@ -98,27 +98,32 @@ async fn applying_twice_is_a_no_op(db: &TestDb) {
     );
 }
 
-/// The `sqlx` binary of sqlx-cli 0.9, or a panic explaining how to install it: this test must
-/// not pass silently without it.
-fn sqlx_cli() -> &'static str {
-    let version = Command::new("sqlx").arg("--version").output();
-    match version {
-        Ok(out)
-            if out.status.success() && String::from_utf8_lossy(&out.stdout).contains(" 0.9") =>
-        {
-            "sqlx"
-        }
-        _ => panic!(
-            "this test needs sqlx-cli 0.9 with sqlx.toml support on PATH; install it with\n  \
-             cargo install sqlx-cli --version 0.9.0 --locked --no-default-features \
-             --features rustls,postgres,sqlite,sqlx-toml"
-        ),
+/// Whether sqlx-cli 0.9 (with `sqlx.toml` support) is on PATH. Without it the CLI tests print
+/// why they do not run, unless `MCP_AUTH_REQUIRE_SQLX_CLI` is set (CI sets it, and installs the
+/// CLI), in which case its absence fails the test: it can never pass silently in CI.
+fn sqlx_cli_available(test: &str) -> bool {
+    let found = Command::new("sqlx")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| {
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains(" 0.9")
+        });
+    let install = "cargo install sqlx-cli --version 0.9.0 --locked --no-default-features \
+                   --features rustls,postgres,sqlite,sqlx-toml";
+    if !found && std::env::var_os("MCP_AUTH_REQUIRE_SQLX_CLI").is_some() {
+        panic!(
+            "{test} needs sqlx-cli 0.9 with sqlx.toml support on PATH; install it with\n  {install}"
+        );
     }
+    if !found {
+        skip_notice!("SKIPPED ({test}): sqlx-cli 0.9 is not on PATH; install it with\n  {install}");
+    }
+    found
 }
 
 /// Runs `sqlx migrate run` with `args` in `dir` and asserts success.
 fn run_cli(dir: &Path, url: &str, args: &[&str]) -> String {
-    let out = Command::new(sqlx_cli())
+    let out = Command::new("sqlx")
         .current_dir(dir)
         .args(["migrate", "run", "--database-url", url])
         .args(args)
@@ -147,11 +152,14 @@ fn cli_url(db: &TestDb) -> String {
 }
 
 async fn cli_then_embedded_migrator(db: &TestDb) {
+    if !sqlx_cli_available("cli_then_embedded_migrator") {
+        return;
+    }
     // In the crate directory the CLI finds `sqlx.toml` by itself.
     let output = run_cli(crate_dir(), &cli_url(db), &[]);
     assert!(
         output.contains("sqlx.toml"),
-        "the CLI read sqlx.toml:\n{output}"
+        "the CLI did not read sqlx.toml; was it built with the `sqlx-toml` feature?\n{output}"
     );
     assert!(output.contains("Applied"), "{output}");
 
@@ -173,6 +181,9 @@ async fn cli_then_embedded_migrator(db: &TestDb) {
 }
 
 async fn cli_with_explicit_config_from_elsewhere(db: &TestDb) {
+    if !sqlx_cli_available("cli_with_explicit_config_from_elsewhere") {
+        return;
+    }
     // What an application does with the crate unpacked somewhere else: point the CLI at the
     // crate's sqlx.toml and migrations from its own directory.
     let config = crate_dir().join("sqlx.toml");

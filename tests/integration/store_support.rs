@@ -55,8 +55,11 @@ impl TestDb {
     /// A fresh PostgreSQL database on the `TEST_DATABASE_URL` server, or `None` (with the reason
     /// on stderr) when the variable is unset.
     pub async fn postgres(test: &str) -> Option<Self> {
-        let Ok(base) = std::env::var("TEST_DATABASE_URL") else {
-            eprintln!(
+        let Some(base) = std::env::var("TEST_DATABASE_URL")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+        else {
+            skip_notice!(
                 "SKIPPED (PostgreSQL leg of {test}): TEST_DATABASE_URL is not set; \
                  set it, e.g. postgres://postgres@127.0.0.1:5432/test, to run it"
             );
