@@ -57,7 +57,7 @@
 
 use std::{
     sync::Arc,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use futures_util::future::BoxFuture;
@@ -357,12 +357,7 @@ async fn enable_wal(pool: &AnyPool) -> Result<(), StoreError> {
 }
 
 /// Current unix time in seconds: the clock every expiry is compared with.
-pub(crate) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
+pub(crate) use crate::clock::unix_now as now;
 
 /// Reads column `name` of a row, mapping failures to [`StoreError`].
 pub(crate) fn col<T>(row: &AnyRow, name: &str, op: &'static str) -> Result<T, StoreError>
