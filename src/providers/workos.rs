@@ -132,10 +132,9 @@ impl WorkOsProvider {
 
     /// Absolute URL of the protected-resource metadata.
     pub fn resource_metadata_url(&self) -> String {
-        format!(
-            "{}{}",
-            self.state.settings.issuer, self.state.resource_metadata_path
-        )
+        // RFC 9728 §3.1: the well-known path sits at the origin, before the resource's path.
+        let origin = self.state.settings.base_url.origin().ascii_serialization();
+        format!("{origin}{}", self.state.resource_metadata_path)
     }
 
     /// Our callback URL: register it as the redirect URI of the WorkOS Connect application.

@@ -159,16 +159,31 @@ async fn refresh(
     let Some(refresh) = refresh else {
         return Err(invalid_grant("refresh is not allowed for this client"));
     };
-    let rotation = state
+    let presented_hash = TokenHash::of(presented);
+    let mut rotation = state
         .store
         .rotate_refresh_token(
-            &TokenHash::of(presented),
+            &presented_hash,
             &client.client_id,
             requested.as_deref(),
             &new,
         )
         .await
         .map_err(store_error)?;
+    if matches!(rotation, Rotation::Replayed { .. }) {
+        // Already rotated: still usable while its successor has never been used (the answer
+        // that carried the successor may have been lost); a real replay revokes the grant.
+        rotation = state
+            .store
+            .retry_rotation(
+                &presented_hash,
+                &client.client_id,
+                requested.as_deref(),
+                &new,
+            )
+            .await
+            .map_err(store_error)?;
+    }
     match rotation {
         Rotation::Rotated(issued) => {
             // The grant's upstream session must still be readable (its encryption key may have

@@ -55,10 +55,7 @@
 //! `sqlx::any::install_default_drivers()` (idempotent). sqlx allows one driver list per process,
 //! so an application must not also install its own through `sqlx::any::install_drivers`.
 
-use std::{
-    sync::Arc,
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use futures_util::future::BoxFuture;
 use sqlx::{

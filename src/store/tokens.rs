@@ -384,6 +384,83 @@ impl Store {
         }
     }
 
+    /// The grace rule for a refresh token `old` that was already rotated: while its successor
+    /// has never been used (the client may have lost the answer that carried it), `old` may be
+    /// used once more. The unused successor pair is revoked and `new` issued in its place, in one
+    /// transaction; of concurrent retries exactly one wins. `Replayed` when the successor has
+    /// been used (a real replay: the caller revokes the grant), `NotFound` when `old` itself is
+    /// dead or belongs to another client.
+    pub async fn retry_rotation(
+        &self,
+        old: &TokenHash,
+        client_id: &str,
+        requested_scopes: Option<&[String]>,
+        new: &NewTokens,
+    ) -> Result<Rotation, StoreError> {
+        const OP: &str = "retry_rotation";
+        let _turn = self.write_turn().await;
+        let err = |e| StoreError::from_sqlx(OP, e);
+        let now = now();
+        let mut tx = self.pool.begin().await.map_err(err)?;
+        // The compare-and-swap on the successor (first statement: see module docs).
+        let replaced = sqlx::query(
+            "UPDATE mcp_auth_tokens SET revoked_at = $3 \
+             WHERE parent_hash = $1 AND kind = 'refresh' AND client_id = $2 \
+             AND rotated_at IS NULL AND revoked_at IS NULL RETURNING grant_id",
+        )
+        .bind(old.as_str())
+        .bind(client_id)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        if replaced.is_none() {
+            drop(tx);
+            return self.classify_failed_rotation(old, OP).await;
+        }
+        sqlx::query(
+            "UPDATE mcp_auth_tokens SET revoked_at = $2 \
+             WHERE parent_hash = $1 AND kind = 'access' AND revoked_at IS NULL",
+        )
+        .bind(old.as_str())
+        .bind(now)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        let previous = sqlx::query(
+            "SELECT grant_id, scopes FROM mcp_auth_tokens WHERE token_hash = $1 \
+             AND kind = 'refresh' AND client_id = $2 AND revoked_at IS NULL AND expires_at > $3",
+        )
+        .bind(old.as_str())
+        .bind(client_id)
+        .bind(now)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(err)?;
+        let Some(previous) = previous else {
+            return Ok(Rotation::NotFound);
+        };
+        let grant_id: String = col(&previous, "grant_id", OP)?;
+        let granted = split_scopes(&col::<String>(&previous, "scopes", OP)?);
+        let scopes = match requested_scopes {
+            Some(requested) if !is_subset(requested, &granted) => {
+                return Ok(Rotation::InvalidScope);
+            }
+            Some(requested) => requested.to_vec(),
+            None => granted,
+        };
+        match insert_pair(&mut tx, &grant_id, &scopes, new, Some(old), now)
+            .await
+            .map_err(err)?
+        {
+            Some(issued) => {
+                tx.commit().await.map_err(err)?;
+                Ok(Rotation::Rotated(issued))
+            }
+            None => Ok(Rotation::NotFound),
+        }
+    }
+
     /// Why a rotation's compare-and-swap matched nothing.
     async fn classify_failed_rotation(
         &self,

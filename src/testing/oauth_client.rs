@@ -254,9 +254,10 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
-    /// The endpoints of a proxy-mode server at `base_url` (no trailing slash needed) with its
-    /// MCP endpoint at `mcp_path`: issuer = base URL, `/authorize`, `/token`, `/register`,
-    /// `/revoke`.
+    /// The endpoints of a proxy-mode server at `base_url` (its `MCP_BASE_URL`, possibly with a
+    /// path; no trailing slash needed) with its MCP endpoint at `mcp_path` (its `MCP_PATH`,
+    /// relative to the base URL): issuer = base URL, then `/authorize`, `/token`, `/register`
+    /// and `/revoke` below it.
     pub fn for_server(base_url: &str, mcp_path: &str) -> Self {
         let base = base_url.trim_end_matches('/');
         let mcp_url = format!("{base}{mcp_path}");
@@ -570,7 +571,8 @@ impl OAuthTestClient {
         }
     }
 
-    /// Uses `path` as the MCP endpoint's path (also the resource indicator).
+    /// Uses `path` (relative to the issuer) as the MCP endpoint's path, which is also the
+    /// resource indicator. Call it before [`discover`](Self::discover).
     pub fn with_mcp_path(mut self, path: &str) -> Self {
         let base = self.endpoints.issuer.clone();
         self.endpoints.mcp_url = format!("{base}{path}");

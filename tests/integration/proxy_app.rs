@@ -53,8 +53,19 @@ impl ProxyApp {
         store: Store,
         configure: impl FnOnce(WorkOsProviderBuilder) -> WorkOsProviderBuilder,
     ) -> Self {
+        Self::spawn_at(fake, store, "", configure).await
+    }
+
+    /// Like [`spawn`](Self::spawn), with a base URL ending in `path` (`/api`).
+    pub async fn spawn_at(
+        fake: &FakeAuthKit,
+        store: Store,
+        path: &str,
+        configure: impl FnOnce(WorkOsProviderBuilder) -> WorkOsProviderBuilder,
+    ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let base_url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
+        let port = listener.local_addr().unwrap().port();
+        let base_url = format!("http://127.0.0.1:{port}{path}");
         let provider = configure(builder(fake, &base_url))
             .build(store)
             .expect("provider builds");
@@ -88,10 +99,16 @@ impl ProxyApp {
     /// The endpoints of this replica (its own URLs), with the provider's issuer and resource
     /// (a second replica shares the first one's public URL).
     pub fn endpoints(&self) -> Endpoints {
+        // `mcp_path()` is the mount path (base path included): join it to this replica's origin.
+        let origin = url::Url::parse(&self.base_url)
+            .expect("base URL")
+            .origin()
+            .ascii_serialization();
         Endpoints {
             issuer: self.provider.issuer().to_owned(),
             resource: self.provider.resource_url().to_owned(),
-            ..Endpoints::for_server(&self.base_url, self.provider.mcp_path())
+            mcp_url: format!("{origin}{}", self.provider.mcp_path()),
+            ..Endpoints::for_server(&self.base_url, "")
         }
     }
 

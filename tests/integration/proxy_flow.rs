@@ -42,6 +42,7 @@ macro_rules! proxy_tests {
 proxy_tests!(
     full_flow_as_an_mcp_client_performs_it,
     steps_alternate_between_two_replicas,
+    a_base_url_with_a_path_is_served_below_it,
 );
 
 /// Parses a `WWW-Authenticate` parameter.
@@ -205,4 +206,29 @@ pub async fn token_request_to(app: &ProxyApp, path: &str, form: &[(&str, &str)])
         .await
         .unwrap();
     Reply::read(res).await
+}
+
+async fn a_base_url_with_a_path_is_served_below_it(db: &TestDb) {
+    let fake = FakeAuthKit::start();
+    let app = ProxyApp::spawn_at(&fake, db.store().await, "/api", |b| b).await;
+    assert_eq!(app.provider.mcp_path(), "/api/mcp");
+    let origin = app.base_url.trim_end_matches("/api").to_owned();
+    // Discovery from the 401 leads to documents at the RFC 8414/9728 path-inserted locations.
+    let mut client = actix_mcp_auth::testing::OAuthTestClient::new(&app.base_url);
+    let login = client.full_login().await.expect("login below /api");
+    assert_eq!(
+        app.provider.resource_metadata_url(),
+        format!("{origin}/.well-known/oauth-protected-resource/api/mcp")
+    );
+    let browser = Browser::default();
+    let metadata = browser
+        .get(&format!(
+            "{origin}/.well-known/oauth-authorization-server/api"
+        ))
+        .await
+        .json();
+    assert_eq!(metadata["issuer"], json!(app.base_url));
+    assert_eq!(metadata["token_endpoint"], json!(app.url("/token")));
+    let me = call_mcp(&app, &login.tokens.access_token).await;
+    assert_eq!(me.status, 200, "{}", me.text());
 }

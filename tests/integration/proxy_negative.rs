@@ -638,16 +638,40 @@ async fn refresh_tokens_rotate_and_replays_end_the_grant(db: &TestDb) {
     )
     .await;
     assert_eq!(wider.json()["error"], "invalid_scope");
-    let r1 = refresh(rt0.clone(), client.client_id.clone(), None).await;
-    assert_eq!(r1.status, 200, "{}", r1.text());
-    let r1 = r1.json();
-    let at1 = r1["access_token"].as_str().unwrap().to_owned();
-    assert_ne!(r1["refresh_token"].as_str().unwrap(), rt0);
-    assert_eq!(call_mcp(&app, &at1).await.status, 200);
-    // Replaying the old token ends the grant: the newest access token dies too.
+    let lost = refresh(rt0.clone(), client.client_id.clone(), None).await;
+    assert_eq!(lost.status, 200, "{}", lost.text());
+    let rt1_lost = lost.json()["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(rt1_lost, rt0);
+
+    // Grace: the answer carrying RT1 was "lost"; RT0 works again while RT1 was never used, and
+    // the unused RT1 is replaced.
+    let retry = refresh(rt0.clone(), client.client_id.clone(), None).await;
+    assert_eq!(retry.status, 200, "{}", retry.text());
+    let rt1 = retry.json()["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(rt1, rt1_lost);
+    let superseded = refresh(rt1_lost, client.client_id.clone(), None).await;
+    assert_eq!(superseded.json()["error"], "invalid_grant");
+
+    // RT1 is used: from now on RT0 is a replay, which ends the grant (RT2's access token too).
+    let r2 = refresh(rt1, client.client_id.clone(), None).await;
+    assert_eq!(r2.status, 200, "{}", r2.text());
+    let r2 = r2.json();
+    let at2 = r2["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(call_mcp(&app, &at2).await.status, 200);
     let replay = refresh(rt0, client.client_id.clone(), None).await;
     assert_eq!(replay.json()["error"], "invalid_grant");
-    assert_eq!(call_mcp(&app, &at1).await.status, 401);
+    assert_eq!(call_mcp(&app, &at2).await.status, 401);
+    let after = refresh(
+        r2["refresh_token"].as_str().unwrap().to_owned(),
+        client.client_id.clone(),
+        None,
+    )
+    .await;
+    assert_eq!(
+        after.json()["error"],
+        "invalid_grant",
+        "the whole grant is revoked"
+    );
 }
 
 async fn confidential_clients_authenticate_with_their_registered_method(db: &TestDb) {
