@@ -346,34 +346,7 @@ pub async fn call_mcp(app: &ProxyApp, token: &str) -> Reply {
 
 // ---- the scripted client itself --------------------------------------------------------------
 
-/// Expands each test for SQLite (always) and PostgreSQL (when `TEST_DATABASE_URL` is set).
-macro_rules! client_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[actix_web::test]
-                async fn $name() {
-                    let db = $crate::store_support::TestDb::sqlite();
-                    super::$name(&db).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[actix_web::test]
-                async fn $name() {
-                    let Some(db) = $crate::store_support::TestDb::postgres(stringify!($name)).await
-                    else {
-                        return;
-                    };
-                    super::$name(&db).await;
-                }
-            )*
-        }
-    };
-}
-
-client_tests!(
+crate::store_support::http_tests!(
     oauth_test_client_discovers_logs_in_refreshes_and_revokes,
     oauth_test_client_reports_what_went_wrong,
     oauth_test_client_authenticates_confidential_clients,

@@ -12,34 +12,7 @@ use crate::{
     store_support::TestDb,
 };
 
-/// Expands each test for SQLite (always) and PostgreSQL (when `TEST_DATABASE_URL` is set).
-macro_rules! proxy_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[actix_web::test]
-                async fn $name() {
-                    let db = $crate::store_support::TestDb::sqlite();
-                    super::$name(&db).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[actix_web::test]
-                async fn $name() {
-                    let Some(db) = $crate::store_support::TestDb::postgres(stringify!($name)).await
-                    else {
-                        return;
-                    };
-                    super::$name(&db).await;
-                }
-            )*
-        }
-    };
-}
-
-proxy_tests!(
+crate::store_support::http_tests!(
     full_flow_as_an_mcp_client_performs_it,
     steps_alternate_between_two_replicas,
     a_base_url_with_a_path_is_served_below_it,

@@ -15,33 +15,7 @@ use crate::{
     store_support::TestDb,
 };
 
-macro_rules! proxy_tests {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[actix_web::test]
-                async fn $name() {
-                    let db = $crate::store_support::TestDb::sqlite();
-                    super::$name(&db).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[actix_web::test]
-                async fn $name() {
-                    let Some(db) = $crate::store_support::TestDb::postgres(stringify!($name)).await
-                    else {
-                        return;
-                    };
-                    super::$name(&db).await;
-                }
-            )*
-        }
-    };
-}
-
-proxy_tests!(
+crate::store_support::http_tests!(
     registration_refuses_dangerous_metadata,
     authorize_never_redirects_before_client_and_redirect_uri_are_valid,
     authorize_errors_go_back_with_state_and_iss,

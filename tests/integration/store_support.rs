@@ -281,14 +281,14 @@ pub async fn count(store: &Store, table: &'static str) -> i64 {
         .unwrap()
 }
 
-/// Expands each listed `async fn name(db: &TestDb)` of the calling module into
-/// `sqlite::name` (always runs) and `postgres::name` (runs when `TEST_DATABASE_URL` is set,
-/// otherwise prints why it is skipped), each on its own fresh database.
-macro_rules! store_tests {
-    ($($name:ident),* $(,)?) => {
+/// Expands each test function `name(&TestDb)` into a SQLite test (always) and a PostgreSQL test
+/// (when `TEST_DATABASE_URL` is set; otherwise it prints why it does not run), under the given
+/// test attribute. One acceptance list for both engines, in the style of actix-session's.
+macro_rules! engine_tests {
+    (#[$runtime:meta] $($name:ident),* $(,)?) => {
         mod sqlite {
             $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[$runtime]
                 async fn $name() {
                     let db = $crate::store_support::TestDb::sqlite();
                     super::$name(&db).await;
@@ -297,7 +297,7 @@ macro_rules! store_tests {
         }
         mod postgres {
             $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                #[$runtime]
                 async fn $name() {
                     let Some(db) = $crate::store_support::TestDb::postgres(stringify!($name)).await
                     else {
@@ -309,4 +309,22 @@ macro_rules! store_tests {
         }
     };
 }
+pub(crate) use engine_tests;
+
+/// Store tests: on a multi-threaded Tokio runtime (sqlx futures are `Send`).
+macro_rules! store_tests {
+    ($($name:ident),* $(,)?) => {
+        $crate::store_support::engine_tests!(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)] $($name),*
+        );
+    };
+}
 pub(crate) use store_tests;
+
+/// HTTP tests: on an actix runtime (the awc client is `!Send`).
+macro_rules! http_tests {
+    ($($name:ident),* $(,)?) => {
+        $crate::store_support::engine_tests!(#[actix_web::test] $($name),*);
+    };
+}
+pub(crate) use http_tests;
