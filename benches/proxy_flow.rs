@@ -104,6 +104,8 @@ fn spawn_server(fake: &FakeAuthKit, store: Store) -> (String, ServerHandle) {
         .client_secret(CONNECT_SECRET)
         .authkit_domain(fake.issuer())
         .base_url(&base_url)
+        // Every flow comes from 127.0.0.1, far beyond the default per-address limits.
+        .rate_limits(actix_mcp_auth::RateLimits::disabled())
         .build(store)
         .expect("provider");
     fake.register_connect_app(

@@ -57,6 +57,7 @@ pub mod oauth;
 mod principal;
 mod providers;
 pub mod proxy;
+mod rate_limit;
 pub mod store;
 mod upstream;
 pub mod verify;
@@ -73,6 +74,7 @@ pub use self::{
         AuthKitProvider, AuthKitProviderBuilder, AuthKitRoutes, WorkOsProvider,
         WorkOsProviderBuilder,
     },
+    rate_limit::{Limit, RateLimits},
     upstream::UpstreamError,
     verify::{JwtVerifier, JwtVerifierBuilder, LocalBoxFuture, TokenVerifier, VerifyError},
 };

@@ -12,6 +12,7 @@ use crate::{
     },
     error::ConfigError,
     oauth::redirect_uri::{RedirectPattern, RedirectUriPolicy},
+    rate_limit::RateLimits,
 };
 
 /// The raw environment of proxy mode, one field per variable (lower-cased names, read by envy).
@@ -32,6 +33,8 @@ struct WorkOsEnv {
     mcp_auth_userinfo_cache_seconds: Option<String>,
     mcp_auth_token_cache_seconds: Option<String>,
     mcp_auth_sweep_interval_seconds: Option<String>,
+    mcp_auth_rate_limits: Option<String>,
+    mcp_auth_trusted_proxies: Option<String>,
 }
 
 /// Validated settings of proxy mode.
@@ -61,6 +64,7 @@ pub(crate) struct ProxySettings {
     pub token_cache_ttl: Duration,
     pub consent_required: bool,
     pub sweep_interval: Duration,
+    pub rate_limits: RateLimits,
 }
 
 impl ProxySettings {
@@ -97,6 +101,7 @@ pub struct WorkOsProviderBuilder {
     token_cache_ttl: Duration,
     consent_required: bool,
     sweep_interval: Duration,
+    rate_limits: RateLimits,
 }
 
 impl Default for WorkOsProviderBuilder {
@@ -119,6 +124,7 @@ impl Default for WorkOsProviderBuilder {
             token_cache_ttl: Duration::from_secs(30),
             consent_required: true,
             sweep_interval: Duration::from_secs(300),
+            rate_limits: RateLimits::default(),
         }
     }
 }
@@ -154,6 +160,8 @@ impl WorkOsProviderBuilder {
     /// | `MCP_AUTH_USERINFO_CACHE_SECONDS` | how long an upstream session check is trusted, default 30 |
     /// | `MCP_AUTH_TOKEN_CACHE_SECONDS` | how long a verified access token is cached in-process, default 30 |
     /// | `MCP_AUTH_SWEEP_INTERVAL_SECONDS` | how often expired rows are deleted, default 300 |
+    /// | `MCP_AUTH_RATE_LIMITS` | `on` (default) or `off`: per-client-IP limits of the OAuth endpoints |
+    /// | `MCP_AUTH_TRUSTED_PROXIES` | reverse proxies whose `X-Forwarded-For` is believed (IP addresses) |
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(std::env::vars())
     }
@@ -225,6 +233,27 @@ impl WorkOsProviderBuilder {
             env.mcp_auth_sweep_interval_seconds,
         )? {
             b = b.sweep_interval(t);
+        }
+        match non_blank(env.mcp_auth_rate_limits).as_deref() {
+            None | Some("on") => {}
+            Some("off") => b = b.rate_limits(RateLimits::disabled()),
+            Some(_) => {
+                return Err(ConfigError::invalid(
+                    "MCP_AUTH_RATE_LIMITS",
+                    "expected on or off",
+                ));
+            }
+        }
+        if let Some(proxies) = non_blank(env.mcp_auth_trusted_proxies) {
+            let proxies = parse_scope_list(&proxies)
+                .iter()
+                .map(|p| p.parse())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|_| {
+                    ConfigError::invalid("MCP_AUTH_TRUSTED_PROXIES", "expected IP addresses")
+                })?;
+            let limits = b.rate_limits.clone().trusted_proxies(proxies);
+            b = b.rate_limits(limits);
         }
         Ok(b)
     }
@@ -341,6 +370,12 @@ impl WorkOsProviderBuilder {
         self
     }
 
+    /// Per-client-IP limits of the OAuth endpoints (on by default; see [`RateLimits`]).
+    pub fn rate_limits(mut self, limits: RateLimits) -> Self {
+        self.rate_limits = limits;
+        self
+    }
+
     /// Whether users must approve each client on our consent page (default `true`). Turning it
     /// off re-opens the confused-deputy attack the page prevents; only for first-party setups.
     pub fn dangerously_skip_consent(mut self) -> Self {
@@ -438,6 +473,7 @@ impl WorkOsProviderBuilder {
             token_cache_ttl: self.token_cache_ttl,
             consent_required: self.consent_required,
             sweep_interval: self.sweep_interval,
+            rate_limits: self.rate_limits,
         })
     }
 }

@@ -157,6 +157,7 @@ impl HttpServiceFactory for ProxyRoutes {
         let settings = &self.state.settings;
         // Form and JSON bodies of OAuth requests are small; refuse anything larger early.
         let limit = web::PayloadConfig::new(64 * 1024);
+        let limits = &settings.rate_limits;
 
         let metadata = self.state.as_metadata.clone();
         // RFC 8414 §3.1: the well-known segment goes before the issuer's path.
@@ -187,6 +188,7 @@ impl HttpServiceFactory for ProxyRoutes {
         }
 
         web::resource(settings.route("/register"))
+            .wrap(limits.middleware(limits.register))
             .app_data(data.clone())
             .app_data(limit.clone())
             .route(web::post().to(register::register))
@@ -194,12 +196,14 @@ impl HttpServiceFactory for ProxyRoutes {
             .register(config);
         // No CORS on the authorization endpoint (RFC 9700 §2.6).
         web::resource(settings.route("/authorize"))
+            .wrap(limits.middleware(limits.authorize))
             .app_data(data.clone())
             .app_data(limit.clone())
             .route(web::get().to(authorize::authorize_get))
             .route(web::post().to(authorize::authorize_post))
             .register(config);
         web::resource(settings.route("/consent"))
+            .wrap(limits.middleware(limits.consent))
             .app_data(data.clone())
             .app_data(limit.clone())
             .route(web::get().to(consent::show))
@@ -210,12 +214,14 @@ impl HttpServiceFactory for ProxyRoutes {
             .route(web::get().to(callback::callback))
             .register(config);
         web::resource(settings.route("/token"))
+            .wrap(limits.middleware(limits.token))
             .app_data(data.clone())
             .app_data(limit.clone())
             .route(web::post().to(token::token))
             .route(preflight())
             .register(config);
         web::resource(settings.route("/revoke"))
+            .wrap(limits.middleware(limits.revoke))
             .app_data(data)
             .app_data(limit)
             .route(web::post().to(revoke::revoke))

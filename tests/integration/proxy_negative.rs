@@ -30,6 +30,7 @@ crate::store_support::http_tests!(
     upstream_failures_are_reported_not_leaked,
     upstream_session_state_reaches_our_tokens,
     a_lost_encryption_key_forces_a_new_login_not_an_outage,
+    endpoints_are_rate_limited_per_client,
 );
 
 async fn post_json(app: &ProxyApp, path: &str, body: serde_json::Value) -> Reply {
@@ -873,4 +874,37 @@ async fn a_lost_encryption_key_forces_a_new_login_not_an_outage(db: &TestDb) {
     let reply = call_mcp(&after, sessions[1]["access_token"].as_str().unwrap()).await;
     assert_eq!(reply.status, 401, "{}", reply.text());
     assert!(reply.challenge().contains("invalid_token"));
+}
+
+async fn endpoints_are_rate_limited_per_client(db: &TestDb) {
+    use actix_mcp_auth::{Limit, RateLimits};
+
+    let fake = FakeAuthKit::start();
+    let limits = RateLimits::default().register(Limit::new(2, Duration::from_secs(3600)));
+    let app = ProxyApp::spawn(&fake, db.store().await, |b| b.rate_limits(limits)).await;
+    let body =
+        json!({"redirect_uris": ["http://127.0.0.1:9/cb"], "token_endpoint_auth_method": "none"});
+    for _ in 0..2 {
+        assert_eq!(post_json(&app, "/register", body.clone()).await.status, 201);
+    }
+    let limited = post_json(&app, "/register", body.clone()).await;
+    assert_eq!(limited.status, 429);
+    let wait: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=1800).contains(&wait), "{wait}");
+    assert_eq!(limited.json()["error"], "temporarily_unavailable");
+    // Other endpoints have their own budgets.
+    let token = token_request(&app, &[("grant_type", "refresh_token"), ("client_id", "x")]).await;
+    assert_eq!(token.status, 401);
+
+    // Switched off: no limit.
+    let open = ProxyApp::spawn(&fake, db.store().await, |b| {
+        b.rate_limits(RateLimits::disabled())
+    })
+    .await;
+    for _ in 0..5 {
+        assert_eq!(
+            post_json(&open, "/register", body.clone()).await.status,
+            201
+        );
+    }
 }
