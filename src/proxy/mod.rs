@@ -1,5 +1,5 @@
 //! Proxy mode's OAuth endpoints: thin actix handlers that parse requests, apply the rules of
-//! [`crate::oauth`], read and write the [`Store`](crate::store::Store), and render answers.
+//! [`crate::oauth`], read and write the [`Store`], and render answers.
 //!
 //! ```text
 //! MCP client ──/register──▶ us                          (RFC 7591, public or confidential)

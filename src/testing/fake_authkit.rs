@@ -7,9 +7,11 @@
 //! a response.
 //!
 //! The OAuth endpoints of a WorkOS Connect application (`/oauth2/authorize`, `/oauth2/token`)
-//! live in the `connect` submodule.
+//! live in the `connect` submodule; dynamic client registration (`/oauth2/register`, whose
+//! clients use the same endpoints) in the `dcr` submodule.
 
 mod connect;
+mod dcr;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -102,10 +104,12 @@ pub enum Endpoint {
     Authorize,
     /// `POST /oauth2/token` (the token endpoint of Connect OAuth applications).
     Token,
+    /// `POST /oauth2/register` (dynamic client registration, RFC 7591).
+    Register,
 }
 
 impl Endpoint {
-    const COUNT: usize = 6;
+    const COUNT: usize = 7;
 
     fn index(self) -> usize {
         match self {
@@ -115,6 +119,7 @@ impl Endpoint {
             Endpoint::UserInfo => 3,
             Endpoint::Authorize => 4,
             Endpoint::Token => 5,
+            Endpoint::Register => 6,
         }
     }
 }
@@ -123,16 +128,19 @@ impl Endpoint {
 ///
 /// It serves the AuthKit discovery documents (`/.well-known/oauth-authorization-server`,
 /// `/.well-known/openid-configuration`), the JWKS (`/oauth2/jwks`), the userinfo endpoint
-/// (`/oauth2/userinfo`) and the OAuth endpoints of WorkOS Connect applications
-/// (`/oauth2/authorize`, `/oauth2/token`) from its own thread and actix system, so it works
-/// from synchronous code as well as from inside an actix or tokio runtime (for example in
+/// (`/oauth2/userinfo`), the OAuth endpoints of WorkOS Connect applications
+/// (`/oauth2/authorize`, `/oauth2/token`) and dynamic client registration
+/// (`/oauth2/register`) from its own thread and actix system, so it works from synchronous
+/// code as well as from inside an actix or tokio runtime (for example in
 /// `#[actix_web::test]`).
 ///
 /// Connect applications are registered with
-/// [`register_connect_app`](Self::register_connect_app); the authorization endpoint then
+/// [`register_connect_app`](Self::register_connect_app); MCP clients register themselves at
+/// `/oauth2/register` (RFC 7591, public clients included). The authorization endpoint then
 /// signs in [the current user](Self::set_current_user) without any UI and redirects back with
 /// a code, which the token endpoint exchanges for RS256 access tokens, ID tokens and rotating
-/// refresh tokens.
+/// refresh tokens. For dynamically registered clients the `resource` parameter is a resource
+/// indicator (RFC 8707): it becomes the access token's `aud`, as in AuthKit's MCP support.
 ///
 /// Tokens are RS256 JWTs shaped like AuthKit access tokens ([`mint`](Self::mint)); signing keys
 /// can be rotated ([`rotate_keys`](Self::rotate_keys), [`retire_old_keys`](Self::retire_old_keys),
@@ -613,9 +621,10 @@ fn routes(cfg: &mut web::ServiceConfig) {
     .route("/oauth2/jwks", web::to(jwks))
     .route("/oauth2/userinfo", web::to(userinfo))
     .route("/oauth2/authorize", web::to(connect::authorize))
-    .route("/oauth2/token", web::to(connect::token));
-    // More OAuth endpoints (`/oauth2/register`) go here, each with its own `Endpoint` variant
-    // (the enum is non-exhaustive for that reason).
+    .route("/oauth2/token", web::to(connect::token))
+    .route("/oauth2/register", web::to(dcr::register));
+    // More OAuth endpoints go here, each with its own `Endpoint` variant (the enum is
+    // non-exhaustive for that reason).
 }
 
 /// What every handler of one server incarnation knows.

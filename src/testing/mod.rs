@@ -10,7 +10,10 @@
 //! [`FakeAuthKit::register_connect_app`], and the authorization endpoint signs in the
 //! [current user](FakeAuthKit::set_current_user) without UI and redirects back with a code that
 //! the token endpoint exchanges (PKCE S256, `client_secret_post` or `client_secret_basic`) for
-//! access, ID and rotating refresh tokens.
+//! access, ID and rotating refresh tokens. With dynamic client registration
+//! (`POST /oauth2/register`, as AuthKit offers when DCR is switched on), MCP clients register
+//! public clients themselves and the `resource` they send becomes their tokens' `aud`: the whole
+//! AuthKit-mode login works against the emulator.
 //!
 //! ```no_run
 //! use actix_mcp_auth::testing::{Endpoint, FakeAuthKit};

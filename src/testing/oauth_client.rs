@@ -540,11 +540,17 @@ type Jar = Rc<RefCell<BTreeMap<String, String>>>;
 ///
 /// Clients made with [`for_server`](Self::for_server) share the jar and the connection pool:
 /// two tabs of one browser.
+///
+/// Against an authorization server that answers the authorization request with a code at once
+/// (FakeAuthKit itself, in AuthKit mode: it signs the user in without any page), turn on
+/// [`accept_immediate_code`](Self::accept_immediate_code); by default such an answer is an
+/// error, since a proxy-mode server must always show its consent page first.
 pub struct OAuthTestClient {
     http: awc::Client,
     cookies: Jar,
     endpoints: Endpoints,
     next_id: Cell<u64>,
+    accept_immediate_code: bool,
 }
 
 impl fmt::Debug for OAuthTestClient {
@@ -568,7 +574,20 @@ impl OAuthTestClient {
             cookies: Jar::default(),
             endpoints: Endpoints::for_server(base_url, "/mcp"),
             next_id: Cell::new(1),
+            accept_immediate_code: false,
         }
+    }
+
+    /// Whether [`authorize_and_consent`](Self::authorize_and_consent) (and so
+    /// [`full_login`](Self::full_login)) accepts a code sent straight back by the authorization
+    /// request, with no consent page or login hop in between. Off by default: in proxy mode
+    /// that answer means the consent page was skipped, and it is an
+    /// [`OAuthClientError::Protocol`]. Turn it on for an authorization server without any
+    /// page, such as FakeAuthKit in AuthKit mode (the MCP client registers and logs in at the
+    /// emulator directly). [`start_authorization`](Self::start_authorization) is unaffected.
+    pub fn accept_immediate_code(mut self, accept: bool) -> Self {
+        self.accept_immediate_code = accept;
+        self
     }
 
     /// Uses `path` (relative to the issuer) as the MCP endpoint's path, which is also the
@@ -587,13 +606,15 @@ impl OAuthTestClient {
     }
 
     /// A client of another server (or replica) at `base_url` that shares this client's cookie
-    /// jar and connections, like another tab of the same browser.
+    /// jar and connections, like another tab of the same browser. Like a new client, it does
+    /// not [accept an immediate code](Self::accept_immediate_code).
     pub fn for_server(&self, base_url: &str) -> Self {
         Self {
             http: self.http.clone(),
             cookies: self.cookies.clone(),
             endpoints: Endpoints::for_server(base_url, "/mcp"),
             next_id: Cell::new(1),
+            accept_immediate_code: false,
         }
     }
 
@@ -1056,14 +1077,26 @@ impl OAuthTestClient {
     /// UI), follows its redirect to the server's callback, and returns the checked code.
     ///
     /// Redirects are followed one by one (at most 10 hops); a `200` page with a `txn_id`
-    /// form is taken as the consent page and approved.
+    /// form is taken as the consent page and approved. A code sent straight back by the
+    /// authorization request is accepted only with
+    /// [`accept_immediate_code`](Self::accept_immediate_code).
     pub async fn authorize_and_consent(
         &self,
         client: &RegisteredClient,
         options: &AuthorizeOptions,
     ) -> Result<AuthorizationCode, OAuthClientError> {
         let request = self.authorization_request(client, options);
-        let mut next = self.start_authorization(&request).await?;
+        let mut next = if self.accept_immediate_code {
+            const STEP: &str = "authorize";
+            let response = self.get(&request.url).await?;
+            let target = response.redirect_target(STEP)?;
+            if is_redirect_to(&target, &request.redirect_uri) {
+                return self.authorization_answer(STEP, &request, &response, &target);
+            }
+            target
+        } else {
+            self.start_authorization(&request).await?
+        };
         for _ in 0..MAX_HOPS {
             let response = self.get(&next).await?;
             if response.status == 200 {

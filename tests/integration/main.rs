@@ -13,6 +13,7 @@ macro_rules! skip_notice {
 
 mod app;
 mod authkit_discovery;
+mod authkit_login;
 mod authkit_tokens;
 mod proxy_app;
 mod proxy_flow;

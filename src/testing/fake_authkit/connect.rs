@@ -1,12 +1,19 @@
-//! The OAuth endpoints of a WorkOS Connect OAuth application: `/oauth2/authorize` and
-//! `/oauth2/token`, for confidential clients registered with
-//! [`FakeAuthKit::register_connect_app`].
+//! The OAuth endpoints of AuthKit: `/oauth2/authorize` and `/oauth2/token`, for confidential
+//! Connect OAuth applications registered with [`FakeAuthKit::register_connect_app`] and for
+//! clients registered dynamically at `/oauth2/register` (the `dcr` module).
 //!
 //! The authorization endpoint has no UI: it signs in the current user at once (reusing their
 //! sign-in session, as AuthKit's session cookie would) and redirects back with a single-use
 //! code. The token endpoint exchanges codes (with PKCE S256) and rotating, single-use refresh
 //! tokens. Every error is an RFC 6749 JSON error (or error redirect); nothing here panics on
 //! request input.
+//!
+//! Both kinds of client are one [`ClientRecord`] and share every code path. A dynamically
+//! registered client (an MCP client) differs in a few rules, all keyed on
+//! [`ClientRecord::registration`]: it may be public (no secret, PKCE S256 required), `scope`
+//! and `nonce` are optional at the authorization endpoint (OAuth 2.1 rather than OpenID
+//! Connect), and its `resource` parameter is honoured as a resource indicator (RFC 8707): the
+//! access tokens' `aud` is the resource instead of the client id.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
@@ -26,7 +33,10 @@ use super::{DEFAULT_SUB, Endpoint, FakeAuthKit, ServerCtx, Shared, lock, ulid_li
 const CODE_TTL: Duration = Duration::from_secs(600);
 const DEFAULT_ACCESS_TOKEN_TTL: Duration = Duration::from_secs(300);
 /// The scopes AuthKit knows; `offline_access` yields a refresh token, `openid` an ID token.
-const SUPPORTED_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+pub(super) const SUPPORTED_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+/// The scopes of an authorization request without `scope` from a dynamically registered client
+/// that registered none: everything, so MCP clients get a refresh token.
+const DEFAULT_REGISTERED_SCOPES: [&str; 4] = SUPPORTED_SCOPES;
 const REDACTED: &str = "[redacted]";
 /// The length of a base64url-encoded SHA-256 digest: every S256 code challenge has it.
 const S256_CHALLENGE_LEN: usize = 43;
@@ -58,9 +68,10 @@ impl FakeAuthKit {
                 ),
             }
         }
-        let app = ConnectApp {
-            secret: client_secret.to_owned(),
+        let app = ClientRecord {
+            secret: Some(client_secret.to_owned()),
             redirect_uris: redirect_uris.iter().map(|uri| (*uri).to_owned()).collect(),
+            registration: None,
         };
         lock(&self.inner.shared.connect)
             .apps
@@ -130,7 +141,10 @@ impl FakeAuthKit {
 
 /// The state of the OAuth endpoints, in [`Shared`].
 pub(super) struct ConnectState {
-    apps: HashMap<String, ConnectApp>,
+    /// Every client, Connect application or dynamically registered, by client id.
+    apps: HashMap<String, ClientRecord>,
+    /// The ids of the dynamically registered clients, oldest first.
+    registered: Vec<String>,
     current_user: String,
     deny: bool,
     access_token_ttl: Duration,
@@ -148,9 +162,50 @@ pub(super) struct ConnectState {
     issued_refresh: Vec<String>,
 }
 
-struct ConnectApp {
-    secret: String,
-    redirect_uris: Vec<String>,
+/// A client of the OAuth endpoints: a Connect application, or a client registered at
+/// `/oauth2/register`.
+pub(super) struct ClientRecord {
+    /// The client secret; `None` for a public client (`token_endpoint_auth_method` `none`),
+    /// which authenticates with its `client_id` alone and must use PKCE.
+    pub(super) secret: Option<String>,
+    /// The redirect URIs, matched exactly.
+    pub(super) redirect_uris: Vec<String>,
+    /// The rules of a dynamically registered client; `None` for a Connect application.
+    pub(super) registration: Option<Registration>,
+}
+
+impl ClientRecord {
+    fn is_public(&self) -> bool {
+        self.secret.is_none()
+    }
+
+    /// Whether refresh tokens may be issued to the client (Connect applications: always).
+    fn may_refresh(&self) -> bool {
+        self.registration
+            .as_ref()
+            .is_none_or(|registration| registration.refresh)
+    }
+}
+
+/// What a dynamically registered client asked for at registration.
+#[derive(Clone)]
+pub(super) struct Registration {
+    /// The registered `scope`: the scopes granted when a request has none, and the most a
+    /// request may ask for. `None`: [`DEFAULT_REGISTERED_SCOPES`], and any known scope.
+    pub(super) scope: Option<Vec<String>>,
+    /// Whether `refresh_token` is among the registered `grant_types`.
+    pub(super) refresh: bool,
+}
+
+impl Registration {
+    fn default_scopes(&self) -> Vec<String> {
+        self.scope.clone().unwrap_or_else(|| {
+            DEFAULT_REGISTERED_SCOPES
+                .iter()
+                .map(|scope| (*scope).to_owned())
+                .collect()
+        })
+    }
 }
 
 /// What the user granted a client: carried by an authorization code, then by each refresh
@@ -161,13 +216,16 @@ struct Grant {
     sub: String,
     sid: String,
     scopes: Vec<String>,
+    /// The resource indicator of the authorization request (dynamically registered clients
+    /// only): the `aud` of the access tokens, instead of the client id.
+    resource: Option<String>,
 }
 
 struct PendingCode {
     grant: Grant,
     redirect_uri: String,
     code_challenge: Option<String>,
-    nonce: String,
+    nonce: Option<String>,
     expires_at: Instant,
 }
 
@@ -180,6 +238,7 @@ impl ConnectState {
     pub(super) fn new() -> ConnectState {
         ConnectState {
             apps: HashMap::new(),
+            registered: Vec::new(),
             current_user: DEFAULT_SUB.to_owned(),
             deny: false,
             access_token_ttl: DEFAULT_ACCESS_TOKEN_TTL,
@@ -192,6 +251,17 @@ impl ConnectState {
             issued_access: Vec::new(),
             issued_refresh: Vec::new(),
         }
+    }
+
+    /// Adds a dynamically registered client under a fresh id.
+    pub(super) fn add_registered_client(&mut self, client_id: String, client: ClientRecord) {
+        self.registered.push(client_id.clone());
+        self.apps.insert(client_id, client);
+    }
+
+    /// The ids of the dynamically registered clients, oldest first.
+    pub(super) fn registered_client_ids(&self) -> Vec<String> {
+        self.registered.clone()
     }
 
     /// Ends every session of `sub`; the next authorization signs in afresh.
@@ -344,6 +414,8 @@ impl ConnectState {
                 "redirect_uri is not registered for this client",
             ));
         }
+        let public = app.is_public();
+        let registration = app.registration.clone();
         let target = Url::parse(redirect_uri)
             .map_err(|_| Refusal::page("invalid_request", "redirect_uri is not a URL"))?;
 
@@ -366,17 +438,28 @@ impl ConnectState {
                 ));
             }
         }
-        let scopes = match params.get("scope") {
-            None => return Err(fail("invalid_request", "scope is missing")),
-            Some(scope) => parse_scope(scope)
+        let scopes = match (params.get("scope"), &registration) {
+            (Some(scope), _) => parse_scope(scope)
                 .ok_or_else(|| fail("invalid_scope", "scope has an unknown value"))?,
+            (None, Some(registration)) => registration.default_scopes(),
+            (None, None) => return Err(fail("invalid_request", "scope is missing")),
         };
         if scopes.is_empty() {
             return Err(fail("invalid_request", "scope is missing"));
         }
-        let nonce = params
-            .get("nonce")
-            .ok_or_else(|| fail("invalid_request", "nonce is missing"))?;
+        let registered_scope = registration
+            .as_ref()
+            .and_then(|registration| registration.scope.as_ref());
+        if let Some(allowed) = registered_scope
+            && !scopes.iter().all(|scope| allowed.contains(scope))
+        {
+            return Err(fail("invalid_scope", "scope exceeds the registered scope"));
+        }
+        // OpenID Connect requires a nonce of Connect applications; MCP clients speak OAuth 2.1.
+        let nonce = params.get("nonce");
+        if nonce.is_none() && registration.is_none() {
+            return Err(fail("invalid_request", "nonce is missing"));
+        }
         let code_challenge = match (
             params.get("code_challenge"),
             params.get("code_challenge_method"),
@@ -396,6 +479,12 @@ impl ConnectState {
                 ));
             }
         };
+        if public && code_challenge.is_none() {
+            return Err(fail(
+                "invalid_request",
+                "a public client must use PKCE (code_challenge with S256)",
+            ));
+        }
         if let Some(resource) = params.get("resource") {
             match Url::parse(resource) {
                 Ok(url) if url.fragment().is_none() => {}
@@ -419,6 +508,8 @@ impl ConnectState {
             sid: self.sign_in(&sub),
             sub,
             scopes,
+            // Only dynamically registered clients have their resource indicator honoured.
+            resource: registration.and(params.get("resource")).map(str::to_owned),
         };
         let code = random_token();
         self.codes.insert(
@@ -427,7 +518,7 @@ impl ConnectState {
                 grant,
                 redirect_uri: redirect_uri.to_owned(),
                 code_challenge: code_challenge.map(str::to_owned),
-                nonce: nonce.to_owned(),
+                nonce: nonce.map(str::to_owned),
                 expires_at: now + CODE_TTL,
             },
         );
@@ -557,9 +648,17 @@ impl ConnectState {
             ));
         }
         let client_id = self.authenticate_client(req, params)?;
+        let may_refresh = self
+            .apps
+            .get(&client_id)
+            .is_some_and(ClientRecord::may_refresh);
         match params.get("grant_type") {
             None => Err(TokenError::new("invalid_request", "grant_type is missing")),
             Some("authorization_code") => self.redeem_code(&client_id, params, shared),
+            Some("refresh_token") if !may_refresh => Err(TokenError::new(
+                "unauthorized_client",
+                "the client did not register the refresh_token grant type",
+            )),
             Some("refresh_token") => self.refresh(&client_id, params, shared),
             Some(_) => Err(TokenError::new(
                 "unsupported_grant_type",
@@ -569,7 +668,7 @@ impl ConnectState {
     }
 
     /// The id of the client that authenticated with `client_secret_basic` or
-    /// `client_secret_post`.
+    /// `client_secret_post`, or of the public client named by `client_id` alone (`none`).
     fn authenticate_client(
         &self,
         req: &HttpRequest,
@@ -596,10 +695,10 @@ impl ConnectState {
                     "client_id does not match the Authorization header",
                 ));
             }
-            BasicCredentials::Present(id, secret) => (id, secret, true),
+            BasicCredentials::Present(id, secret) => (id, Some(secret), true),
             BasicCredentials::Absent => match (body_id, body_secret) {
-                (Some(id), Some(secret)) => (id.to_owned(), secret.to_owned(), false),
-                _ => {
+                (Some(id), secret) => (id.to_owned(), secret.map(str::to_owned), false),
+                (None, _) => {
                     return Err(TokenError::invalid_client(
                         "client authentication is required",
                         false,
@@ -607,8 +706,15 @@ impl ConnectState {
                 }
             },
         };
-        match self.apps.get(&client_id) {
-            Some(app) if app.secret == secret => Ok(client_id),
+        match (self.apps.get(&client_id), secret) {
+            (Some(app), Some(secret)) if app.secret.as_deref() == Some(secret.as_str()) => {
+                Ok(client_id)
+            }
+            (Some(app), None) if app.is_public() => Ok(client_id),
+            (Some(_), None) => Err(TokenError::invalid_client(
+                "client authentication is required",
+                false,
+            )),
             _ => Err(TokenError::invalid_client(
                 "client authentication failed",
                 basic,
@@ -662,11 +768,12 @@ impl ConnectState {
                 ));
             }
         }
+        self.check_resource(params, &pending.grant)?;
         if self.session_revoked(&pending.grant.sid) {
             return Err(TokenError::new("invalid_grant", "the session was revoked"));
         }
         let scopes = pending.grant.scopes.clone();
-        self.issue(&pending.grant, &scopes, Some(&pending.nonce), shared)
+        self.issue(&pending.grant, &scopes, pending.nonce.as_deref(), shared)
     }
 
     fn refresh(
@@ -687,6 +794,7 @@ impl ConnectState {
             self.refresh_tokens.remove(refresh_token);
             return Err(TokenError::new("invalid_grant", "the session was revoked"));
         }
+        self.check_resource(params, grant)?;
         let scopes = match params.get("scope") {
             None => grant.scopes.clone(),
             Some(scope) => parse_scope(scope)
@@ -706,8 +814,28 @@ impl ConnectState {
         self.issue(&grant, &scopes, None, shared)
     }
 
-    /// The token response for `grant`: an access token, an ID token when `openid` is in
-    /// `scopes`, and a fresh refresh token when `offline_access` was granted.
+    /// RFC 8707 at the token endpoint: a dynamically registered client may name again the
+    /// resource it was authorized for, and no other (`invalid_target`). Connect applications'
+    /// `resource` is ignored, as at the authorization endpoint.
+    fn check_resource(&self, params: &Params, grant: &Grant) -> Result<(), TokenError> {
+        let registered = self
+            .apps
+            .get(&grant.client_id)
+            .is_some_and(|client| client.registration.is_some());
+        match params.get("resource") {
+            Some(resource) if registered && grant.resource.as_deref() != Some(resource) => {
+                Err(TokenError::new(
+                    "invalid_target",
+                    "resource differs from the authorization request",
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The token response for `grant`: an access token (whose `aud` is the grant's resource,
+    /// else the client id), an ID token when `openid` is in `scopes`, and a fresh refresh
+    /// token when `offline_access` was granted to a client that may refresh.
     fn issue(
         &mut self,
         grant: &Grant,
@@ -721,7 +849,8 @@ impl ConnectState {
         let mut access = Map::new();
         access.insert("iss".into(), json!(shared.issuer));
         access.insert("sub".into(), json!(grant.sub));
-        access.insert("aud".into(), json!(grant.client_id));
+        let audience = grant.resource.as_deref().unwrap_or(&grant.client_id);
+        access.insert("aud".into(), json!(audience));
         access.insert("sid".into(), json!(grant.sid));
         access.insert("jti".into(), json!(ulid_like()));
         access.insert("iat".into(), json!(now));
@@ -753,7 +882,11 @@ impl ConnectState {
             }
             response.insert("id_token".into(), json!(shared.sign_claims(&id)?));
         }
-        if grant.scopes.iter().any(|scope| scope == "offline_access") {
+        let may_refresh = self
+            .apps
+            .get(&grant.client_id)
+            .is_some_and(ClientRecord::may_refresh);
+        if may_refresh && grant.scopes.iter().any(|scope| scope == "offline_access") {
             let refresh_token = random_token();
             self.refresh_tokens
                 .insert(refresh_token.clone(), grant.clone());
@@ -788,7 +921,7 @@ fn required<'p>(params: &'p Params, name: &str) -> Result<&'p str, TokenError> {
 }
 
 /// The distinct scopes of a space-delimited `scope`, or `None` if one is unknown.
-fn parse_scope(scope: &str) -> Option<Vec<String>> {
+pub(super) fn parse_scope(scope: &str) -> Option<Vec<String>> {
     let mut scopes: Vec<String> = Vec::new();
     for value in scope.split(' ').filter(|value| !value.is_empty()) {
         if !SUPPORTED_SCOPES.contains(&value) {
@@ -849,14 +982,15 @@ fn form_decode(value: &str) -> String {
     String::from_utf8_lossy(&decoded).into_owned()
 }
 
-/// 256 random bits, base64url-encoded: authorization codes and refresh tokens.
-fn random_token() -> String {
+/// 256 random bits, base64url-encoded: authorization codes, refresh tokens and the secrets of
+/// dynamically registered clients.
+pub(super) fn random_token() -> String {
     let mut bytes = [0u8; 32];
     rand::fill(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-fn error_body(error: &str, description: &str) -> Value {
+pub(super) fn error_body(error: &str, description: &str) -> Value {
     json!({ "error": error, "error_description": description })
 }
 
