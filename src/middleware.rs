@@ -332,3 +332,25 @@ mod tests {
         assert!(!is_b64token("=="));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use actix_web::http::header::{HeaderName, HeaderValue};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn authorization_parsing_never_panics(value in proptest::collection::vec(any::<u8>(), 0..200)) {
+            if let Ok(value) = HeaderValue::from_bytes(&value) {
+                let mut headers = HeaderMap::new();
+                headers.insert(HeaderName::from_static("authorization"), value);
+                if let Ok(token) = bearer_token(&headers) {
+                    prop_assert!(is_b64token(&token));
+                    prop_assert!(token.len() <= MAX_AUTHORIZATION_LEN);
+                }
+            }
+        }
+    }
+}

@@ -72,3 +72,32 @@ mod tests {
         assert!(!is_valid_s256_challenge(&format!("{}=", "a".repeat(43))));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn well_formed_verifiers_verify_against_their_challenge(v in "[A-Za-z0-9._~-]{43,128}") {
+            let challenge = s256_challenge(&v);
+            prop_assert!(is_valid_s256_challenge(&challenge));
+            prop_assert!(verify_s256(&v, &challenge));
+        }
+
+        #[test]
+        fn malformed_verifiers_never_verify(v in any::<String>()) {
+            if !is_valid_verifier(&v) {
+                prop_assert!(!verify_s256(&v, &s256_challenge(&v)));
+            }
+        }
+
+        #[test]
+        fn another_verifier_never_verifies(a in "[A-Za-z0-9]{43}", b in "[A-Za-z0-9]{43}") {
+            prop_assume!(a != b);
+            prop_assert!(!verify_s256(&b, &s256_challenge(&a)));
+        }
+    }
+}

@@ -421,3 +421,108 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn policy() -> RedirectUriPolicy {
+        RedirectUriPolicy {
+            patterns: None,
+            private_schemes: vec!["cursor".into()],
+        }
+    }
+
+    /// Strings that look like URIs (scheme, authority, path, query, fragment pieces mixed with
+    /// hostile characters), so the interesting branches are reached.
+    fn uri_like() -> impl Strategy<Value = String> {
+        let scheme = prop_oneof![
+            Just("https".to_owned()),
+            Just("http".to_owned()),
+            Just("HTTP".to_owned()),
+            Just("javascript".to_owned()),
+            Just("data".to_owned()),
+            Just("file".to_owned()),
+            Just("cursor".to_owned()),
+            Just("x-app".to_owned())
+        ];
+        let host = prop_oneof![
+            Just("127.0.0.1".to_owned()),
+            Just("localhost".to_owned()),
+            Just("[::1]".to_owned()),
+            Just("example.com".to_owned()),
+            Just("user@evil.com".to_owned()),
+            Just("localhost@evil.com".to_owned()),
+            "[a-z0-9.-]{0,12}"
+        ];
+        let path = proptest::collection::vec(
+            prop_oneof![
+                Just("..".to_owned()),
+                Just(".".to_owned()),
+                Just("%2e%2E".to_owned()),
+                Just("cb".to_owned()),
+                "[a-zA-Z0-9%._~-]{0,6}"
+            ],
+            0..4,
+        );
+        let tail = prop_oneof![
+            Just("".to_owned()),
+            Just("?x=1".to_owned()),
+            Just("#frag".to_owned()),
+            Just("?a=b#c".to_owned())
+        ];
+        (scheme, host, proptest::option::of(1u16..), path, tail).prop_map(
+            |(scheme, host, port, path, tail)| {
+                let port = port.map(|p| format!(":{p}")).unwrap_or_default();
+                format!("{scheme}://{host}{port}/{}{tail}", path.join("/"))
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn accepted_uris_are_always_safe(uri in prop_oneof![uri_like(), any::<String>()]) {
+            if let Ok(url) = policy().check_registration(&uri) {
+                prop_assert!(url.fragment().is_none());
+                prop_assert!(url.username().is_empty() && url.password().is_none());
+                prop_assert!(!FORBIDDEN_SCHEMES.contains(&url.scheme()));
+                match url.scheme() {
+                    "https" => prop_assert!(url.host().is_some()),
+                    "http" => prop_assert!(is_loopback_host(&url)),
+                    other => prop_assert_eq!(other, "cursor"),
+                }
+                prop_assert!(!has_dot_segment(raw_path(&uri)));
+                // A registered URI always matches itself.
+                prop_assert!(matches_registered(&uri, std::slice::from_ref(&uri)));
+            }
+        }
+
+        #[test]
+        fn only_loopback_http_may_change_port(uri in uri_like(), port in 1u16..) {
+            if let Ok(url) = policy().check_registration(&uri) {
+                let mut moved = url.clone();
+                if moved.set_port(Some(port)).is_ok() && moved.as_str() != uri {
+                    let allowed = matches_registered(moved.as_str(), std::slice::from_ref(&uri));
+                    let loopback_http = url.scheme() == "http" && is_loopback_host(&url);
+                    prop_assert_eq!(allowed, loopback_http && moved.path() == url.path()
+                        && moved.query() == url.query());
+                }
+            }
+        }
+
+        #[test]
+        fn patterns_never_panic_and_never_match_other_hosts(
+            pattern in any::<String>(),
+            uri in uri_like(),
+        ) {
+            if let Some(p) = RedirectPattern::parse(&pattern)
+                && let Ok(url) = Url::parse(&uri)
+                && p.matches(&url)
+            {
+                prop_assert_eq!(url.scheme(), p.scheme.as_str());
+            }
+        }
+    }
+}

@@ -113,3 +113,23 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn a_match_always_binds_our_canonical_url(requested in any::<String>(), suffix in "[a-zA-Z/?#=.%-]{0,12}") {
+            let ours = Url::parse("https://mcp.example.com/mcp").unwrap();
+            for candidate in [requested.clone(), format!("https://mcp.example.com/mcp{suffix}")] {
+                if let Ok(bound) = match_resource(&candidate, &ours) {
+                    prop_assert_eq!(bound, canonical(&ours));
+                    prop_assert!(!candidate.contains('#'));
+                }
+            }
+        }
+    }
+}

@@ -74,3 +74,24 @@ mod tests {
         assert_eq!(missing(&v(&["a", "c"]), &v(&["a"])), vec!["c"]);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn parsing_is_stable_and_tokens_are_legal(value in any::<String>()) {
+            if let Some(scopes) = parse(&value) {
+                prop_assert_eq!(parse(&join(&scopes)), Some(scopes.clone()));
+                for s in &scopes {
+                    prop_assert!(!s.is_empty() && s.bytes().all(is_scope_char));
+                }
+                prop_assert!(is_subset(&scopes, &scopes));
+                prop_assert!(missing(&scopes, &scopes).is_empty());
+            }
+        }
+    }
+}

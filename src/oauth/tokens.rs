@@ -73,3 +73,21 @@ mod tests {
         assert!(!has_shape("eyJhbGciOi.e30.sig", ACCESS_TOKEN_PREFIX));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn shape_checks_never_panic_and_need_the_prefix(value in any::<String>()) {
+            if has_shape(&value, ACCESS_TOKEN_PREFIX) {
+                prop_assert!(value.starts_with(ACCESS_TOKEN_PREFIX));
+                prop_assert_eq!(value.len(), ACCESS_TOKEN_PREFIX.len() + 43);
+                prop_assert!(!has_shape(&value, REFRESH_TOKEN_PREFIX));
+            }
+        }
+    }
+}

@@ -112,3 +112,23 @@ mod tests {
         assert!(p.require("state").is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics_and_keeps_one_value_per_name(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+            if let Ok(params) = Params::parse(&body) {
+                for (name, value) in url::form_urlencoded::parse(&body) {
+                    if !value.is_empty() {
+                        prop_assert_eq!(params.get(&name), Some(value.as_ref()));
+                    }
+                }
+            }
+        }
+    }
+}
