@@ -53,24 +53,7 @@ async fn claim_pending(
     state: &ProxyState,
     txn_id: &str,
 ) -> Result<PendingAuthorization, HttpResponse> {
-    let pending = match state.store.get_pending(txn_id).await {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            return Err(html::error_page(
-                400,
-                "Invalid or expired authorization request.",
-            ));
-        }
-        Err(e) => return Err(store_error_page(e)),
-    };
-    let secure = state.settings.base_url.scheme() == "https";
-    let secret = cookies::binding_secret(req, secure, txn_id);
-    if !cookies::binding_matches(secret.as_deref(), pending.browser_binding.as_ref()) {
-        return Err(html::error_page(
-            403,
-            "This login was started in another browser. Start again from your application.",
-        ));
-    }
+    let (pending, _) = super::consent::pending_for_browser(req, state, Some(txn_id)).await?;
     if pending.consented_at.is_none() {
         return Err(html::error_page(
             403,

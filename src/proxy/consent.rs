@@ -48,8 +48,9 @@ pub(crate) fn upstream_redirect(
     )
 }
 
-/// The pending request of `txn_id`, if this browser started it.
-async fn pending_for_browser(
+/// The pending request of `txn_id`, if this browser started it (binding cookie), with the
+/// cookie's secret. Shared by the consent page and the callback.
+pub(crate) async fn pending_for_browser(
     req: &HttpRequest,
     state: &ProxyState,
     txn_id: Option<&str>,
