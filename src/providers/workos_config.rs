@@ -33,6 +33,7 @@ struct WorkOsEnv {
     mcp_auth_userinfo_cache_seconds: Option<String>,
     mcp_auth_token_cache_seconds: Option<String>,
     mcp_auth_sweep_interval_seconds: Option<String>,
+    mcp_auth_remember_consent_seconds: Option<String>,
     mcp_auth_rate_limits: Option<String>,
     mcp_auth_trusted_proxies: Option<String>,
 }
@@ -63,6 +64,8 @@ pub(crate) struct ProxySettings {
     pub userinfo_cache_ttl: Duration,
     pub token_cache_ttl: Duration,
     pub consent_required: bool,
+    /// How long an approval given with "remember" is reused (zero: never offered).
+    pub remember_consent: Duration,
     pub sweep_interval: Duration,
     pub rate_limits: RateLimits,
 }
@@ -100,6 +103,7 @@ pub struct WorkOsProviderBuilder {
     userinfo_cache_ttl: Duration,
     token_cache_ttl: Duration,
     consent_required: bool,
+    remember_consent: Duration,
     sweep_interval: Duration,
     rate_limits: RateLimits,
 }
@@ -123,6 +127,7 @@ impl Default for WorkOsProviderBuilder {
             userinfo_cache_ttl: Duration::from_secs(30),
             token_cache_ttl: Duration::from_secs(30),
             consent_required: true,
+            remember_consent: Duration::ZERO,
             sweep_interval: Duration::from_secs(300),
             rate_limits: RateLimits::default(),
         }
@@ -160,6 +165,7 @@ impl WorkOsProviderBuilder {
     /// | `MCP_AUTH_USERINFO_CACHE_SECONDS` | how long an upstream session check is trusted, default 30 |
     /// | `MCP_AUTH_TOKEN_CACHE_SECONDS` | how long a verified access token is cached in-process, default 30 |
     /// | `MCP_AUTH_SWEEP_INTERVAL_SECONDS` | how often expired rows are deleted, default 300 |
+    /// | `MCP_AUTH_REMEMBER_CONSENT_SECONDS` | offer "remember this approval" for that long (off by default) |
     /// | `MCP_AUTH_RATE_LIMITS` | `on` (default) or `off`: per-client-IP limits of the OAuth endpoints |
     /// | `MCP_AUTH_TRUSTED_PROXIES` | reverse proxies whose `X-Forwarded-For` is believed (IP addresses) |
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -233,6 +239,12 @@ impl WorkOsProviderBuilder {
             env.mcp_auth_sweep_interval_seconds,
         )? {
             b = b.sweep_interval(t);
+        }
+        if let Some(t) = ttl(
+            "MCP_AUTH_REMEMBER_CONSENT_SECONDS",
+            env.mcp_auth_remember_consent_seconds,
+        )? {
+            b = b.remember_consent(t);
         }
         match non_blank(env.mcp_auth_rate_limits).as_deref() {
             None | Some("on") => {}
@@ -370,6 +382,15 @@ impl WorkOsProviderBuilder {
         self
     }
 
+    /// Offers a "remember" box on the consent page: an approval is then reused, in the same
+    /// browser and for the same client, scopes and resource, for `duration` (default: never
+    /// offered, every login asks). Reuse needs a first-party navigation (`Sec-Fetch-Site` of
+    /// `none`, `same-origin` or `same-site`), so a cross-site page cannot trigger it silently.
+    pub fn remember_consent(mut self, duration: Duration) -> Self {
+        self.remember_consent = duration;
+        self
+    }
+
     /// Per-client-IP limits of the OAuth endpoints (on by default; see [`RateLimits`]).
     pub fn rate_limits(mut self, limits: RateLimits) -> Self {
         self.rate_limits = limits;
@@ -472,6 +493,7 @@ impl WorkOsProviderBuilder {
             userinfo_cache_ttl: self.userinfo_cache_ttl,
             token_cache_ttl: self.token_cache_ttl,
             consent_required: self.consent_required,
+            remember_consent: self.remember_consent,
             sweep_interval: self.sweep_interval,
             rate_limits: self.rate_limits,
         })

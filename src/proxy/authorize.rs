@@ -28,15 +28,15 @@ use crate::{
 /// `GET /authorize`: parameters in the query string.
 pub(crate) async fn authorize_get(req: HttpRequest, state: State) -> HttpResponse {
     let query = req.query_string().as_bytes().to_vec();
-    authorize(state, &query).await
+    authorize(&req, state, &query).await
 }
 
 /// `POST /authorize`: parameters in a form body.
-pub(crate) async fn authorize_post(state: State, body: Bytes) -> HttpResponse {
-    authorize(state, &body).await
+pub(crate) async fn authorize_post(req: HttpRequest, state: State, body: Bytes) -> HttpResponse {
+    authorize(&req, state, &body).await
 }
 
-async fn authorize(state: State, raw: &[u8]) -> HttpResponse {
+async fn authorize(req: &HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
     let params = match Params::parse(raw) {
         Ok(p) => p,
         Err(e) => return html::error_page(400, &e.description()),
@@ -47,7 +47,18 @@ async fn authorize(state: State, raw: &[u8]) -> HttpResponse {
     };
     let client_state = params.get("state");
     match validate(&state, &client, &params) {
-        Ok(request) => start(&state, &client, redirect_uri, client_state, request).await,
+        Ok(request) => {
+            let remembered = remembered_approval(req, &state, &client, &request).await;
+            start(
+                &state,
+                &client,
+                redirect_uri,
+                client_state,
+                request,
+                remembered,
+            )
+            .await
+        }
         Err(error) => error_redirect(&state, &redirect_uri, client_state, &error),
     }
 }
@@ -179,6 +190,41 @@ fn requested_scopes(
     Ok(scopes)
 }
 
+/// Whether this browser already approved this client for these scopes and resource, with
+/// "remember" (only when the operator enabled it, and only on a first-party navigation: a
+/// cross-site page must not be able to complete a login silently).
+async fn remembered_approval(
+    req: &HttpRequest,
+    state: &ProxyState,
+    client: &ClientRecord,
+    request: &ValidRequest,
+) -> bool {
+    let settings = &state.settings;
+    if settings.remember_consent.is_zero() || !settings.consent_required {
+        return false;
+    }
+    let first_party = req
+        .headers()
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| matches!(v, "none" | "same-origin" | "same-site"));
+    let secure = settings.base_url.scheme() == "https";
+    let Some(device) = cookies::device_secret(req, secure).filter(|_| first_party) else {
+        return false;
+    };
+    match state
+        .store
+        .find_consent(&cookies::device_subject(&device), &client.client_id)
+        .await
+    {
+        Ok(Some(approval)) => {
+            scope::is_subset(&request.scopes, &approval.scopes)
+                && approval.resource.as_deref() == Some(request.resource.as_str())
+        }
+        _ => false,
+    }
+}
+
 /// Stores the pending authorization and sends the browser on.
 async fn start(
     state: &ProxyState,
@@ -186,12 +232,13 @@ async fn start(
     redirect_uri: String,
     client_state: Option<&str>,
     request: ValidRequest,
+    remembered: bool,
 ) -> HttpResponse {
     let secure = state.settings.base_url.scheme() == "https";
     let txn_id = random_value();
     let (binding_secret, cookie) = cookies::new_binding(secure, &txn_id);
     let now = unix_now();
-    let consent_required = state.settings.consent_required;
+    let consent_required = state.settings.consent_required && !remembered;
     let pending = PendingAuthorization {
         txn_id: txn_id.clone(),
         client_id: client.client_id.clone(),

@@ -17,7 +17,7 @@ use super::{
 use crate::{
     error::{OAuthError, OAuthErrorCode},
     oauth::pkce::{S256, s256_challenge},
-    store::{PendingAuthorization, TokenHash},
+    store::{ConsentApproval, PendingAuthorization, TokenHash},
 };
 
 /// The AuthKit authorization URL for a pending request: our client id and callback, our own
@@ -121,9 +121,16 @@ pub(crate) async fn show(req: HttpRequest, state: State) -> HttpResponse {
          <form method=\"post\" action=\"{action}\">\
          <input type=\"hidden\" name=\"txn_id\" value=\"{txn}\">\
          <input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
+         {remember}\
          <button type=\"submit\" name=\"action\" value=\"approve\">Allow</button>\
          <button type=\"submit\" name=\"action\" value=\"deny\">Deny</button></form>",
         action = html::escape(&state.settings.route("/consent")),
+        remember = if state.settings.remember_consent.is_zero() {
+            ""
+        } else {
+            "<p><label><input type=\"checkbox\" name=\"remember\" value=\"1\"> \
+             Remember this approval for this application</label></p>"
+        },
         name = html::escape(name),
         client_id = html::escape(&client.client_id),
         resource = html::escape(
@@ -162,7 +169,13 @@ pub(crate) async fn decide(req: HttpRequest, state: State, body: Bytes) -> HttpR
                 .approve_pending(&pending.txn_id, &TokenHash::of(&expected))
                 .await
             {
-                Ok(Some(approved)) => upstream_redirect(&state, &approved),
+                Ok(Some(approved)) => {
+                    let mut response = upstream_redirect(&state, &approved);
+                    if params.get("remember") == Some("1") {
+                        remember(&req, &state, &approved, &mut response).await;
+                    }
+                    response
+                }
                 Ok(None) => {
                     html::error_page(400, "This consent form was already used or has expired.")
                 }
@@ -190,5 +203,41 @@ async fn deny(state: &ProxyState, pending: &PendingAuthorization) -> HttpRespons
         }
         Ok(None) => html::error_page(400, "Invalid or expired authorization request."),
         Err(e) => store_error_page(e),
+    }
+}
+
+/// Records an approval given with "remember" for this browser (its device cookie, created if
+/// needed). Failing to record it only means the user is asked again next time.
+async fn remember(
+    req: &HttpRequest,
+    state: &ProxyState,
+    approved: &PendingAuthorization,
+    response: &mut HttpResponse,
+) {
+    let ttl = state.settings.remember_consent;
+    if ttl.is_zero() {
+        return;
+    }
+    let ttl_secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+    let secure = state.settings.base_url.scheme() == "https";
+    let device = match cookies::device_secret(req, secure) {
+        Some(device) => device,
+        None => {
+            let (device, cookie) = cookies::new_device(secure, ttl_secs);
+            let _ = response.add_cookie(&cookie);
+            device
+        }
+    };
+    let now = crate::clock::unix_now();
+    let approval = ConsentApproval {
+        subject: cookies::device_subject(&device),
+        client_id: approved.client_id.clone(),
+        scopes: approved.scopes.clone(),
+        resource: approved.resource.clone(),
+        created_at: now,
+        expires_at: now + ttl_secs,
+    };
+    if let Err(error) = state.store.remember_consent(&approval).await {
+        tracing::warn!(%error, "could not remember a consent");
     }
 }

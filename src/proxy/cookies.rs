@@ -114,3 +114,37 @@ mod tests {
         assert!(!binding_matches(Some("secret"), None));
     }
 }
+
+/// Name of the long-lived cookie identifying this browser for remembered approvals.
+pub(crate) fn device_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-mcp_auth_device"
+    } else {
+        "mcp_auth_device"
+    }
+}
+
+/// The browser's device id, if it has one.
+pub(crate) fn device_secret(req: &HttpRequest, secure: bool) -> Option<String> {
+    req.cookie(device_cookie_name(secure))
+        .map(|c| c.value().to_owned())
+        .filter(|v| !v.is_empty())
+}
+
+/// A new device cookie living `max_age_secs`.
+pub(crate) fn new_device(secure: bool, max_age_secs: i64) -> (String, Cookie<'static>) {
+    let secret = random_value();
+    let cookie = Cookie::build(device_cookie_name(secure), secret.clone())
+        .path("/")
+        .http_only(true)
+        .secure(secure)
+        .same_site(SameSite::Lax)
+        .max_age(CookieDuration::seconds(max_age_secs))
+        .finish();
+    (secret, cookie)
+}
+
+/// The key under which a browser's approvals are stored (never the cookie itself).
+pub(crate) fn device_subject(secret: &str) -> String {
+    format!("device:{}", TokenHash::of(secret).as_str())
+}

@@ -651,6 +651,20 @@ impl OAuthTestClient {
         self.send("GET", url, self.http.get(url), Body::Empty).await
     }
 
+    /// `GET url` with extra request headers (e.g. `Sec-Fetch-Site`, as a browser sends) and the
+    /// jar's cookies; any status is `Ok`.
+    pub async fn get_with_headers(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<TestResponse, OAuthClientError> {
+        let mut request = self.http.get(url);
+        for (name, value) in headers {
+            request = request.insert_header((*name, *value));
+        }
+        self.send("GET", url, request, Body::Empty).await
+    }
+
     /// `POST url` with a form body and the jar's cookies; any status is `Ok`.
     pub async fn post_form(
         &self,

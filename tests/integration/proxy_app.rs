@@ -163,6 +163,15 @@ impl Browser {
     pub async fn post_form(&self, url: &str, form: &[(&str, &str)]) -> Reply {
         self.driver.post_form(url, form).await.expect("POST").into()
     }
+
+    /// A top-level navigation the user started (`Sec-Fetch-Site: none`).
+    pub async fn navigate(&self, url: &str) -> Reply {
+        self.driver
+            .get_with_headers(url, &[("Sec-Fetch-Site", "none")])
+            .await
+            .expect("GET")
+            .into()
+    }
 }
 
 /// PKCE pair: (verifier, S256 challenge).

@@ -31,6 +31,7 @@ crate::store_support::http_tests!(
     upstream_session_state_reaches_our_tokens,
     a_lost_encryption_key_forces_a_new_login_not_an_outage,
     endpoints_are_rate_limited_per_client,
+    remembered_consent_is_reused_only_where_it_was_given,
 );
 
 async fn post_json(app: &ProxyApp, path: &str, body: serde_json::Value) -> Reply {
@@ -907,4 +908,90 @@ async fn endpoints_are_rate_limited_per_client(db: &TestDb) {
             201
         );
     }
+}
+
+async fn remembered_consent_is_reused_only_where_it_was_given(db: &TestDb) {
+    let fake = FakeAuthKit::start();
+    let app = ProxyApp::spawn(&fake, db.store().await, |b| {
+        b.remember_consent(Duration::from_secs(3600))
+    })
+    .await;
+    let browser = Browser::default();
+    let client = register(&app, &browser).await;
+    let (_, challenge) = pkce();
+
+    // First login: the page offers "remember"; approve with it.
+    let (page, txn, csrf) = start_consent(&app, &browser, &client).await;
+    assert!(page.text().contains("name=\"remember\""));
+    let approved = browser
+        .post_form(
+            &app.url("/consent"),
+            &[
+                ("txn_id", &txn),
+                ("csrf_token", &csrf),
+                ("action", "approve"),
+                ("remember", "1"),
+            ],
+        )
+        .await;
+    assert_eq!(approved.status, 302);
+    assert!(
+        approved
+            .headers
+            .get_all("set-cookie")
+            .any(|c| c.to_str().unwrap().starts_with("mcp_auth_device="))
+    );
+
+    // Same browser, user-initiated navigation: straight to AuthKit, and the login completes.
+    let again = browser
+        .navigate(&authorize_url(&app, &client, &challenge, "s2"))
+        .await;
+    assert_eq!(again.status, 302);
+    let location = again.header("location").unwrap();
+    assert!(
+        location.starts_with(&format!("{}/oauth2/authorize", fake.issuer())),
+        "{location}"
+    );
+    let upstream = browser.get(&location).await;
+    let done = browser.get(&upstream.header("location").unwrap()).await;
+    assert_eq!(done.status, 302);
+    assert!(location_params(&done).contains_key("code"));
+
+    // A cross-site (or header-less) request, or another browser: asked again.
+    let cross_site = browser
+        .get(&authorize_url(&app, &client, &challenge, "s3"))
+        .await;
+    assert!(
+        cross_site
+            .header("location")
+            .unwrap()
+            .contains("/consent?txn_id=")
+    );
+    let stranger = Browser::default();
+    let other = stranger
+        .navigate(&authorize_url(&app, &client, &challenge, "s4"))
+        .await;
+    assert!(
+        other
+            .header("location")
+            .unwrap()
+            .contains("/consent?txn_id=")
+    );
+    // Another client, same browser: asked again.
+    let second_client = register(&app, &browser).await;
+    let other_client = browser
+        .navigate(&authorize_url(&app, &second_client, &challenge, "s5"))
+        .await;
+    assert!(
+        other_client
+            .header("location")
+            .unwrap()
+            .contains("/consent?txn_id=")
+    );
+
+    // Without the option, no box is offered.
+    let plain = ProxyApp::spawn(&fake, db.store().await, |b| b).await;
+    let plain_client = register(&plain, &browser).await;
+    let (page, _, _) = start_consent(&plain, &browser, &plain_client).await;
+    assert!(!page.text().contains("name=\"remember\""));
 }
