@@ -84,37 +84,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_depend_on_the_request_and_https() {
-        assert!(binding_cookie_name(true, "t1").starts_with("__Host-mcp_auth_"));
-        assert!(binding_cookie_name(false, "t1").starts_with("mcp_auth_"));
-        assert_ne!(
-            binding_cookie_name(true, "t1"),
-            binding_cookie_name(true, "t2")
-        );
-    }
-
-    #[test]
-    fn consent_tokens_bind_secret_and_request() {
-        assert_eq!(consent_token("s", "t"), consent_token("s", "t"));
-        assert_ne!(consent_token("s", "t"), consent_token("s2", "t"));
-        assert_ne!(consent_token("s", "t"), consent_token("s", "t2"));
-    }
-
-    #[test]
-    fn binding_needs_the_right_cookie() {
-        let stored = TokenHash::of("secret");
-        assert!(binding_matches(Some("secret"), Some(&stored)));
-        assert!(!binding_matches(Some("other"), Some(&stored)));
-        assert!(!binding_matches(None, Some(&stored)));
-        assert!(!binding_matches(Some("secret"), None));
-    }
-}
-
 /// Name of the long-lived cookie identifying this browser for remembered approvals.
 pub(crate) fn device_cookie_name(secure: bool) -> &'static str {
     if secure {
@@ -147,4 +116,35 @@ pub(crate) fn new_device(secure: bool, max_age_secs: i64) -> (String, Cookie<'st
 /// The key under which a browser's approvals are stored (never the cookie itself).
 pub(crate) fn device_subject(secret: &str) -> String {
     format!("device:{}", TokenHash::of(secret).as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_depend_on_the_request_and_https() {
+        assert!(binding_cookie_name(true, "t1").starts_with("__Host-mcp_auth_"));
+        assert!(binding_cookie_name(false, "t1").starts_with("mcp_auth_"));
+        assert_ne!(
+            binding_cookie_name(true, "t1"),
+            binding_cookie_name(true, "t2")
+        );
+    }
+
+    #[test]
+    fn consent_tokens_bind_secret_and_request() {
+        assert_eq!(consent_token("s", "t"), consent_token("s", "t"));
+        assert_ne!(consent_token("s", "t"), consent_token("s2", "t"));
+        assert_ne!(consent_token("s", "t"), consent_token("s", "t2"));
+    }
+
+    #[test]
+    fn binding_needs_the_right_cookie() {
+        let stored = TokenHash::of("secret");
+        assert!(binding_matches(Some("secret"), Some(&stored)));
+        assert!(!binding_matches(Some("other"), Some(&stored)));
+        assert!(!binding_matches(None, Some(&stored)));
+        assert!(!binding_matches(Some("secret"), None));
+    }
 }
