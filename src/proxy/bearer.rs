@@ -52,9 +52,9 @@ impl ProxyVerifier {
         let token_ttl = settings.token_cache_ttl.min(settings.userinfo_cache_ttl);
         Self {
             inner: Arc::new(Inner {
-                tokens: VerifiedTokenCache::new(100_000, token_ttl),
+                tokens: VerifiedTokenCache::new(settings.token_cache_capacity, token_ttl),
                 live_sessions: Cache::builder()
-                    .max_capacity(100_000)
+                    .max_capacity(settings.token_cache_capacity)
                     .time_to_live(settings.userinfo_cache_ttl)
                     .build(),
                 refresh_locks: (0..REFRESH_LOCKS)
