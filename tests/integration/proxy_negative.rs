@@ -765,7 +765,12 @@ async fn revocation_follows_rfc7009(db: &TestDb) {
 async fn upstream_failures_are_reported_not_leaked(db: &TestDb) {
     let (fake, app, browser) = setup(db).await;
     let client = register(&app, &browser).await;
-    for failure in [Failure::ServerError, Failure::Down] {
+    // Slow: longer than the 2 s timeout the test apps use.
+    for failure in [
+        Failure::ServerError,
+        Failure::Down,
+        Failure::Slow(Duration::from_secs(3)),
+    ] {
         let callback = until_callback(&app, &browser, &client).await;
         fake.set_failure(failure.clone());
         let reply = browser.get(&callback).await;
