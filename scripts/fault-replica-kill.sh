@@ -89,7 +89,8 @@ trap 'exit 130' INT TERM
 free_port() {
   local port
   for _ in $(seq 1 100); do
-    port=$((20000 + RANDOM % 40000))
+    # Below the kernel's ephemeral range (32768+): no outgoing connection holds it.
+    port=$((20000 + RANDOM % 12000))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
       echo "$port"
       return 0
