@@ -391,11 +391,13 @@ async fn upstream_tokens_compare_and_swap(db: &TestDb) {
         .unwrap()
         .unwrap();
     assert_eq!(read.upstream_version, 0);
+    // One expiry for every call: comparing values built a second apart must not fail.
+    let expires_at = Some(now() + 600);
     let refreshed = |tag: &str| UpstreamTokens {
         access_token: Secret::new(format!("at-{tag}")),
         refresh_token: Some(Secret::new(format!("rt-{tag}"))),
         id_token: None,
-        expires_at: Some(now() + 600),
+        expires_at,
     };
     assert_eq!(
         replica_a
