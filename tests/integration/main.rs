@@ -6,6 +6,7 @@ mod app;
 mod authkit_discovery;
 mod authkit_login;
 mod authkit_tokens;
+mod deployment_limits;
 mod proxy_app;
 mod proxy_flow;
 mod proxy_negative;
