@@ -13,6 +13,7 @@
 mod authorize;
 pub(crate) mod bearer;
 mod callback;
+pub(crate) mod cimd;
 mod client_auth;
 mod consent;
 mod cookies;
@@ -50,6 +51,8 @@ pub(crate) struct ProxyState {
     /// Local path of the MCP endpoint (base path + MCP path).
     pub mount_path: String,
     pub bearer: bearer::ProxyVerifier,
+    /// Clients identified by a metadata-document URL.
+    pub cimd: cimd::CimdClients,
     /// Deletes expired rows while the provider lives.
     pub _sweeper: Option<crate::store::SweeperHandle>,
 }

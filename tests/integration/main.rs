@@ -16,6 +16,7 @@ mod authkit_discovery;
 mod authkit_login;
 mod authkit_tokens;
 mod proxy_app;
+mod proxy_cimd;
 mod proxy_flow;
 mod proxy_negative;
 mod store;
