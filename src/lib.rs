@@ -74,6 +74,7 @@ pub use self::{
         AuthKitProvider, AuthKitProviderBuilder, AuthKitRoutes, WorkOsProvider,
         WorkOsProviderBuilder,
     },
+    proxy::cimd::{HostResolver, SystemResolver},
     rate_limit::{Limit, RateLimits},
     upstream::UpstreamError,
     verify::{JwtVerifier, JwtVerifierBuilder, LocalBoxFuture, TokenVerifier, VerifyError},

@@ -62,6 +62,7 @@ impl ProtectedResourceMetadata {
 pub(crate) fn authorization_server_metadata(
     issuer: &str,
     scopes_supported: &[String],
+    client_id_metadata_documents: bool,
 ) -> serde_json::Value {
     let auth_methods = ["none", "client_secret_post", "client_secret_basic"];
     serde_json::json!({
@@ -78,6 +79,7 @@ pub(crate) fn authorization_server_metadata(
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "scopes_supported": scopes_supported,
         "authorization_response_iss_parameter_supported": true,
+        "client_id_metadata_document_supported": client_id_metadata_documents,
     })
 }
 

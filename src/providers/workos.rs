@@ -14,7 +14,7 @@ use crate::{
     BearerAuth,
     error::ConfigError,
     metadata::{ProtectedResourceMetadata, authorization_server_metadata, protected_resource_path},
-    proxy::{ProxyRoutes, ProxyState, bearer::ProxyVerifier},
+    proxy::{ProxyRoutes, ProxyState, bearer::ProxyVerifier, cimd::CimdClients},
     store::Store,
 };
 
@@ -77,7 +77,14 @@ impl WorkOsProviderBuilder {
         if !scopes.iter().any(|s| s == "offline_access") {
             scopes.push("offline_access".to_owned());
         }
-        let as_metadata = authorization_server_metadata(&settings.issuer, &scopes);
+        let as_metadata =
+            authorization_server_metadata(&settings.issuer, &scopes, settings.cimd.enabled);
+        if settings.cimd.enabled && settings.cimd.allow_loopback {
+            tracing::warn!(
+                "MCP_AUTH_CIMD_ALLOW_LOOPBACK is on: client id URLs on loopback are accepted and \
+                 fetched. For local development and tests only; never in production"
+            );
+        }
         // One sweeper per provider (built once per process, before the server starts).
         let sweeper = (!settings.sweep_interval.is_zero()
             && tokio::runtime::Handle::try_current().is_ok())
@@ -95,6 +102,11 @@ impl WorkOsProviderBuilder {
             mount_path: format!("{}{}", settings.base_path, settings.mcp_path),
             bearer: ProxyVerifier::new(settings.clone(), store.clone()),
             limiters: settings.rate_limits.build(),
+            cimd: CimdClients::new(
+                settings.cimd.clone(),
+                settings.redirect_policy.clone(),
+                scopes.clone(),
+            ),
             settings,
             store,
         };
@@ -148,6 +160,12 @@ impl WorkOsProvider {
     /// The store behind the provider.
     pub fn store(&self) -> &Store {
         &self.state.store
+    }
+
+    /// Addresses the metadata-document fetcher tried to connect to, oldest first (for tests
+    /// of the SSRF guard: a refused host never appears here).
+    pub fn cimd_connection_attempts(&self) -> Vec<std::net::SocketAddr> {
+        self.state.cimd.connection_attempts()
     }
 
     /// Number of access tokens cached in this process.

@@ -1,7 +1,8 @@
 //! Configuration of proxy mode ([`WorkOsProvider`](super::WorkOsProvider)).
 
-use std::time::Duration;
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
+use rustls::pki_types::{CertificateDer, pem::PemObject};
 use serde::Deserialize;
 use url::Url;
 
@@ -12,6 +13,7 @@ use crate::{
     },
     error::ConfigError,
     oauth::redirect_uri::{RedirectPattern, RedirectUriPolicy},
+    proxy::cimd::{CimdSettings, HostResolver, SystemResolver},
     rate_limit::RateLimits,
 };
 
@@ -40,6 +42,9 @@ struct WorkOsEnv {
     mcp_auth_rate_limit_ipv6_prefix: Option<String>,
     mcp_auth_unused_client_ttl_seconds: Option<String>,
     mcp_auth_max_unused_clients: Option<String>,
+    mcp_auth_cimd: Option<String>,
+    mcp_auth_cimd_allow_loopback: Option<String>,
+    mcp_auth_cimd_extra_ca_file: Option<String>,
 }
 
 /// Validated settings of proxy mode.
@@ -78,6 +83,8 @@ pub(crate) struct ProxySettings {
     pub unused_client_ttl: Duration,
     /// Most live registrations that never completed a login (`/register` answers 503 beyond).
     pub max_unused_clients: u64,
+    /// Clients identified by a metadata-document URL.
+    pub cimd: CimdSettings,
 }
 
 impl ProxySettings {
@@ -119,6 +126,21 @@ pub struct WorkOsProviderBuilder {
     rate_limits: RateLimits,
     unused_client_ttl: Duration,
     max_unused_clients: u64,
+    cimd: bool,
+    cimd_allow_loopback: bool,
+    cimd_extra_ca_file: Option<PathBuf>,
+    cimd_timeout: Duration,
+    cimd_resolver: Option<ResolverHandle>,
+}
+
+/// A [`HostResolver`] in the builder (which is `Debug` and `Clone`).
+#[derive(Clone)]
+struct ResolverHandle(Arc<dyn HostResolver>);
+
+impl std::fmt::Debug for ResolverHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HostResolver")
+    }
 }
 
 impl Default for WorkOsProviderBuilder {
@@ -146,12 +168,27 @@ impl Default for WorkOsProviderBuilder {
             rate_limits: RateLimits::default(),
             unused_client_ttl: Duration::from_secs(24 * 3600),
             max_unused_clients: 10_000,
+            cimd: true,
+            cimd_allow_loopback: false,
+            cimd_extra_ca_file: None,
+            cimd_timeout: Duration::from_secs(5),
+            cimd_resolver: None,
         }
     }
 }
 
 fn valid_ipv6_prefix(bits: &u8) -> bool {
     (1..=128).contains(bits)
+}
+
+/// `1`/`true`/`on` or `0`/`false`/`off`.
+fn flag(name: &str, value: Option<String>) -> Result<Option<bool>, ConfigError> {
+    match non_blank(value).map(|v| v.to_ascii_lowercase()).as_deref() {
+        None => Ok(None),
+        Some("1" | "true" | "on" | "yes") => Ok(Some(true)),
+        Some("0" | "false" | "off" | "no") => Ok(Some(false)),
+        Some(_) => Err(ConfigError::invalid(name, "expected on or off")),
+    }
 }
 
 fn seconds(name: &str, value: Option<String>) -> Result<Option<Duration>, ConfigError> {
@@ -192,6 +229,9 @@ impl WorkOsProviderBuilder {
     /// | `MCP_AUTH_RATE_LIMIT_IPV6_PREFIX` | IPv6 clients share a rate-limit budget per prefix of this length, default 64 |
     /// | `MCP_AUTH_UNUSED_CLIENT_TTL_SECONDS` | a registration that never completes a login expires after this, default 86400 |
     /// | `MCP_AUTH_MAX_UNUSED_CLIENTS` | most live never-used registrations (then `/register` answers 503), default 10000 |
+    /// | `MCP_AUTH_CIMD` | `on` (default) or `off`: accept client ids that are metadata-document URLs |
+    /// | `MCP_AUTH_CIMD_ALLOW_LOOPBACK` | development and tests only: also accept and fetch loopback client id URLs (`http` too) |
+    /// | `MCP_AUTH_CIMD_EXTRA_CA_FILE` | development and tests only: PEM certificates the document fetcher also trusts |
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(std::env::vars())
     }
@@ -329,6 +369,18 @@ impl WorkOsProviderBuilder {
                 ConfigError::invalid("MCP_AUTH_MAX_UNUSED_CLIENTS", "expected a positive number")
             })?;
             b = b.max_unused_clients(max);
+        }
+        if let Some(on) = flag("MCP_AUTH_CIMD", env.mcp_auth_cimd)? {
+            b = b.client_id_metadata_documents(on);
+        }
+        if let Some(on) = flag(
+            "MCP_AUTH_CIMD_ALLOW_LOOPBACK",
+            env.mcp_auth_cimd_allow_loopback,
+        )? {
+            b.cimd_allow_loopback = on;
+        }
+        if let Some(file) = non_blank(env.mcp_auth_cimd_extra_ca_file) {
+            b = b.cimd_extra_ca_file(file);
         }
         Ok(b)
     }
@@ -490,6 +542,84 @@ impl WorkOsProviderBuilder {
         self
     }
 
+    /// Whether clients may use a client id metadata document URL as `client_id` (CIMD, the MCP
+    /// spec's preferred registration; default on). Off: such ids are refused, only registered
+    /// clients log in.
+    pub fn client_id_metadata_documents(mut self, enabled: bool) -> Self {
+        self.cimd = enabled;
+        self
+    }
+
+    /// **Development and tests only.** Also accepts client id URLs on loopback (`localhost`,
+    /// `127.0.0.1`, `[::1]`, over `https` or `http`, any port) and fetches them. Off by default;
+    /// logged at WARN when the provider is built. Other private addresses stay refused.
+    pub fn dangerously_allow_loopback_client_id_urls(mut self) -> Self {
+        self.cimd_allow_loopback = true;
+        self
+    }
+
+    /// **Development and tests only.** PEM file of certificates the metadata-document fetcher
+    /// trusts in addition to the public roots (a test server's certificate).
+    pub fn cimd_extra_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.cimd_extra_ca_file = Some(path.into());
+        self
+    }
+
+    /// Bound of one metadata-document fetch, connection included (default 5 s).
+    pub fn cimd_fetch_timeout(mut self, timeout: Duration) -> Self {
+        self.cimd_timeout = timeout;
+        self
+    }
+
+    /// The resolver of metadata-document hosts (default: the system's). Every address it
+    /// returns is still checked before connecting.
+    pub fn cimd_resolver(mut self, resolver: Arc<dyn HostResolver>) -> Self {
+        self.cimd_resolver = Some(ResolverHandle(resolver));
+        self
+    }
+
+    fn cimd_settings(&self) -> Result<CimdSettings, ConfigError> {
+        let mut roots = rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        };
+        if let Some(path) = &self.cimd_extra_ca_file {
+            let name = self.name("MCP_AUTH_CIMD_EXTRA_CA_FILE", "cimd_extra_ca_file");
+            let pem = std::fs::read(path).map_err(|e| {
+                ConfigError::invalid(name, format!("cannot read {}: {e}", path.display()))
+            })?;
+            let mut added = 0;
+            for cert in CertificateDer::pem_slice_iter(&pem) {
+                let cert =
+                    cert.map_err(|_| ConfigError::invalid(name, "not a PEM certificate file"))?;
+                roots.add(cert).map_err(|e| {
+                    ConfigError::invalid(name, format!("unusable certificate: {e}"))
+                })?;
+                added += 1;
+            }
+            if added == 0 {
+                return Err(ConfigError::invalid(name, "no certificate in the file"));
+            }
+        }
+        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            crate::backend::rustls_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("the crypto provider supports TLS 1.2 and 1.3")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(CimdSettings {
+            enabled: self.cimd,
+            allow_loopback: self.cimd_allow_loopback,
+            timeout: self.cimd_timeout,
+            tls: Arc::new(tls),
+            resolver: self.cimd_resolver.as_ref().map_or_else(
+                || Arc::new(SystemResolver) as Arc<dyn HostResolver>,
+                |r| r.0.clone(),
+            ),
+        })
+    }
+
     fn name(&self, env: &'static str, method: &'static str) -> &'static str {
         if self.from_env { env } else { method }
     }
@@ -568,7 +698,9 @@ impl WorkOsProviderBuilder {
                 upstream_scopes.push(scope.clone());
             }
         }
+        let cimd = self.cimd_settings()?;
         Ok(ProxySettings {
+            cimd,
             client_id,
             client_secret: client_secret.into(),
             authkit: url_without_trailing_slash(&authkit_url),

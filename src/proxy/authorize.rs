@@ -9,13 +9,14 @@
 use actix_web::{HttpRequest, HttpResponse, web::Bytes};
 
 use super::{
-    ProxyState, State, cookies, error_redirect, form::Params, html, redirect_with, store_error,
-    store_error_page,
+    ProxyState, State, cimd::CimdFailure, cookies, error_redirect, form::Params, html,
+    redirect_with, store_error, store_error_page,
 };
 use crate::{
     clock::unix_now,
     error::{OAuthError, OAuthErrorCode},
     oauth::{
+        cimd::is_url_client_id,
         pkce::{self, S256},
         redirect_uri::matches_registered,
         resource::{ResourceError, match_resource},
@@ -71,7 +72,17 @@ async fn client_and_redirect(
     let Some(client_id) = params.get("client_id") else {
         return Err(html::error_page(400, "The request has no client_id."));
     };
-    let client = match state.store.get_client(client_id).await {
+    let found = if is_url_client_id(client_id) {
+        match state.cimd.client(&state.store, client_id).await {
+            Ok(client) => Ok(Some(client)),
+            Err(CimdFailure::Store(e)) => Err(e),
+            // The client itself is in doubt: an error page, never a redirect.
+            Err(CimdFailure::Client(e)) => return Err(html::error_page(400, &e.to_string())),
+        }
+    } else {
+        state.store.get_client(client_id).await
+    };
+    let client = match found {
         Ok(Some(client)) => client,
         Ok(None) => {
             return Err(html::error_page(

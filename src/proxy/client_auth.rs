@@ -12,9 +12,10 @@
 use actix_web::{HttpRequest, http::header};
 use base64::{Engine, engine::general_purpose::STANDARD};
 
-use super::{ProxyState, form::Params, store_error};
+use super::{ProxyState, cimd::CimdFailure, form::Params, store_error};
 use crate::{
     error::{OAuthError, OAuthErrorCode},
+    oauth::cimd::is_url_client_id,
     store::{ClientRecord, TokenHash},
 };
 
@@ -100,12 +101,26 @@ pub(crate) async fn authenticate(
     params: &Params,
 ) -> Result<ClientRecord, OAuthError> {
     let presented = presented(req, params)?;
-    let client = state
-        .store
-        .get_client(&presented.client_id)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| invalid_client(presented.via_basic))?;
+    let client = if is_url_client_id(&presented.client_id) {
+        // A metadata-document client: the (usually cached) document must still be valid.
+        state
+            .cimd
+            .client(&state.store, &presented.client_id)
+            .await
+            .map_err(|failure| match failure {
+                CimdFailure::Store(e) => store_error(e),
+                CimdFailure::Client(e) => {
+                    OAuthError::new(OAuthErrorCode::InvalidClient, e.to_string())
+                }
+            })?
+    } else {
+        state
+            .store
+            .get_client(&presented.client_id)
+            .await
+            .map_err(store_error)?
+            .ok_or_else(|| invalid_client(presented.via_basic))?
+    };
     let guard = &state.limiters.failed_client_auth;
     guard.check(&client.client_id).map_err(locked_out)?;
     let method_ok = match client.token_endpoint_auth_method.as_str() {

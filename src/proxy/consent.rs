@@ -16,7 +16,10 @@ use super::{
 };
 use crate::{
     error::{OAuthError, OAuthErrorCode},
-    oauth::pkce::{S256, s256_challenge},
+    oauth::{
+        pkce::{S256, s256_challenge},
+        provenance::{ClientOrigin, ClientProvenance},
+    },
     store::{ConsentApproval, PendingAuthorization, TokenHash},
 };
 
@@ -111,11 +114,18 @@ pub(crate) async fn show(req: HttpRequest, state: State) -> HttpResponse {
             .map(|s| format!("<li><code>{}</code></li>", html::escape(s)))
             .collect()
     };
+    let about = about_client(&ClientProvenance::describe(
+        &client.client_id,
+        client.application_type.as_deref(),
+        &client.redirect_uris,
+        &pending.redirect_uri,
+    ));
     let body = format!(
         "<h1>Allow access?</h1>\
          <p><strong>{name}</strong> (client id <code>{client_id}</code>) wants to use \
-         <code>{resource}</code> on your behalf.</p>\
-         <p>After you sign in, you will be sent back to <code>{redirect}</code>.</p>\
+         <code>{resource}</code> on your behalf.</p>{about}\
+         <p>After you sign in, you will be sent back to <code>{redirect}</code> \
+         (host <strong>{redirect_host}</strong>).</p>\
          <p>It asks for:</p><ul>{scopes}</ul>\
          <p>Only continue if you started this connection yourself.</p>\
          <form method=\"post\" action=\"{action}\">\
@@ -140,10 +150,65 @@ pub(crate) async fn show(req: HttpRequest, state: State) -> HttpResponse {
                 .unwrap_or(&state.settings.resource_url)
         ),
         redirect = html::escape(&pending.redirect_uri),
+        redirect_host = html::escape(&redirect_host(&pending.redirect_uri)),
         txn = html::escape(&pending.txn_id),
         csrf = html::escape(&csrf),
     );
     html::page(200, "Allow access?", &body)
+}
+
+fn redirect_host(uri: &str) -> String {
+    ClientProvenance::describe("", None, &[], uri).redirect_host
+}
+
+/// What we know about where the client comes from, as HTML paragraphs (escaped).
+fn about_client(p: &ClientProvenance) -> String {
+    let mut out = String::new();
+    let kind = |t: &str| {
+        if t == "web" {
+            "a web application"
+        } else {
+            "a native application"
+        }
+    };
+    match &p.origin {
+        ClientOrigin::MetadataDocument {
+            publisher_host,
+            application_type,
+        } => {
+            let host = html::escape(publisher_host);
+            out.push_str(&format!(
+                "<p>Described by a document from <strong>{host}</strong> ({}).",
+                kind(application_type)
+            ));
+            if p.verified() {
+                out.push_str(" The result goes to a web address listed in that document.</p>");
+            } else {
+                out.push_str(
+                    " The result goes to a program on this device, and any program can present \
+                     this description: it does not prove who you are talking to.</p>",
+                );
+            }
+        }
+        ClientOrigin::Registered { application_type } => out.push_str(&format!(
+            "<p>The name was given by the application itself when it registered and is not \
+             verified ({}).</p>",
+            kind(application_type)
+        )),
+    }
+    if p.web_with_loopback {
+        out.push_str(
+            "<p>It registered as a web application but receives the result on this device \
+             (loopback address).</p>",
+        );
+    }
+    if p.all_redirects_loopback {
+        out.push_str(
+            "<p><strong>Warning:</strong> this application only receives results on this \
+             device (loopback addresses). Continue only if you just started it yourself.</p>",
+        );
+    }
+    out
 }
 
 /// `POST /consent`: the user's decision.

@@ -13,6 +13,7 @@
 mod authorize;
 pub(crate) mod bearer;
 mod callback;
+pub(crate) mod cimd;
 mod client_auth;
 mod consent;
 mod cookies;
@@ -52,6 +53,8 @@ pub(crate) struct ProxyState {
     pub bearer: bearer::ProxyVerifier,
     /// The rate limiters, one set per provider (shared by every worker).
     pub limiters: crate::rate_limit::Limiters,
+    /// Clients identified by a metadata-document URL.
+    pub cimd: cimd::CimdClients,
     /// Deletes expired rows while the provider lives.
     pub _sweeper: Option<crate::store::SweeperHandle>,
 }

@@ -15,7 +15,10 @@ use super::{State, form::json_error, form::with_cors, store_error};
 use crate::{
     clock::unix_now,
     error::{OAuthError, OAuthErrorCode},
-    oauth::tokens::{CLIENT_ID_PREFIX, CLIENT_SECRET_PREFIX, generate},
+    oauth::{
+        provenance::default_application_type,
+        tokens::{CLIENT_ID_PREFIX, CLIENT_SECRET_PREFIX, generate},
+    },
     store::{ClientRecord, TokenHash},
 };
 
@@ -37,6 +40,8 @@ struct Registration {
     auth_method: String,
     scope: Option<String>,
     client_name: Option<String>,
+    /// `native` or `web` (SEP-837): as given, else derived from the redirect URIs.
+    application_type: String,
     extra: Map<String, Value>,
 }
 
@@ -143,23 +148,25 @@ fn parse(state: &super::ProxyState, body: &[u8]) -> Result<Registration, OAuthEr
             extra.insert(field.to_owned(), Value::String(uri));
         }
     }
-    for field in ["application_type", "software_id", "software_version"] {
+    for field in ["software_id", "software_version"] {
         if let Some(value) = text(&body, field)? {
             extra.insert(field.to_owned(), Value::String(value));
         }
     }
-    if let Some(kind) = extra.get("application_type").and_then(Value::as_str)
-        && kind != "web"
-        && kind != "native"
-    {
-        return Err(metadata_error("`application_type` must be web or native"));
-    }
+    // `web` with loopback redirect URIs is accepted (clients in the wild send exactly that);
+    // the consent page says so.
+    let application_type = match text(&body, "application_type")?.as_deref() {
+        Some(kind @ ("web" | "native")) => kind.to_owned(),
+        Some(_) => return Err(metadata_error("`application_type` must be web or native")),
+        None => default_application_type(&redirect_uris).to_owned(),
+    };
     Ok(Registration {
         redirect_uris,
         grant_types,
         auth_method,
         scope,
         client_name,
+        application_type,
         extra,
     })
 }
@@ -219,6 +226,7 @@ pub(crate) async fn register(state: State, body: Bytes) -> HttpResponse {
         created_at: now,
         last_used_at: now,
         expires_at: now.saturating_add(ttl),
+        application_type: Some(registration.application_type.clone()),
     };
     if let Err(e) = state.store.register_client(&record).await {
         return json_error(&store_error(e));
@@ -230,6 +238,7 @@ pub(crate) async fn register(state: State, body: Bytes) -> HttpResponse {
         "grant_types": registration.grant_types,
         "response_types": ["code"],
         "token_endpoint_auth_method": registration.auth_method,
+        "application_type": registration.application_type,
     });
     let fields = answer.as_object_mut().expect("a JSON object");
     if let Some(secret) = secret {

@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/20260601000000_create_store.sql"),
     ),
     (
+        20261130000200,
+        "client metadata documents",
+        include_str!("../../migrations/20261130000200_client_metadata_documents.sql"),
+    ),
+    (
         20261130000300,
         "unused clients",
         include_str!("../../migrations/20261130000300_unused_clients.sql"),

@@ -11,6 +11,7 @@
 //! | `mcp_auth_grants` | [`Grant`] | `grant_id` | the user's session with one client |
 //! | `mcp_auth_codes` | [`AuthorizationCode`] | `code_hash` | minutes; single use |
 //! | `mcp_auth_tokens` | [`IssuedToken`] | `token_hash` | capped at the grant's expiry |
+//! | `mcp_auth_cimd_documents` | [`CachedDocument`] | `url` | document lifetime + 24 h stale grace |
 //!
 //! Codes and tokens are stored as SHA-256 digests ([`TokenHash`]); upstream tokens and the
 //! upstream PKCE verifier are sealed with AES-256-GCM by the store's [`Keyring`] (see
@@ -63,6 +64,7 @@ use sqlx::{
     any::{AnyPoolOptions, AnyRow},
 };
 
+mod cimd;
 mod clients;
 mod codes;
 mod consents;
@@ -75,6 +77,7 @@ mod sweeper;
 mod tokens;
 
 pub use self::{
+    cimd::CachedDocument,
     clients::{ClientRecord, UnusedClients},
     codes::{AuthorizationCode, CodeConsumed},
     consents::ConsentApproval,

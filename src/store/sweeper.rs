@@ -27,17 +27,25 @@ pub struct PurgeReport {
     pub grants: u64,
     /// Client registrations.
     pub clients: u64,
+    /// Cached client id metadata documents.
+    pub cimd_documents: u64,
 }
 
 impl PurgeReport {
     /// Rows deleted in all tables (not counting cascades).
     pub fn total(&self) -> u64 {
-        self.codes + self.tokens + self.pending + self.consents + self.grants + self.clients
+        self.codes
+            + self.tokens
+            + self.pending
+            + self.consents
+            + self.grants
+            + self.clients
+            + self.cimd_documents
     }
 }
 
 /// One batch per table, children first. `$1` = now, `$2` = batch size.
-const BATCHES: [&str; 6] = [
+const BATCHES: [&str; 7] = [
     "DELETE FROM mcp_auth_codes WHERE code_hash IN (SELECT code_hash FROM mcp_auth_codes \
      WHERE expires_at <= $1 LIMIT $2)",
     "DELETE FROM mcp_auth_tokens WHERE token_hash IN (SELECT token_hash FROM mcp_auth_tokens \
@@ -52,6 +60,8 @@ const BATCHES: [&str; 6] = [
     "DELETE FROM mcp_auth_clients WHERE client_id IN (SELECT client_id FROM mcp_auth_clients \
      WHERE expires_at <= $1 \
      ORDER BY CASE WHEN first_login_at IS NULL THEN 0 ELSE 1 END, created_at LIMIT $2)",
+    "DELETE FROM mcp_auth_cimd_documents WHERE url IN (SELECT url FROM mcp_auth_cimd_documents \
+     WHERE expires_at <= $1 LIMIT $2)",
 ];
 
 impl Store {
@@ -80,7 +90,15 @@ impl Store {
                 tokio::task::yield_now().await;
             }
         }
-        let [codes, tokens, pending, consents, grants, clients] = counts;
+        let [
+            codes,
+            tokens,
+            pending,
+            consents,
+            grants,
+            clients,
+            cimd_documents,
+        ] = counts;
         Ok(PurgeReport {
             codes,
             tokens,
@@ -88,6 +106,7 @@ impl Store {
             consents,
             grants,
             clients,
+            cimd_documents,
         })
     }
 

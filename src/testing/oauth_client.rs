@@ -305,6 +305,13 @@ pub struct RegisteredClient {
 }
 
 impl RegisteredClient {
+    /// A client identified by a metadata document (CIMD): its id is the document's URL; it is
+    /// public and uses the [`DEFAULT_REDIRECT_URI`] of
+    /// [`OAuthTestClient::client_metadata_document`].
+    pub fn metadata_document(client_id: impl Into<String>) -> Self {
+        Self::public(client_id, DEFAULT_REDIRECT_URI)
+    }
+
     /// A public client (`none`) known by id, for requests about a client registered elsewhere.
     pub fn public(client_id: impl Into<String>, redirect_uri: impl Into<String>) -> Self {
         Self {
@@ -866,6 +873,16 @@ impl OAuthTestClient {
         })
     }
 
+    /// A client id metadata document (CIMD) for the client whose id is `client_id`, the URL
+    /// the document is served at: the [default metadata](Self::default_client_metadata) plus
+    /// `client_id`. Serve it as `application/json`, then log in with
+    /// [`RegisteredClient::metadata_document`] instead of registering.
+    pub fn client_metadata_document(client_id: &str) -> Value {
+        let mut document = Self::default_client_metadata();
+        document["client_id"] = json!(client_id);
+        document
+    }
+
     /// Registers a client with `metadata` (sent as given, RFC 7591) and expects `201 Created`.
     pub async fn register(&self, metadata: &Value) -> Result<RegisteredClient, OAuthClientError> {
         const STEP: &str = "register";
@@ -1329,6 +1346,24 @@ impl OAuthTestClient {
     pub async fn full_login(&mut self) -> Result<Login, OAuthClientError> {
         let discovery = self.discover().await?;
         let client = self.register(&Self::default_client_metadata()).await?;
+        self.login_after_discovery(discovery, client).await
+    }
+
+    /// Like [`full_login`](Self::full_login) without registration: `client` is known to the
+    /// server already, e.g. a [metadata-document client](RegisteredClient::metadata_document).
+    pub async fn full_login_as(
+        &mut self,
+        client: &RegisteredClient,
+    ) -> Result<Login, OAuthClientError> {
+        let discovery = self.discover().await?;
+        self.login_after_discovery(discovery, client.clone()).await
+    }
+
+    async fn login_after_discovery(
+        &mut self,
+        discovery: Discovery,
+        client: RegisteredClient,
+    ) -> Result<Login, OAuthClientError> {
         let code = self
             .authorize_and_consent(&client, &AuthorizeOptions::default())
             .await?;

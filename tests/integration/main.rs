@@ -8,6 +8,7 @@ mod authkit_login;
 mod authkit_tokens;
 mod deployment_limits;
 mod proxy_app;
+mod proxy_cimd;
 mod proxy_flow;
 mod proxy_negative;
 mod store;
