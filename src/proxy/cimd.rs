@@ -401,6 +401,10 @@ fn client_record(doc: &CimdDocument) -> ClientRecord {
     let now = unix_now();
     let mut metadata = doc.extra.clone();
     metadata.insert("client_id_metadata_document".into(), Value::Bool(true));
+    metadata.insert(
+        "application_type".into(),
+        Value::String(doc.application_type.clone()),
+    );
     ClientRecord {
         client_id: doc.client_id.clone(),
         client_secret_hash: None,
@@ -413,6 +417,5 @@ fn client_record(doc: &CimdDocument) -> ClientRecord {
         created_at: now,
         last_used_at: now,
         expires_at: now + CLIENT_ROW_TTL_SECS,
-        application_type: Some(doc.application_type.clone()),
     }
 }
