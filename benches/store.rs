@@ -101,7 +101,6 @@ fn client(client_id: &str) -> ClientRecord {
         created_at: now(),
         last_used_at: now(),
         expires_at: now() + 86_400,
-        application_type: None,
     }
 }
 

@@ -30,6 +30,7 @@
 //! | `DATABASE_URL` | default `sqlite://quickstart.db` (created when missing) |
 //! | `MCP_AUTH_ENCRYPTION_KEYS` | key(s) sealing the emulator's tokens in the database; default: a random key per run |
 //! | `RUST_LOG` | log filter, default `info,rmcp=warn` |
+//! | `MCP_AUTH_*` | the proxy settings of `workos_proxy` (e.g. `MCP_AUTH_CIMD_ALLOW_LOOPBACK=1` and `MCP_AUTH_CIMD_EXTRA_CA_FILE` to log in with a client id metadata document served on loopback) |
 //!
 //! # Connecting a client
 //!
@@ -44,7 +45,7 @@
 
 mod support;
 
-use actix_mcp_auth::{WorkOsProvider, store::Keyring, testing::FakeAuthKit};
+use actix_mcp_auth::{WorkOsProviderBuilder, store::Keyring, testing::FakeAuthKit};
 
 /// The database used when `DATABASE_URL` is not set (`Store::connect` creates the file).
 const DEFAULT_DATABASE_URL: &str = "sqlite://quickstart.db";
@@ -111,13 +112,24 @@ async fn main() -> std::io::Result<()> {
     let client_id = format!("client_quickstart_{}", random_hex(8));
     let client_secret = format!("sk_quickstart_{}", random_hex(24));
 
-    let builder = WorkOsProvider::builder()
-        .client_id(&client_id)
-        .client_secret(&client_secret)
-        .authkit_domain(fake.issuer())
-        .base_url(&base_url)
-        .mcp_path(&mcp_path)
-        .redirect_path(REDIRECT_PATH);
+    // The provider reads the environment like `workos_proxy` does (so every proxy variable,
+    // e.g. `MCP_AUTH_CIMD_ALLOW_LOOPBACK`, works here too), with the emulator's values for the
+    // WorkOS application and ours for the URLs.
+    let ours = [
+        ("WORKOS_CLIENT_ID", client_id.clone()),
+        ("WORKOS_CLIENT_SECRET", client_secret.clone()),
+        ("WORKOS_AUTHKIT_DOMAIN", fake.issuer().to_owned()),
+        ("MCP_BASE_URL", base_url.clone()),
+        ("MCP_PATH", mcp_path.clone()),
+        ("WORKOS_REDIRECT_PATH", REDIRECT_PATH.to_owned()),
+    ];
+    let vars = std::env::vars()
+        .filter(|(name, _)| !ours.iter().any(|(n, _)| n == name))
+        .chain(ours.iter().map(|(n, v)| (n.to_string(), v.clone())));
+    let builder = match WorkOsProviderBuilder::from_vars(vars) {
+        Ok(builder) => builder,
+        Err(e) => support::exit_with(e.to_string()),
+    };
 
     let store = support::open_store(&database_url, keys).await;
     let provider = match builder.build(store) {

@@ -35,6 +35,9 @@
 //! | `MCP_AUTH_ENCRYPTION_KEYS` | required: base64 AES-256 key(s) sealing AuthKit's tokens, comma-separated, newest first; make one with `openssl rand -base64 32` |
 //! | `MCP_HOST` / `MCP_PORT` | address to listen on, default `127.0.0.1` / `8000` |
 //! | `RUST_LOG` | log filter, default `info,rmcp=warn` |
+//! | `MCP_AUTH_CIMD` | `on` (default) or `off`: accept client ids that are metadata-document URLs (CIMD) |
+//! | `MCP_AUTH_CIMD_ALLOW_LOOPBACK` | development and tests only: `1` also accepts and fetches loopback client id URLs (`http` too) |
+//! | `MCP_AUTH_CIMD_EXTRA_CA_FILE` | development and tests only: PEM certificates the metadata-document fetcher also trusts |
 //!
 //! Token lifetimes, caches and the sweeper of expired rows have their own variables
 //! (`MCP_AUTH_ACCESS_TOKEN_TTL_SECONDS`, `MCP_AUTH_SWEEP_INTERVAL_SECONDS`, ...), see

@@ -1,9 +1,8 @@
--- actix-mcp-auth store: client id metadata documents and application_type.
+-- actix-mcp-auth store: client id metadata documents.
 --
--- `application_type` (`native` or `web`, SEP-837) of every client: given at registration or in
--- the metadata document, else derived from the redirect URIs. NULL for clients registered
--- before this migration (derived when read).
-ALTER TABLE mcp_auth_clients ADD COLUMN application_type TEXT;
+-- A client's `application_type` (SEP-837) is kept in mcp_auth_clients.metadata (JSON) with its
+-- other registered metadata: no ALTER TABLE, which has no IF NOT EXISTS on SQLite and would
+-- break replicas migrating at once.
 
 -- Fetched client id metadata documents, shared by every replica. A client whose id is a URL
 -- also has a row in mcp_auth_clients (the validated metadata, referenced by its grants); this

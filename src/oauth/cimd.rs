@@ -455,7 +455,7 @@ pub fn validate_document(
 pub enum Freshness {
     /// `Cache-Control: no-store`: use for this request only, keep no copy.
     NoStore,
-    /// Fresh for this many seconds (already clamped to [`MIN_CACHE_SECS`, `MAX_CACHE_SECS`]).
+    /// Fresh for this many seconds (already clamped to [`MIN_CACHE_SECS`] ..= [`MAX_CACHE_SECS`]).
     Seconds(i64),
 }
 
@@ -785,5 +785,83 @@ mod tests {
             f(Some("max-age=oops"), None),
             Freshness::Seconds(MIN_CACHE_SECS)
         );
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn url_like() -> impl Strategy<Value = String> {
+        let scheme = prop_oneof![Just("https"), Just("http"), Just("HTTPS"), Just("ftp")];
+        let host = prop_oneof![
+            Just("vscode.dev".to_owned()),
+            Just("localhost".to_owned()),
+            Just("127.0.0.1".to_owned()),
+            Just("[::1]".to_owned()),
+            Just("10.0.0.1".to_owned()),
+            Just("u:p@h.example".to_owned()),
+            "[a-z0-9.%@:\\[\\]-]{0,20}",
+        ];
+        let port = prop_oneof![
+            Just(String::new()),
+            Just(":443".to_owned()),
+            Just(":8443".to_owned())
+        ];
+        let path = "(/[a-zA-Z0-9.%#?=&\\\\-]{0,8}){0,3}";
+        (scheme, host, port, path).prop_map(|(s, h, p, path)| format!("{s}://{h}{p}{path}"))
+    }
+
+    proptest! {
+        /// Whatever the input, an accepted client id is https on the default port with a host
+        /// name (or loopback in development mode), one spelling, no user info or fragment.
+        #[test]
+        fn accepted_client_ids_are_safe(id in url_like(), dev in any::<bool>()) {
+            if let Ok(parsed) = parse_client_id(&id, dev) {
+                prop_assert_eq!(parsed.url.as_str(), id.as_str());
+                prop_assert!(parsed.url.fragment().is_none());
+                prop_assert!(parsed.url.username().is_empty() && parsed.url.password().is_none());
+                prop_assert!(!matches!(parsed.url.path(), "" | "/"));
+                if parsed.loopback {
+                    prop_assert!(dev);
+                } else {
+                    prop_assert_eq!(parsed.url.scheme(), "https");
+                    prop_assert!(parsed.url.port().is_none());
+                    prop_assert!(matches!(parsed.url.host(), Some(Host::Domain(_))));
+                }
+            }
+        }
+
+        /// IPv4 addresses carried in IPv6 (mapped, NAT64, 6to4) are judged like the address
+        /// itself: a forbidden one is never let through in disguise.
+        #[test]
+        fn embedded_ipv4_is_judged_as_ipv4(octets in any::<[u8; 4]>()) {
+            let v4 = Ipv4Addr::from(octets);
+            let [a, b, c, d] = octets;
+            let hi = u16::from_be_bytes([a, b]);
+            let lo = u16::from_be_bytes([c, d]);
+            for v6 in [
+                v4.to_ipv6_mapped(),
+                Ipv6Addr::new(0x64, 0xff9b, 0, 0, 0, 0, hi, lo),
+                Ipv6Addr::new(0x2002, hi, lo, 0, 0, 0, 0, 1),
+            ] {
+                prop_assert_eq!(
+                    forbidden_address(IpAddr::V6(v6), false),
+                    forbidden_address(IpAddr::V4(v4), false),
+                    "{}", v6
+                );
+            }
+        }
+
+        /// Arbitrary documents never panic the validator; an accepted one is for this URL.
+        #[test]
+        fn documents_never_panic(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let id = "https://app.example/c.json";
+            if let Ok(doc) = validate_document(id, &body, &RedirectUriPolicy::default(), &[]) {
+                prop_assert_eq!(doc.client_id, id);
+            }
+        }
     }
 }

@@ -783,6 +783,45 @@ mod tests {
     }
 
     #[test]
+    fn cimd_variables() {
+        let s = WorkOsProviderBuilder::from_vars(env(&[]))
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert!(s.cimd.enabled && !s.cimd.allow_loopback, "on, loopback off");
+        let s = WorkOsProviderBuilder::from_vars(env(&[
+            ("MCP_AUTH_CIMD", "off"),
+            ("MCP_AUTH_CIMD_ALLOW_LOOPBACK", "1"),
+        ]))
+        .unwrap()
+        .settings()
+        .unwrap();
+        assert!(!s.cimd.enabled && s.cimd.allow_loopback);
+        let err = WorkOsProviderBuilder::from_vars(env(&[("MCP_AUTH_CIMD", "maybe")]))
+            .err()
+            .unwrap();
+        assert!(err.to_string().starts_with("MCP_AUTH_CIMD"), "{err}");
+        for content in [None, Some("not a certificate")] {
+            let path = std::env::temp_dir().join(format!("cimd_ca_{}.pem", rand::random::<u64>()));
+            if let Some(text) = content {
+                std::fs::write(&path, text).unwrap();
+            }
+            let err = WorkOsProviderBuilder::from_vars(env(&[(
+                "MCP_AUTH_CIMD_EXTRA_CA_FILE",
+                path.to_str().unwrap(),
+            )]))
+            .unwrap()
+            .settings()
+            .unwrap_err();
+            let _ = std::fs::remove_file(&path);
+            assert!(
+                err.to_string().starts_with("MCP_AUTH_CIMD_EXTRA_CA_FILE"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn a_base_url_path_prefixes_issuer_routes_and_resource() {
         let s =
             WorkOsProviderBuilder::from_vars(env(&[("MCP_BASE_URL", "https://h.example/api/")]))

@@ -26,16 +26,19 @@ use serde_json::Value;
 use crate::{
     clock::unix_now,
     oauth::cimd::{
-        CimdDocument, CimdError, ClientIdUrl, Freshness, MAX_DOCUMENT_BYTES, STALE_GRACE_SECS,
-        forbidden_address, freshness, is_json_media_type, parse_client_id, validate_document,
+        CimdDocument, CimdError, ClientIdUrl, Freshness, MAX_CACHE_SECS, MAX_DOCUMENT_BYTES,
+        STALE_GRACE_SECS, forbidden_address, freshness, is_json_media_type, parse_client_id,
+        validate_document,
     },
     store::{CachedDocument, ClientRecord, Store, StoreError},
 };
 
 /// How long requests waiting behind a failed fetch of the same URL reuse its failure.
 const FAILURE_MEMO: Duration = Duration::from_secs(5);
-/// How long a client row made from a document lives without use (grants extend it).
-const CLIENT_ROW_TTL_SECS: i64 = 30 * 24 * 3600;
+/// How long a client row made from a document lives without use: as long as its document may
+/// serve (grants extend it). Short, so URL client ids that never log in cannot pile up; the row
+/// is rebuilt from the document whenever needed.
+const CLIENT_ROW_TTL_SECS: i64 = MAX_CACHE_SECS + STALE_GRACE_SECS;
 
 /// Resolves host names for the metadata-document fetcher. The default uses the system resolver;
 /// supply your own to use another DNS (or, in tests, to map names to chosen addresses). Every
@@ -401,6 +404,10 @@ fn client_record(doc: &CimdDocument) -> ClientRecord {
     let now = unix_now();
     let mut metadata = doc.extra.clone();
     metadata.insert("client_id_metadata_document".into(), Value::Bool(true));
+    metadata.insert(
+        "application_type".into(),
+        Value::String(doc.application_type.clone()),
+    );
     ClientRecord {
         client_id: doc.client_id.clone(),
         client_secret_hash: None,
@@ -413,6 +420,5 @@ fn client_record(doc: &CimdDocument) -> ClientRecord {
         created_at: now,
         last_used_at: now,
         expires_at: now + CLIENT_ROW_TTL_SECS,
-        application_type: Some(doc.application_type.clone()),
     }
 }

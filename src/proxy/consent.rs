@@ -116,7 +116,7 @@ pub(crate) async fn show(req: HttpRequest, state: State) -> HttpResponse {
     };
     let about = about_client(&ClientProvenance::describe(
         &client.client_id,
-        client.application_type.as_deref(),
+        client.application_type(),
         &client.redirect_uris,
         &pending.redirect_uri,
     ));

@@ -171,6 +171,18 @@ fn parse(state: &super::ProxyState, body: &[u8]) -> Result<Registration, OAuthEr
     })
 }
 
+impl Registration {
+    /// The metadata kept beside the typed columns, with the effective `application_type`.
+    fn stored_metadata(&self) -> Map<String, Value> {
+        let mut stored = self.extra.clone();
+        stored.insert(
+            "application_type".into(),
+            Value::String(self.application_type.clone()),
+        );
+        stored
+    }
+}
+
 /// Scopes clients may ask for: the configured ones, plus `offline_access`.
 pub(crate) fn supported_scopes(state: &super::ProxyState) -> Vec<String> {
     let mut scopes = state.settings.required_scopes.clone();
@@ -222,11 +234,10 @@ pub(crate) async fn register(state: State, body: Bytes) -> HttpResponse {
         grant_types: registration.grant_types.clone(),
         token_endpoint_auth_method: registration.auth_method.clone(),
         scope: registration.scope.clone(),
-        metadata: Some(Value::Object(registration.extra.clone())),
+        metadata: Some(Value::Object(registration.stored_metadata())),
         created_at: now,
         last_used_at: now,
         expires_at: now.saturating_add(ttl),
-        application_type: Some(registration.application_type.clone()),
     };
     if let Err(e) = state.store.register_client(&record).await {
         return json_error(&store_error(e));

@@ -69,13 +69,12 @@ impl Store {
         sqlx::query(
             "INSERT INTO mcp_auth_clients (client_id, client_secret_hash, client_name, \
              redirect_uris, grant_types, token_endpoint_auth_method, scope, metadata, \
-             created_at, last_used_at, expires_at, application_type) \
-             VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10) \
+             created_at, last_used_at, expires_at) \
+             VALUES ($1, NULL, $2, $3, $4, $5, $6, $7, $8, $8, $9) \
              ON CONFLICT (client_id) DO UPDATE SET client_name = excluded.client_name, \
              redirect_uris = excluded.redirect_uris, grant_types = excluded.grant_types, \
              token_endpoint_auth_method = excluded.token_endpoint_auth_method, \
              scope = excluded.scope, metadata = excluded.metadata, \
-             application_type = excluded.application_type, \
              expires_at = CASE WHEN mcp_auth_clients.expires_at < excluded.expires_at \
              THEN excluded.expires_at ELSE mcp_auth_clients.expires_at END",
         )
@@ -88,7 +87,6 @@ impl Store {
         .bind(client.metadata.as_ref().map(to_json))
         .bind(client.created_at)
         .bind(client.expires_at)
-        .bind(client.application_type.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(err)?;

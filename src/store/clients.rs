@@ -34,8 +34,6 @@ pub struct ClientRecord {
     pub last_used_at: i64,
     /// When an unused registration may be deleted (unix seconds).
     pub expires_at: i64,
-    /// `native` or `web` (SEP-837); `None` for clients stored before it was recorded.
-    pub application_type: Option<String>,
 }
 
 /// The registrations that never completed a login and have not expired.
@@ -52,12 +50,21 @@ pub struct UnusedClients {
 macro_rules! client_columns {
     () => {
         "client_id, client_secret_hash, client_name, redirect_uris, grant_types, \
-         token_endpoint_auth_method, scope, metadata, created_at, last_used_at, expires_at, \
-         application_type"
+         token_endpoint_auth_method, scope, metadata, created_at, last_used_at, expires_at"
     };
 }
 
 impl ClientRecord {
+    /// `native` or `web` (SEP-837), recorded in [`metadata`](Self::metadata) at registration
+    /// or from the metadata document; `None` for clients registered before it was recorded.
+    pub fn application_type(&self) -> Option<&str> {
+        self.metadata
+            .as_ref()?
+            .get("application_type")?
+            .as_str()
+            .filter(|t| matches!(*t, "native" | "web"))
+    }
+
     fn from_row(row: &AnyRow, op: &'static str) -> Result<Self, StoreError> {
         let secret: Option<String> = col(row, "client_secret_hash", op)?;
         let metadata: Option<String> = col(row, "metadata", op)?;
@@ -85,7 +92,6 @@ impl ClientRecord {
             created_at: col(row, "created_at", op)?,
             last_used_at: col(row, "last_used_at", op)?,
             expires_at: col(row, "expires_at", op)?,
-            application_type: col(row, "application_type", op)?,
         })
     }
 }
@@ -99,7 +105,7 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO mcp_auth_clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
         ))
         .bind(&client.client_id)
         .bind(client.client_secret_hash.as_ref().map(TokenHash::as_str))
@@ -112,7 +118,6 @@ impl Store {
         .bind(client.created_at)
         .bind(client.last_used_at)
         .bind(client.expires_at)
-        .bind(client.application_type.as_deref())
         .execute(&self.pool)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
@@ -136,12 +141,13 @@ impl Store {
     }
 
     /// Counts the live registrations that never completed a login (no grant was ever created
-    /// for them), and when the first of them expires.
+    /// for them), and when the first of them expires. Rows of metadata-document clients (their
+    /// id is a URL) are caches of a document, not registrations, and do not count.
     pub async fn unused_clients(&self) -> Result<UnusedClients, StoreError> {
         const OP: &str = "unused_clients";
         let row = sqlx::query(
             "SELECT COUNT(*) AS live, MIN(expires_at) AS next_expiry FROM mcp_auth_clients \
-             WHERE first_login_at IS NULL AND expires_at > $1",
+             WHERE first_login_at IS NULL AND expires_at > $1 AND client_id NOT LIKE 'http%'",
         )
         .bind(now())
         .fetch_one(&self.pool)

@@ -801,7 +801,8 @@ async fn dcr_records_application_type_and_the_consent_page_describes_the_client(
                 .await
                 .unwrap()
                 .unwrap()
-                .application_type
+                .application_type()
+                .map(str::to_owned)
         }
     };
     assert_eq!(

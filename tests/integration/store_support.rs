@@ -159,7 +159,6 @@ pub fn client(client_id: &str) -> ClientRecord {
         created_at: now,
         last_used_at: now,
         expires_at: now + 3600,
-        application_type: None,
     }
 }
 
