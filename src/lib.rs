@@ -42,11 +42,14 @@
 //!
 //! * `aws-lc-rs` (default) or `rust-crypto`: the crypto backend of JWT verification and TLS.
 //! * `testing`: [`testing::FakeAuthKit`], a local AuthKit emulator over real HTTP.
+//! * `tracing-actix-web`: `access_log::RedactingRootSpanBuilder`, an access-log span for
+//!   tracing-actix-web's `TracingLogger` whose request target has its query secrets redacted.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod access_log;
 mod backend;
 mod clock;
 mod config;

@@ -16,7 +16,10 @@ use super::{
 };
 use crate::{
     error::{OAuthError, OAuthErrorCode},
-    oauth::pkce::{S256, s256_challenge},
+    oauth::{
+        display::strip_unsafe_for_display,
+        pkce::{S256, s256_challenge},
+    },
     store::{ConsentApproval, PendingAuthorization, TokenHash},
 };
 
@@ -115,7 +118,7 @@ pub(crate) async fn show(req: HttpRequest, state: State) -> HttpResponse {
         "<h1>Allow access?</h1>\
          <p><strong>{name}</strong> (client id <code>{client_id}</code>) wants to use \
          <code>{resource}</code> on your behalf.</p>\
-         <p>After you sign in, you will be sent back to <code>{redirect}</code>.</p>\
+         <p>After you sign in, you will be sent back to {redirect}.</p>\
          <p>It asks for:</p><ul>{scopes}</ul>\
          <p>Only continue if you started this connection yourself.</p>\
          <form method=\"post\" action=\"{action}\">\
@@ -131,7 +134,7 @@ pub(crate) async fn show(req: HttpRequest, state: State) -> HttpResponse {
             "<p><label><input type=\"checkbox\" name=\"remember\" value=\"1\"> \
              Remember this approval for this application</label></p>"
         },
-        name = html::escape(name),
+        name = html::escape(&strip_unsafe_for_display(name)),
         client_id = html::escape(&client.client_id),
         resource = html::escape(
             pending
@@ -139,7 +142,7 @@ pub(crate) async fn show(req: HttpRequest, state: State) -> HttpResponse {
                 .as_deref()
                 .unwrap_or(&state.settings.resource_url)
         ),
-        redirect = html::escape(&pending.redirect_uri),
+        redirect = html::redirect_uri(&pending.redirect_uri),
         txn = html::escape(&pending.txn_id),
         csrf = html::escape(&csrf),
     );

@@ -17,6 +17,7 @@ mod authkit_login;
 mod authkit_tokens;
 mod proxy_app;
 mod proxy_flow;
+mod proxy_input;
 mod proxy_negative;
 mod store;
 mod store_migrations;
