@@ -52,7 +52,7 @@
 mod support;
 
 use actix_mcp_auth::AuthKitProvider;
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpServer, dev::Service as _, web};
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
@@ -75,6 +75,7 @@ async fn main() -> std::io::Result<()> {
 
     HttpServer::new(move || {
         App::new()
+            .wrap_fn(|req, srv| srv.call(support::with_body_deadline(req)))
             .wrap(support::access_log())
             .route("/healthz", web::get().to(support::healthz))
             .service(

@@ -51,6 +51,7 @@
 
 pub mod access_log;
 mod backend;
+pub mod body_deadline;
 mod clock;
 mod config;
 mod error;

@@ -12,7 +12,7 @@ use actix_mcp_auth::{
     access_log::RedactingRootSpanBuilder,
     store::{Keyring, Store},
 };
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpServer, dev::Service as _, web};
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig},
@@ -30,6 +30,19 @@ pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a closing connection may linger before it is dropped:
 /// `HttpServer::client_disconnect_timeout`. Set in every example.
 pub const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a client may take to send a request body (actix has no such timeout of its own):
+/// `actix_mcp_auth::body_deadline::set_body_deadline`, applied by [`with_body_deadline`].
+pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Applies [`BODY_DEADLINE`] to a request; use as `App::wrap_fn(|req, srv| srv.call(with_body_deadline(req)))`.
+#[allow(dead_code)]
+pub fn with_body_deadline(
+    mut req: actix_web::dev::ServiceRequest,
+) -> actix_web::dev::ServiceRequest {
+    actix_mcp_auth::body_deadline::set_body_deadline(&mut req, BODY_DEADLINE);
+    req
+}
 
 /// Host names that always reach a server started on this machine.
 const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
@@ -219,6 +232,7 @@ pub fn proxy_server(provider: WorkOsProvider, host: &str, port: u16) -> actix_we
     ));
     let server = HttpServer::new(move || {
         App::new()
+            .wrap_fn(|req, srv| srv.call(with_body_deadline(req)))
             .wrap(access_log())
             .route("/healthz", web::get().to(healthz))
             // The OAuth endpoints first: they are single resources, while the MCP scope would

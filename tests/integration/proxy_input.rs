@@ -548,3 +548,81 @@ fn examples_redact_their_access_logs_and_set_client_timeouts() {
     }
     assert!(servers >= 5, "found {servers} example servers");
 }
+
+/// A server built like the examples (client timeouts, body deadline) cuts off a client that
+/// sends its body one byte every 2 s: the connection is answered and closed long before the
+/// body could be complete.
+#[actix_web::test]
+async fn a_dribbled_body_is_cut_off() {
+    use std::{
+        io::{Read as _, Write as _},
+        time::Duration,
+    };
+
+    use actix_web::{App, HttpServer, dev::Service as _};
+    let db = TestDb::sqlite();
+    let fake = FakeAuthKit::start();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let provider = crate::proxy_app::builder(&fake, &format!("http://{addr}"))
+        .build(db.store().await)
+        .unwrap();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap_fn(|mut req, srv| {
+                actix_mcp_auth::body_deadline::set_body_deadline(&mut req, Duration::from_secs(1));
+                srv.call(req)
+            })
+            .service(provider.routes())
+    })
+    .client_request_timeout(Duration::from_secs(5))
+    .client_disconnect_timeout(Duration::from_secs(2))
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    actix_web::rt::spawn(server);
+
+    const BODY_LEN: usize = 100;
+    let (sent, answer) = actix_web::rt::task::spawn_blocking(move || {
+        let mut socket = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            socket,
+            "POST /register HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Content-Length: {BODY_LEN}\r\n\r\n"
+        )
+        .unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let mut answer = Vec::new();
+        let mut sent = 0;
+        while sent < BODY_LEN {
+            if socket.write_all(b" ").is_err() {
+                break;
+            }
+            sent += 1;
+            // Waiting for an answer paces the dribble: one byte per 2 s read timeout.
+            let mut buf = [0u8; 4096];
+            match socket.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::WouldBlock
+                        || e.kind() == std::io::ErrorKind::TimedOut => {}
+                Err(_) => break,
+            }
+        }
+        // Read what is left until the server closes.
+        socket
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let _ = socket.read_to_end(&mut answer);
+        (sent, String::from_utf8_lossy(&answer).into_owned())
+    })
+    .await
+    .unwrap();
+    assert!(sent < BODY_LEN / 2, "the server waited for {sent} bytes");
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+}
