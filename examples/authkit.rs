@@ -52,8 +52,7 @@
 mod support;
 
 use actix_mcp_auth::AuthKitProvider;
-use actix_web::{App, HttpServer, web};
-use tracing_actix_web::TracingLogger;
+use actix_web::{App, HttpServer, dev::Service as _, web};
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
@@ -76,7 +75,8 @@ async fn main() -> std::io::Result<()> {
 
     HttpServer::new(move || {
         App::new()
-            .wrap(TracingLogger::default())
+            .wrap_fn(|req, srv| srv.call(support::with_body_deadline(req)))
+            .wrap(support::access_log())
             .route("/healthz", web::get().to(support::healthz))
             .service(
                 web::scope(provider.mcp_path())
@@ -86,6 +86,8 @@ async fn main() -> std::io::Result<()> {
             // The well-known discovery routes, at the host root.
             .service(provider.routes())
     })
+    .client_request_timeout(support::CLIENT_REQUEST_TIMEOUT)
+    .client_disconnect_timeout(support::CLIENT_DISCONNECT_TIMEOUT)
     .bind((host.as_str(), port))?
     .run()
     .await

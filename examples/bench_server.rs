@@ -69,6 +69,8 @@ async fn main() -> std::io::Result<()> {
             .service(web::scope(&open_path).service(mcp.clone().scope()))
             .service(provider.routes())
     })
+    .client_request_timeout(support::CLIENT_REQUEST_TIMEOUT)
+    .client_disconnect_timeout(support::CLIENT_DISCONNECT_TIMEOUT)
     .bind((host.as_str(), port))?
     .run()
     .await

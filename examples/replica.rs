@@ -252,7 +252,9 @@ async fn serve() -> std::io::Result<()> {
                     .service(mcp.clone().scope()),
             )
             .service(web::scope(&open_path).service(mcp.clone().scope()))
-    });
+    })
+    .client_request_timeout(support::CLIENT_REQUEST_TIMEOUT)
+    .client_disconnect_timeout(support::CLIENT_DISCONNECT_TIMEOUT);
     let server = match server.bind((host.as_str(), port)) {
         Ok(server) => server.run(),
         Err(e) => support::exit_with(format!(

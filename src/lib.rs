@@ -42,12 +42,16 @@
 //!
 //! * `aws-lc-rs` (default) or `rust-crypto`: the crypto backend of JWT verification and TLS.
 //! * `testing`: [`testing::FakeAuthKit`], a local AuthKit emulator over real HTTP.
+//! * `tracing-actix-web`: `access_log::RedactingRootSpanBuilder`, an access-log span for
+//!   tracing-actix-web's `TracingLogger` whose request target has its query secrets redacted.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod access_log;
 mod backend;
+pub mod body_deadline;
 mod clock;
 mod config;
 mod error;

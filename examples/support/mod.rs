@@ -5,13 +5,14 @@
 //! Each example pulls this in with `mod support;`. Not every example uses every item, hence the
 //! `#[allow(dead_code)]` on the items that some examples leave unused.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use actix_mcp_auth::{
     Authenticated, AuthenticatedExt, WorkOsProvider,
+    access_log::RedactingRootSpanBuilder,
     store::{Keyring, Store},
 };
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, HttpServer, dev::Service as _, web};
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
     model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig},
@@ -22,6 +23,26 @@ use rmcp_actix_web::transport::{
     LocalSessionManager, StreamableHttpService, on_request_extensions,
 };
 use tracing_actix_web::TracingLogger;
+
+/// How long a client may take to send a request's head (line and headers) before the server
+/// answers 408 and closes: `HttpServer::client_request_timeout`. Set in every example.
+pub const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a closing connection may linger before it is dropped:
+/// `HttpServer::client_disconnect_timeout`. Set in every example.
+pub const CLIENT_DISCONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long a client may take to send a request body (actix has no such timeout of its own):
+/// `actix_mcp_auth::body_deadline::set_body_deadline`, applied by [`with_body_deadline`].
+pub const BODY_DEADLINE: Duration = Duration::from_secs(10);
+
+/// Applies [`BODY_DEADLINE`] to a request; use as `App::wrap_fn(|req, srv| srv.call(with_body_deadline(req)))`.
+#[allow(dead_code)]
+pub fn with_body_deadline(
+    mut req: actix_web::dev::ServiceRequest,
+) -> actix_web::dev::ServiceRequest {
+    actix_mcp_auth::body_deadline::set_body_deadline(&mut req, BODY_DEADLINE);
+    req
+}
 
 /// Host names that always reach a server started on this machine.
 const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
@@ -137,6 +158,14 @@ pub fn init_tracing() {
         .init();
 }
 
+/// The access log of the examples: one line per request, whose target is logged through
+/// `actix_mcp_auth::access_log::redact_target` (the callback's `code` and `state`, or a token
+/// put in a query string, never reach the log).
+#[allow(dead_code)]
+pub fn access_log() -> TracingLogger<RedactingRootSpanBuilder> {
+    TracingLogger::new()
+}
+
 /// Where to listen: `MCP_HOST` (default `127.0.0.1`) and `MCP_PORT` (default `8000`).
 ///
 /// Exits the process with a message naming the variable when `MCP_PORT` is not a port number.
@@ -203,7 +232,8 @@ pub fn proxy_server(provider: WorkOsProvider, host: &str, port: u16) -> actix_we
     ));
     let server = HttpServer::new(move || {
         App::new()
-            .wrap(TracingLogger::default())
+            .wrap_fn(|req, srv| srv.call(with_body_deadline(req)))
+            .wrap(access_log())
             .route("/healthz", web::get().to(healthz))
             // The OAuth endpoints first: they are single resources, while the MCP scope would
             // catch every path below the base URL if MCP_PATH were empty.
@@ -213,7 +243,9 @@ pub fn proxy_server(provider: WorkOsProvider, host: &str, port: u16) -> actix_we
                     .wrap(provider.bearer())
                     .service(mcp.clone().scope()),
             )
-    });
+    })
+    .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+    .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT);
     match server.bind((host, port)) {
         Ok(server) => server.run(),
         Err(e) => exit_with(format!(

@@ -14,6 +14,15 @@
 //! Never: `javascript:`, `data:`, `file:` and friends, fragments, user info, dot segments,
 //! over-long values. When the operator configures patterns
 //! (`WORKOS_ALLOWED_CLIENT_REDIRECT_URIS`), a URI must also match one of them.
+//!
+//! What a user reads must be where the browser goes. URL parsers repair input silently: a
+//! backslash counts as a slash (`https://evil.example\@app.example/cb` goes to `evil.example`),
+//! percent-encoding in the host is decoded (`https://app.example%2eevil.example/cb` goes to
+//! `app.example.evil.example`), Unicode hosts become punycode. So the authority (user info, host,
+//! port) must be plain text: no `@`, `%` or `\` in it, no backslash anywhere; a URI is stored in
+//! its parsed, serialized form (what [`Url`] prints, the string the browser is sent to), and a
+//! requested URI is compared with the registered ones in that form. Pages show it through
+//! [`crate::oauth::display::redirect_uri_display`].
 
 use url::{Host, Url};
 
@@ -50,6 +59,10 @@ pub enum RedirectUriError {
     /// Fragment, user info or dot segments.
     #[error("redirect URI must not contain a fragment, user info or dot segments")]
     Shape,
+    /// User info, percent-encoding or a backslash in the authority (host and port): the
+    /// displayed host would differ from the one the browser connects to.
+    #[error("redirect URI host must be plain text: no user info, percent-encoding or backslash")]
+    Authority,
     /// Does not match the operator's allowed patterns.
     #[error("redirect URI is not allowed by this server")]
     NotAllowed,
@@ -201,11 +214,10 @@ pub struct RedirectUriPolicy {
 }
 
 impl RedirectUriPolicy {
-    /// Checks a URI a client wants to register, returning it parsed.
+    /// Checks a URI a client wants to register, returning it parsed. Store
+    /// `url.as_str()` (the serialized form), not the text the client sent.
     pub fn check_registration(&self, uri: &str) -> Result<Url, RedirectUriError> {
-        if uri.len() > MAX_REDIRECT_URI_LEN || uri.chars().any(|c| c.is_control() || c == ' ') {
-            return Err(RedirectUriError::Malformed);
-        }
+        check_raw_text(uri)?;
         // Dot segments are checked on the raw text: the parser would silently resolve them.
         if uri.contains('#') || has_dot_segment(raw_path(uri)) {
             return Err(RedirectUriError::Shape);
@@ -214,6 +226,9 @@ impl RedirectUriPolicy {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(RedirectUriError::Shape);
         }
+        // The stored form must pass too: a Unicode host of a private-use scheme serializes
+        // percent-encoded (`cursor://b%C3%BCcher.example/`).
+        check_raw_text(url.as_str())?;
         match url.scheme() {
             "https" if url.host().is_some() => {}
             "http" if is_loopback_host(&url) => {}
@@ -233,29 +248,49 @@ impl RedirectUriPolicy {
     }
 }
 
-/// Whether `requested` may be used by a client that registered `registered`: the same string,
-/// or, for `http` on a loopback IP literal or `localhost`, the same URI with another port.
-pub fn matches_registered(requested: &str, registered: &[String]) -> bool {
-    if registered.iter().any(|r| r == requested) {
-        return true;
+/// Refusals that apply to the raw text of any redirect URI, registered or requested: too long,
+/// control characters or spaces, a backslash anywhere (RFC 3986 has none; parsers read it as a
+/// slash), and anything but plain host and port in the authority.
+fn check_raw_text(uri: &str) -> Result<(), RedirectUriError> {
+    if uri.len() > MAX_REDIRECT_URI_LEN || uri.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(RedirectUriError::Malformed);
     }
-    let Ok(req) = Url::parse(requested) else {
+    if raw_authority(uri).is_some_and(|a| a.contains(['@', '%', '\\'])) {
+        return Err(RedirectUriError::Authority);
+    }
+    if uri.contains('\\') {
+        return Err(RedirectUriError::Malformed);
+    }
+    Ok(())
+}
+
+/// The URI a browser would be sent to for `uri` (parsed and serialized), if its raw text passes
+/// the checks every redirect URI must pass. Registered URIs are stored in this form; two URIs
+/// are the same redirect target when their canonical forms are equal.
+pub fn canonical(uri: &str) -> Option<Url> {
+    check_raw_text(uri).ok()?;
+    let url = Url::parse(uri).ok()?;
+    check_raw_text(url.as_str()).ok()?;
+    (url.username().is_empty() && url.password().is_none() && url.fragment().is_none())
+        .then_some(url)
+}
+
+/// Whether `requested` may be used by a client that registered `registered`: the same URI once
+/// both are parsed and serialized ([`canonical`]), or, for `http` on a loopback IP literal or
+/// `localhost`, the same URI with another port. A URI whose raw text would be refused at
+/// registration never matches, even if an older registration stored it.
+pub fn matches_registered(requested: &str, registered: &[String]) -> bool {
+    let Some(req) = canonical(requested) else {
         return false;
     };
-    if req.scheme() != "http" || !is_loopback_host(&req) {
-        return false;
-    }
-    registered.iter().any(|r| {
-        Url::parse(r).is_ok_and(|reg| {
-            reg.scheme() == "http"
+    let loopback_http = req.scheme() == "http" && is_loopback_host(&req);
+    registered.iter().filter_map(|r| canonical(r)).any(|reg| {
+        reg == req
+            || (loopback_http
+                && reg.scheme() == "http"
                 && reg.host() == req.host()
                 && reg.path() == req.path()
-                && reg.query() == req.query()
-                && reg.fragment().is_none()
-                && req.fragment().is_none()
-                && reg.username() == req.username()
-                && reg.password() == req.password()
-        })
+                && reg.query() == req.query())
     })
 }
 
@@ -266,6 +301,15 @@ fn is_loopback_host(url: &Url) -> bool {
         Some(Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         None => false,
     }
+}
+
+/// The authority of a raw URI string (RFC 3986 §3.2: after `//`, up to the first `/`, `?` or
+/// `#`), if it has one. Backslashes do not end it here, unlike in WHATWG parsers: that
+/// difference is exactly what `https://evil.example\@app.example/` exploits.
+fn raw_authority(uri: &str) -> Option<&str> {
+    let (_, rest) = uri.split_once(':')?;
+    let rest = rest.strip_prefix("//")?;
+    Some(rest.split(['/', '?', '#']).next().unwrap_or_default())
 }
 
 /// The path part of a raw URI string (after the authority), without query.
@@ -320,7 +364,7 @@ mod tests {
             ("file:///etc/passwd", Scheme),
             ("http://evil.example.com/cb", InsecureHttp),
             ("https://app.example.com/cb#frag", Shape),
-            ("https://user@app.example.com/cb", Shape),
+            ("https://user@app.example.com/cb", Authority),
             ("https://app.example.com/a/../cb", Shape),
             ("https://app.example.com/a/%2E%2E/cb", Shape),
             ("other-app://cb", Scheme),
@@ -331,6 +375,77 @@ mod tests {
         }
         let long = format!("https://a.example/{}", "a".repeat(MAX_REDIRECT_URI_LEN));
         assert_eq!(policy().check_registration(&long).unwrap_err(), Malformed);
+    }
+
+    #[test]
+    fn authority_must_be_what_the_browser_uses() {
+        use RedirectUriError::*;
+        for (bad, why) in [
+            // Sent to evil.example: the backslash counts as a slash.
+            ("https://evil.example\\@app.example/cb", Authority),
+            // Sent to app.example.evil.example: the host is percent-decoded.
+            ("https://app.example%2eevil.example/cb", Authority),
+            ("https://app.example%2Eevil.example/cb", Authority),
+            ("https://%61pp.example/cb", Authority),
+            ("https://app.example:44%33/cb", Authority),
+            ("https://@app.example/cb", Authority),
+            ("https://:@app.example/cb", Authority),
+            ("https://user:pw@app.example/cb", Authority),
+            ("http://127.0.0.1\\@evil.example/cb", Authority),
+            ("https://app.example\\cb", Authority),
+            ("https://app.example/a\\b", Malformed),
+            ("https://app.example/cb?x=\\", Malformed),
+            ("cursor:/cb\\x", Malformed),
+            ("cursor://bücher.example/cb", Authority),
+        ] {
+            assert_eq!(policy().check_registration(bad).unwrap_err(), why, "{bad}");
+            assert!(canonical(bad).is_none(), "{bad}");
+        }
+        // Percent-encoding stays allowed outside the authority.
+        assert!(
+            policy()
+                .check_registration("https://app.example/c%20b?x=%2F")
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn registration_returns_the_form_the_browser_uses() {
+        for (raw, stored) in [
+            ("https://APP.Example.com/cb", "https://app.example.com/cb"),
+            ("https://app.example.com", "https://app.example.com/"),
+            (
+                "https://app.example.com:443/cb",
+                "https://app.example.com/cb",
+            ),
+            (
+                "https://bücher.example/cb",
+                "https://xn--bcher-kva.example/cb",
+            ),
+            ("http://127.0.0.1:33418", "http://127.0.0.1:33418/"),
+        ] {
+            let url = policy().check_registration(raw).unwrap();
+            assert_eq!(url.as_str(), stored, "{raw}");
+            // The client keeps sending its own spelling; it matches the stored form.
+            assert!(matches_registered(raw, &[stored.to_owned()]), "{raw}");
+            assert!(matches_registered(stored, &[raw.to_owned()]), "{raw}");
+        }
+    }
+
+    #[test]
+    fn registrations_stored_before_hardening_no_longer_match() {
+        let old = vec!["https://evil.example\\@app.example/cb".to_owned()];
+        assert!(!matches_registered(&old[0], &old));
+        assert!(!matches_registered(
+            "https://evil.example/@app.example/cb",
+            &old
+        ));
+        let old = vec!["https://app.example%2eevil.example/cb".to_owned()];
+        assert!(!matches_registered(&old[0], &old));
+        assert!(!matches_registered(
+            "https://app.example.evil.example/cb",
+            &old
+        ));
     }
 
     #[test]
@@ -455,6 +570,9 @@ mod properties {
             Just("example.com".to_owned()),
             Just("user@evil.com".to_owned()),
             Just("localhost@evil.com".to_owned()),
+            Just("evil.com\\@example.com".to_owned()),
+            Just("example.com%2eevil.com".to_owned()),
+            Just("bücher.example".to_owned()),
             "[a-z0-9.-]{0,12}"
         ];
         let path = proptest::collection::vec(
@@ -494,6 +612,10 @@ mod properties {
                     other => prop_assert_eq!(other, "cursor"),
                 }
                 prop_assert!(!has_dot_segment(raw_path(&uri)));
+                prop_assert!(!uri.contains('\\'));
+                prop_assert!(!raw_authority(&uri).is_some_and(|a| a.contains(['@', '%'])));
+                // The stored form is itself acceptable and means the same URI.
+                prop_assert_eq!(policy().check_registration(url.as_str()), Ok(url.clone()));
                 // A registered URI always matches itself.
                 prop_assert!(matches_registered(&uri, std::slice::from_ref(&uri)));
             }
@@ -503,7 +625,7 @@ mod properties {
         fn only_loopback_http_may_change_port(uri in uri_like(), port in 1u16..) {
             if let Ok(url) = policy().check_registration(&uri) {
                 let mut moved = url.clone();
-                if moved.set_port(Some(port)).is_ok() && moved.as_str() != uri {
+                if moved.set_port(Some(port)).is_ok() && moved != url {
                     let allowed = matches_registered(moved.as_str(), std::slice::from_ref(&uri));
                     let loopback_http = url.scheme() == "http" && is_loopback_host(&url);
                     prop_assert_eq!(allowed, loopback_http && moved.path() == url.path()

@@ -101,8 +101,13 @@ async fn client_and_redirect(
                 "The redirect_uri is not registered for this client.",
             ));
         }
-        // OAuth 2.1 §2.3.2: optional only when exactly one URI is registered.
-        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
+        // OAuth 2.1 §2.3.2: optional only when exactly one URI is registered (and it passes
+        // today's checks: a registration stored before them may not).
+        None if client.redirect_uris.len() == 1
+            && matches_registered(&client.redirect_uris[0], &client.redirect_uris) =>
+        {
+            client.redirect_uris[0].clone()
+        }
         None => return Err(html::error_page(400, "The request has no redirect_uri.")),
     };
     Ok((client, redirect_uri))

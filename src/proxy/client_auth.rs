@@ -63,7 +63,12 @@ fn basic_credentials(req: &HttpRequest) -> Result<Option<(String, String)>, OAut
             .map(|(_, v)| v.into_owned())
             .unwrap_or_default()
     };
-    Ok(Some((unescape(id), unescape(secret))))
+    let (id, secret) = (unescape(id), unescape(secret));
+    // No client id or secret holds a NUL; PostgreSQL would refuse it in a lookup.
+    if id.contains('\0') || secret.contains('\0') {
+        return Err(invalid_client(true));
+    }
+    Ok(Some((id, secret)))
 }
 
 fn presented(req: &HttpRequest, params: &Params) -> Result<Presented, OAuthError> {

@@ -17,6 +17,7 @@ use super::{
 use crate::{
     error::{OAuthError, OAuthErrorCode},
     oauth::{
+        display::strip_unsafe_for_display,
         pkce::{S256, s256_challenge},
         provenance::{ClientOrigin, ClientProvenance},
     },
@@ -124,8 +125,7 @@ pub(crate) async fn show(req: HttpRequest, state: State) -> HttpResponse {
         "<h1>Allow access?</h1>\
          <p><strong>{name}</strong> (client id <code>{client_id}</code>) wants to use \
          <code>{resource}</code> on your behalf.</p>{about}\
-         <p>After you sign in, you will be sent back to <code>{redirect}</code> \
-         (host <strong>{redirect_host}</strong>).</p>\
+         <p>After you sign in, you will be sent back to {redirect}.</p>\
          <p>It asks for:</p><ul>{scopes}</ul>\
          <p>Only continue if you started this connection yourself.</p>\
          <form method=\"post\" action=\"{action}\">\
@@ -141,7 +141,7 @@ pub(crate) async fn show(req: HttpRequest, state: State) -> HttpResponse {
             "<p><label><input type=\"checkbox\" name=\"remember\" value=\"1\"> \
              Remember this approval for this application</label></p>"
         },
-        name = html::escape(name),
+        name = html::escape(&strip_unsafe_for_display(name)),
         client_id = html::escape(&client.client_id),
         resource = html::escape(
             pending
@@ -149,8 +149,7 @@ pub(crate) async fn show(req: HttpRequest, state: State) -> HttpResponse {
                 .as_deref()
                 .unwrap_or(&state.settings.resource_url)
         ),
-        redirect = html::escape(&pending.redirect_uri),
-        redirect_host = html::escape(&redirect_host(&pending.redirect_uri)),
+        redirect = html::redirect_uri(&pending.redirect_uri),
         txn = html::escape(&pending.txn_id),
         csrf = html::escape(&csrf),
     );

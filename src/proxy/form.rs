@@ -1,7 +1,9 @@
 //! Parameters of OAuth requests (`application/x-www-form-urlencoded` bodies and query strings).
 //!
 //! OAuth 2.1 §3.1/§3.2: a parameter sent twice makes the request invalid (it is how parameter
-//! pollution attacks start); a parameter sent without a value counts as absent.
+//! pollution attacks start); a parameter sent without a value counts as absent. A NUL character
+//! (`%00`) anywhere makes the request invalid: no parameter needs one, and PostgreSQL refuses it
+//! in text, which would turn a client's mistake into a server error.
 
 use std::collections::HashMap;
 
@@ -18,6 +20,12 @@ impl Params {
     pub fn parse(input: &[u8]) -> Result<Self, OAuthError> {
         let mut map = HashMap::new();
         for (name, value) in url::form_urlencoded::parse(input) {
+            if name.contains('\0') || value.contains('\0') {
+                return Err(OAuthError::new(
+                    OAuthErrorCode::InvalidRequest,
+                    format!("parameter `{}` contains a NUL character", printable(&name)),
+                ));
+            }
             if value.is_empty() {
                 continue;
             }
@@ -105,6 +113,19 @@ mod tests {
     }
 
     #[test]
+    fn nul_characters_are_refused() {
+        for input in [
+            &b"state=a%00b"[..],
+            b"client_id=%00",
+            b"x%00=1",
+            b"state=a\0b",
+        ] {
+            let err = Params::parse(input).unwrap_err();
+            assert_eq!(err.code(), OAuthErrorCode::InvalidRequest, "{input:?}");
+        }
+    }
+
+    #[test]
     fn empty_values_count_as_absent() {
         let p = Params::parse(b"state=&code=x").unwrap();
         assert_eq!(p.get("state"), None);
@@ -122,6 +143,9 @@ mod properties {
     proptest! {
         #[test]
         fn parsing_never_panics_and_keeps_one_value_per_name(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let has_nul = url::form_urlencoded::parse(&body)
+                .any(|(name, value)| name.contains('\0') || value.contains('\0'));
+            prop_assert!(!(has_nul && Params::parse(&body).is_ok()));
             if let Ok(params) = Params::parse(&body) {
                 for (name, value) in url::form_urlencoded::parse(&body) {
                     if !value.is_empty() {

@@ -3,6 +3,8 @@
 
 use actix_web::{HttpResponse, http::StatusCode};
 
+use crate::oauth::display::redirect_uri_display;
+
 /// Content-Security-Policy of our pages: no scripts, no framing, forms only to ourselves.
 const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
                    frame-ancestors 'none'; base-uri 'none'";
@@ -21,6 +23,34 @@ pub(crate) fn escape(text: &str) -> String {
         }
     }
     out
+}
+
+/// A redirect URI as HTML (escaped): the parsed URI, then its host in bold, and for an
+/// internationalized host its Unicode form beside it, marked as such (see
+/// [`redirect_uri_display`]). Unparsable input is shown escaped as it is.
+pub(crate) fn redirect_uri(uri: &str) -> String {
+    let Some(shown) = redirect_uri_display(uri) else {
+        return format!("<code>{}</code>", escape(uri));
+    };
+    let Some(host) = shown.host.as_deref() else {
+        return format!("<code>{}</code>", escape(&shown.uri));
+    };
+    let unicode = shown
+        .host_unicode
+        .as_deref()
+        .map(|u| {
+            format!(
+                ", an internationalized domain name; its Unicode form, which may imitate \
+                 another name, is <bdi>{}</bdi>",
+                escape(u)
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "<code>{}</code> (host <strong>{}</strong>{unicode})",
+        escape(&shown.uri),
+        escape(host)
+    )
 }
 
 /// A complete page with our security headers.
@@ -63,5 +93,24 @@ mod tests {
             escape("<script>alert(\"x\")</script>&'"),
             "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#x27;"
         );
+    }
+
+    #[test]
+    fn redirect_uris_show_the_parsed_host_emphasised() {
+        assert_eq!(
+            redirect_uri("https://App.Example/cb?a=<b>"),
+            "<code>https://app.example/cb?a=%3Cb%3E</code> (host <strong>app.example</strong>)"
+        );
+        let idn = redirect_uri("https://\u{0430}pp.example/cb");
+        assert!(
+            idn.starts_with(
+                "<code>https://xn--pp-6kc.example/cb</code> (host \
+                 <strong>xn--pp-6kc.example</strong>, an internationalized domain name"
+            ),
+            "{idn}"
+        );
+        assert!(idn.contains("<bdi>\u{0430}pp.example</bdi>"), "{idn}");
+        assert_eq!(redirect_uri("cursor:/cb"), "<code>cursor:/cb</code>");
+        assert_eq!(redirect_uri("<x>"), "<code>&lt;x&gt;</code>");
     }
 }

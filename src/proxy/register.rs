@@ -7,8 +7,14 @@
 //! `MCP_AUTH_UNUSED_CLIENT_TTL_SECONDS` (a login extends them to the grant's life), and at most
 //! `MCP_AUTH_MAX_UNUSED_CLIENTS` of them live at once: beyond, 503 with `Retry-After` until the
 //! oldest expires.
+//!
+//! The body must be sent as `application/json`: a web page can POST `text/plain` to any origin
+//! without a CORS preflight, and would otherwise register clients from users' browsers. Redirect
+//! URIs and links are stored in their parsed, serialized form; free text that a page may show
+//! must not hold control or bidirectional-formatting characters (see
+//! [`crate::oauth::display`]), which also keeps NUL away from the database.
 
-use actix_web::{HttpResponse, http::header, web::Bytes};
+use actix_web::{HttpRequest, HttpResponse, http::header, web::Bytes};
 use serde_json::{Map, Value, json};
 
 use super::{State, form::json_error, form::with_cors, store_error};
@@ -16,7 +22,9 @@ use crate::{
     clock::unix_now,
     error::{OAuthError, OAuthErrorCode},
     oauth::{
+        display::is_unsafe_for_display,
         provenance::default_application_type,
+        redirect_uri,
         tokens::{CLIENT_ID_PREFIX, CLIENT_SECRET_PREFIX, generate},
     },
     store::{ClientRecord, TokenHash},
@@ -66,10 +74,27 @@ fn string_list(body: &Map<String, Value>, name: &str) -> Result<Option<Vec<Strin
 fn text(body: &Map<String, Value>, name: &str) -> Result<Option<String>, OAuthError> {
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.chars().any(is_unsafe_for_display) => Err(metadata_error(
+            format!("`{name}` must not contain control or bidirectional-formatting characters"),
+        )),
         Some(Value::String(s)) if s.chars().count() <= MAX_TEXT_LEN => Ok(Some(s.clone())),
         Some(Value::String(_)) => Err(metadata_error(format!("`{name}` is too long"))),
         Some(_) => Err(metadata_error(format!("`{name}` must be a string"))),
     }
+}
+
+/// Whether a `Content-Type` value is JSON (`application/json`, any parameters, any case).
+fn is_json_media_type(content_type: Option<&str>) -> bool {
+    content_type
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// An https link of the client's metadata, in its parsed, serialized form.
+fn https_link(uri: &str) -> Option<String> {
+    redirect_uri::canonical(uri)
+        .filter(|url| url.scheme() == "https" && url.host().is_some())
+        .map(String::from)
 }
 
 fn parse(state: &super::ProxyState, body: &[u8]) -> Result<Registration, OAuthError> {
@@ -90,13 +115,18 @@ fn parse(state: &super::ProxyState, body: &[u8]) -> Result<Registration, OAuthEr
             format!("at most {MAX_REDIRECT_URIS} redirect URIs"),
         ));
     }
-    for uri in &redirect_uris {
-        state
-            .settings
-            .redirect_policy
-            .check_registration(uri)
-            .map_err(|e| OAuthError::new(OAuthErrorCode::InvalidRedirectUri, e.to_string()))?;
-    }
+    // Stored as parsed and serialized: the form the browser is sent to, and that pages show.
+    let redirect_uris = redirect_uris
+        .iter()
+        .map(|uri| {
+            state
+                .settings
+                .redirect_policy
+                .check_registration(uri)
+                .map(String::from)
+                .map_err(|e| OAuthError::new(OAuthErrorCode::InvalidRedirectUri, e.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let grant_types =
         string_list(&body, "grant_types")?.unwrap_or_else(|| vec!["authorization_code".into()]);
     if !grant_types.iter().any(|g| g == "authorization_code")
@@ -141,11 +171,13 @@ fn parse(state: &super::ProxyState, body: &[u8]) -> Result<Registration, OAuthEr
     let mut extra = Map::new();
     for field in ["client_uri", "logo_uri", "tos_uri", "policy_uri"] {
         if let Some(uri) = text(&body, field)? {
-            // Only https links may ever be shown to users.
-            if !uri.starts_with("https://") || url::Url::parse(&uri).is_err() {
-                return Err(metadata_error(format!("`{field}` must be an https URL")));
-            }
-            extra.insert(field.to_owned(), Value::String(uri));
+            // Only https links may ever be shown to users, and only with a plain host.
+            let Some(link) = https_link(&uri) else {
+                return Err(metadata_error(format!(
+                    "`{field}` must be an https URL with a plain host"
+                )));
+            };
+            extra.insert(field.to_owned(), Value::String(link));
         }
     }
     for field in ["software_id", "software_version"] {
@@ -214,7 +246,16 @@ async fn check_ceiling(state: &super::ProxyState) -> Result<(), OAuthError> {
 }
 
 /// `POST /register`.
-pub(crate) async fn register(state: State, body: Bytes) -> HttpResponse {
+pub(crate) async fn register(req: HttpRequest, state: State, body: Bytes) -> HttpResponse {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    if !is_json_media_type(content_type) {
+        // 400 rather than 415: RFC 7591 §3.2.2 answers every registration error with 400 and
+        // an OAuth error body, which is what registering clients look for.
+        return json_error(&metadata_error("the body must be sent as application/json"));
+    }
     let registration = match parse(&state, &body) {
         Ok(r) => r,
         Err(e) => return json_error(&e),
@@ -269,4 +310,50 @@ pub(crate) async fn register(state: State, body: Bytes) -> HttpResponse {
             .insert_header((header::PRAGMA, "no-cache"))
             .json(answer),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_json_bodies_are_accepted() {
+        for ok in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON;charset=UTF-8",
+            " application/json ",
+        ] {
+            assert!(is_json_media_type(Some(ok)), "{ok}");
+        }
+        for bad in [
+            None,
+            Some(""),
+            Some("text/plain"),
+            Some("text/plain; charset=application/json"),
+            Some("application/x-www-form-urlencoded"),
+            Some("multipart/form-data"),
+            Some("application/jsonp"),
+            Some("application/json-patch+json"),
+        ] {
+            assert!(!is_json_media_type(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn links_are_https_with_a_plain_host_and_stored_serialized() {
+        assert_eq!(
+            https_link("https://App.Example/about").as_deref(),
+            Some("https://app.example/about")
+        );
+        for bad in [
+            "http://app.example/",
+            "javascript:alert(1)",
+            "https://app.example%2eevil.example/",
+            "https://evil.example\\@app.example/",
+            "https://user@app.example/",
+        ] {
+            assert_eq!(https_link(bad), None, "{bad}");
+        }
+    }
 }

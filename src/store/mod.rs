@@ -47,8 +47,9 @@
 //! # Engines
 //!
 //! * `postgres://user:pass@host/db`: a pool of `max_connections` connections.
-//! * `sqlite://path/to/file.db`: the file is created when missing (unless the URL sets `mode=`),
-//!   switched to WAL, with a busy timeout, foreign keys on and `synchronous = FULL`, so several
+//! * `sqlite://path/to/file.db`: the file is created when missing (unless the URL sets a `mode=`
+//!   other than `rwc`), readable and writable by its owner only (mode 0600 on unix; SQLite gives
+//!   the `-wal` and `-shm` files the database file's mode), switched to WAL, with a busy timeout, foreign keys on and `synchronous = FULL`, so several
 //!   processes can share it and a committed revocation survives a power loss.
 //!   `sqlite::memory:` gives every pooled connection its own database: use a file, even in tests.
 //!
@@ -196,6 +197,9 @@ impl Store {
             Engine::Sqlite => sqlite_create_if_missing(url),
             Engine::Postgres => url.to_owned(),
         };
+        if let Some(path) = sqlite_file_to_create(&url) {
+            create_private_file(&path);
+        }
         let busy_ms = options.busy_timeout.as_millis();
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections)
@@ -299,6 +303,58 @@ fn sqlite_create_if_missing(url: &str) -> String {
     let separator = if url.contains('?') { '&' } else { '?' };
     format!("{url}{separator}mode=rwc")
 }
+
+/// The file a SQLite URL opens with `mode=rwc`, read as sqlx reads it; `None` for in-memory
+/// databases and other modes.
+fn sqlite_file_to_create(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
+    let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
+    let creates = url::form_urlencoded::parse(params.as_bytes())
+        .filter(|(key, _)| key == "mode")
+        .last()
+        .is_some_and(|(_, mode)| mode == "rwc");
+    if !creates || database.is_empty() || database == ":memory:" {
+        return None;
+    }
+    let path = percent_encoding::percent_decode_str(database)
+        .decode_utf8()
+        .ok()?;
+    Some(std::path::PathBuf::from(path.into_owned()))
+}
+
+/// Creates the database file, empty (SQLite's empty database), with mode 0600 when it does not
+/// exist yet: sqlx would create it with the process umask, usually world-readable, and the file
+/// holds client registrations, token digests and sealed upstream tokens. An existing file is
+/// left alone (its owner chose its mode), with a warning when others may read it. Failures are
+/// left to the connection attempt, which reports them.
+#[cfg(unix)]
+fn create_private_file(path: &std::path::Path) {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let created = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path);
+    match created {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if let Ok(meta) = std::fs::metadata(path)
+                && meta.permissions().mode() & 0o007 != 0
+            {
+                tracing::warn!(
+                    mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                    "the SQLite database file is accessible to other users; chmod 600 it"
+                );
+            }
+        }
+        Err(e) => tracing::debug!(error = %e, "could not create the SQLite file beforehand"),
+    }
+}
+
+#[cfg(not(unix))]
+fn create_private_file(_path: &std::path::Path) {}
 
 /// Per-connection SQLite settings: they do not persist in the file.
 async fn prepare_sqlite_connection(
@@ -426,6 +482,21 @@ mod tests {
             sqlite_create_if_missing("sqlite://a.db?mode=ro"),
             "sqlite://a.db?mode=ro"
         );
+    }
+
+    #[test]
+    fn sqlite_files_to_create_are_read_like_sqlx() {
+        let path = |url: &str| sqlite_file_to_create(url).map(|p| p.display().to_string());
+        assert_eq!(path("sqlite://a.db?mode=rwc").as_deref(), Some("a.db"));
+        assert_eq!(
+            path("sqlite:///tmp/x%20y.db?cache=shared&mode=rwc").as_deref(),
+            Some("/tmp/x y.db")
+        );
+        assert_eq!(path("sqlite:b.db?mode=rwc").as_deref(), Some("b.db"));
+        assert_eq!(path("sqlite://a.db?mode=ro"), None);
+        assert_eq!(path("sqlite://a.db"), None);
+        assert_eq!(path("sqlite::memory:?mode=rwc"), None);
+        assert_eq!(path("sqlite://?mode=rwc"), None);
     }
 
     #[test]
