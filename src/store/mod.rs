@@ -12,8 +12,9 @@
 //! | `mcp_auth_codes` | [`AuthorizationCode`] | `code_hash` | minutes; single use |
 //! | `mcp_auth_tokens` | [`IssuedToken`] | `token_hash` | capped at the grant's expiry |
 //!
-//! Codes and tokens are stored as SHA-256 digests ([`TokenHash`]); upstream tokens and the
-//! upstream PKCE verifier are sealed with AES-256-GCM by the store's [`Keyring`] (see
+//! Codes and tokens are stored as SHA-256 digests ([`TokenHash`]); upstream tokens, the
+//! upstream PKCE verifier and, during the refresh grace only, a rotation's successor pair are
+//! sealed with AES-256-GCM by the store's [`Keyring`] (see
 //! [`crypto`]). Records hand them over as [`Secret`]s; sealing and opening happen inside the store.
 //!
 //! # Atomicity
@@ -25,9 +26,13 @@
 //! * single-use items are consumed by one statement: `DELETE … RETURNING` (pending
 //!   authorizations) or `UPDATE … WHERE used_at IS NULL … RETURNING` (codes, consent tokens). Of
 //!   two concurrent consumers exactly one gets the row; a consumed code stays behind so a second
-//!   redemption is reported as [`CodeConsumed::Replayed`] and the caller can revoke the grant;
+//!   redemption is reported as [`CodeConsumed::Replayed`] and the caller can revoke the grant. A
+//!   code is consumed only by the client, redirect URI and PKCE challenge the caller checked
+//!   first, so a wrong guess burns nothing;
 //! * refresh rotation is a compare-and-swap on `rotated_at IS NULL` followed by the insert of the
-//!   new pair, in one database transaction ([`Rotation`]);
+//!   new pair, in one database transaction ([`Rotation`]): of N concurrent rotations of one token
+//!   exactly one mints a pair, and during the grace every other one gets that same pair back
+//!   (kept sealed until the grace ends);
 //! * multi-row changes (grant + code, token pair, revocation) run in one database transaction;
 //! * upstream token refresh is a compare-and-swap on a version counter ([`UpstreamUpdate`]).
 //!
@@ -63,6 +68,8 @@ use sqlx::{
     any::{AnyPoolOptions, AnyRow},
 };
 
+pub use crate::clock::Clock;
+
 mod clients;
 mod codes;
 mod consents;
@@ -76,7 +83,7 @@ mod tokens;
 
 pub use self::{
     clients::ClientRecord,
-    codes::{AuthorizationCode, CodeConsumed},
+    codes::{AuthorizationCode, CodeConsumed, CodeRedemption},
     consents::ConsentApproval,
     crypto::{EncryptionKey, Keyring, Secret, TokenHash},
     error::StoreError,
@@ -84,7 +91,9 @@ pub use self::{
     migrate::{MIGRATIONS_TABLE, migrator},
     pending::PendingAuthorization,
     sweeper::{PurgeReport, SweeperHandle},
-    tokens::{AccessGrant, IssuedToken, IssuedTokens, NewTokens, Rotation, TokenKind},
+    tokens::{
+        AccessGrant, IssuedToken, IssuedTokens, NewTokens, Rotation, SuccessorTokens, TokenKind,
+    },
 };
 
 /// The database engine behind a [`Store`].
@@ -115,6 +124,7 @@ pub struct StoreOptions {
     max_connections: u32,
     acquire_timeout: Duration,
     busy_timeout: Duration,
+    clock: Clock,
 }
 
 impl Default for StoreOptions {
@@ -123,6 +133,7 @@ impl Default for StoreOptions {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
+            clock: Clock::system(),
         }
     }
 }
@@ -147,6 +158,13 @@ impl StoreOptions {
         self.busy_timeout = timeout;
         self
     }
+
+    /// The time source of expiries and of the refresh-token grace (default: the system clock).
+    /// Tests pass a [`Clock::adjustable`] to move time forward instead of sleeping.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
 }
 
 /// The OAuth state of proxy mode, in PostgreSQL or SQLite, shared by every replica.
@@ -158,6 +176,7 @@ pub struct Store {
     keys: Arc<Keyring>,
     engine: Engine,
     write_gate: Arc<tokio::sync::Mutex<()>>,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Store {
@@ -218,6 +237,7 @@ impl Store {
             keys: Arc::new(keys),
             engine,
             write_gate: Arc::default(),
+            clock: options.clock,
         })
     }
 
@@ -246,6 +266,16 @@ impl Store {
     /// store: change them only through it.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The clock the store compares expiries with (see [`StoreOptions::clock`]).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Current unix time by the store's clock.
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now()
     }
 
     /// The keyring sealing upstream secrets.

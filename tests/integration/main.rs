@@ -18,6 +18,7 @@ mod authkit_tokens;
 mod proxy_app;
 mod proxy_flow;
 mod proxy_negative;
+mod proxy_tokens;
 mod store;
 mod store_migrations;
 mod store_races;
