@@ -160,7 +160,9 @@ impl StoreOptions {
     }
 
     /// The time source of expiries and of the refresh-token grace (default: the system clock).
-    /// Tests pass a [`Clock::adjustable`] to move time forward instead of sleeping.
+    /// Tests pass a [`Clock::adjustable`] to move time forward instead of sleeping. Grants,
+    /// codes, tokens and the sweeper follow it; clients, pending authorizations and consents
+    /// still read the system clock.
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
         self
@@ -245,16 +247,35 @@ impl Store {
     /// and safe when several replicas call it at once.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         // PostgreSQL serializes concurrent migrators with an advisory lock; SQLite has none, so
-        // two replicas may both try to apply a version. The loser's transaction rolls back on the
-        // bookkeeping table's primary key; running again then finds the version applied (and
-        // checks its checksum).
+        // two replicas may both try to apply a version. The loser's transaction rolls back, on
+        // the bookkeeping table's primary key or on a statement that cannot run twice (SQLite
+        // has no `ADD COLUMN IF NOT EXISTS`); either way another migrator recorded a version
+        // meanwhile, and running again finds it applied (and checks its checksum).
         let mut attempts = 0;
         loop {
+            let applied = self.applied_migrations().await;
             match migrator().run(&self.pool).await {
-                Err(e) if attempts < 3 && lost_migration_race(&e) => attempts += 1,
+                Err(e)
+                    if attempts < 3
+                        && (lost_migration_race(&e)
+                            || self.applied_migrations().await > applied) =>
+                {
+                    attempts += 1;
+                }
                 result => return result.map_err(StoreError::from_migrate),
             }
         }
+    }
+
+    /// How many versions the bookkeeping table records (0 when it does not exist yet).
+    async fn applied_migrations(&self) -> i64 {
+        // The table name is our constant, not input.
+        sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {MIGRATIONS_TABLE}"
+        )))
+        .fetch_one(&self.pool)
+        .await
+        .unwrap_or(0)
     }
 
     /// The engine behind this store.
@@ -383,7 +404,8 @@ async fn enable_wal(pool: &AnyPool) -> Result<(), StoreError> {
     }
 }
 
-/// Current unix time in seconds: the clock every expiry is compared with.
+/// Current unix time in seconds by the system clock, for the records that do not follow
+/// [`StoreOptions::clock`] yet (clients, pending authorizations, consents).
 pub(crate) use crate::clock::unix_now as now;
 
 /// Reads column `name` of a row, mapping failures to [`StoreError`].

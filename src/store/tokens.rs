@@ -403,8 +403,10 @@ impl Store {
         let _turn = self.write_turn().await;
         let err = |e| StoreError::from_sqlx(OP, e);
         let now = self.now();
-        let reuse_until = now.saturating_add(i64::try_from(grace.as_secs()).unwrap_or(i64::MAX));
-        let sealed = (!grace.is_zero()).then(|| self.seal_successor(old, new));
+        // No grace, nothing sealed: a retry is a replay at once.
+        let reuse_until = (!grace.is_zero())
+            .then(|| now.saturating_add(i64::try_from(grace.as_secs()).unwrap_or(i64::MAX)));
+        let sealed = reuse_until.map(|_| self.seal_successor(old, new));
         let (key_id, sealed_access, sealed_refresh) = match sealed {
             Some((key_id, access, refresh)) => (Some(key_id), Some(access), Some(refresh)),
             None => (None, None, None),
