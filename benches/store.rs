@@ -9,8 +9,8 @@
 use std::{hint::black_box, time::Duration};
 
 use actix_mcp_auth::store::{
-    AuthorizationCode, ClientRecord, CodeConsumed, Grant, Keyring, NewTokens, Secret, Store,
-    TokenHash, UpstreamTokens,
+    AuthorizationCode, ClientRecord, CodeConsumed, CodeRedemption, Grant, Keyring, NewTokens,
+    Secret, Store, TokenHash, UpstreamTokens,
 };
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::future::join_all;
@@ -131,6 +131,7 @@ async fn grant_with_code(store: &Store, client_id: &str) -> (Grant, TokenHash) {
         grant_id: grant.grant_id.clone(),
         client_id: client_id.to_owned(),
         redirect_uri: "http://127.0.0.1:9/cb".into(),
+        redirect_uri_sent: true,
         code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
         scopes: grant.scopes.clone(),
         resource: grant.resource.clone(),
@@ -140,6 +141,15 @@ async fn grant_with_code(store: &Store, client_id: &str) -> (Grant, TokenHash) {
     };
     store.create_grant(&grant, &code).await.expect("grant");
     (grant, code.code_hash)
+}
+
+/// What the bench codes were issued for (the checks a token endpoint makes first).
+fn redemption(client_id: &str) -> CodeRedemption<'_> {
+    CodeRedemption {
+        client_id,
+        redirect_uri: "http://127.0.0.1:9/cb",
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+    }
 }
 
 fn bench_engine(c: &mut Criterion, rt: &Runtime, db: &BenchDb) {
@@ -192,7 +202,9 @@ fn bench_engine(c: &mut Criterion, rt: &Runtime, db: &BenchDb) {
         b.iter_batched(
             || rt.block_on(grant_with_code(&store, client_id)).1,
             |hash| {
-                let outcome = rt.block_on(store.consume_code(&hash)).expect("consume");
+                let outcome = rt
+                    .block_on(store.consume_code(&hash, &redemption(client_id)))
+                    .expect("consume");
                 assert!(matches!(outcome, CodeConsumed::Consumed(_)));
             },
             BatchSize::SmallInput,
@@ -230,7 +242,9 @@ fn bench_engine(c: &mut Criterion, rt: &Runtime, db: &BenchDb) {
                     .into_iter()
                     .map(|hash| {
                         let store = store.clone();
-                        rt.spawn(async move { store.consume_code(&hash).await })
+                        rt.spawn(
+                            async move { store.consume_code(&hash, &redemption(client_id)).await },
+                        )
                     })
                     .collect();
                 for result in rt.block_on(join_all(consumes)) {

@@ -32,6 +32,7 @@ struct WorkOsEnv {
     workos_allowed_client_redirect_schemes: Option<String>,
     mcp_auth_access_token_ttl_seconds: Option<String>,
     mcp_auth_refresh_token_ttl_seconds: Option<String>,
+    mcp_auth_refresh_grace_seconds: Option<String>,
     mcp_auth_userinfo_cache_seconds: Option<String>,
     mcp_auth_token_cache_seconds: Option<String>,
     mcp_auth_sweep_interval_seconds: Option<String>,
@@ -70,6 +71,8 @@ pub(crate) struct ProxySettings {
     pub redirect_policy: RedirectUriPolicy,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// How long a rotated refresh token may be retried for the same successor pair.
+    pub refresh_grace: Duration,
     pub userinfo_cache_ttl: Duration,
     pub token_cache_ttl: Duration,
     /// Most access tokens (and upstream sessions) cached per process.
@@ -117,6 +120,7 @@ pub struct WorkOsProviderBuilder {
     private_schemes: Vec<String>,
     access_token_ttl: Duration,
     refresh_token_ttl: Duration,
+    refresh_grace: Duration,
     userinfo_cache_ttl: Duration,
     token_cache_ttl: Duration,
     token_cache_capacity: u64,
@@ -159,6 +163,7 @@ impl Default for WorkOsProviderBuilder {
             private_schemes: Vec::new(),
             access_token_ttl: Duration::from_secs(3600),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_grace: DEFAULT_REFRESH_GRACE,
             userinfo_cache_ttl: Duration::from_secs(30),
             token_cache_ttl: Duration::from_secs(30),
             token_cache_capacity: 100_000,
@@ -190,6 +195,11 @@ fn flag(name: &str, value: Option<String>) -> Result<Option<bool>, ConfigError> 
         Some(_) => Err(ConfigError::invalid(name, "expected on or off")),
     }
 }
+/// Default of [`WorkOsProviderBuilder::refresh_grace`].
+const DEFAULT_REFRESH_GRACE: Duration = Duration::from_secs(10);
+/// Longest refresh grace accepted: a grace is for lost answers and concurrent requests, not a
+/// second life for stolen tokens.
+const MAX_REFRESH_GRACE: Duration = Duration::from_secs(300);
 
 fn seconds(name: &str, value: Option<String>) -> Result<Option<Duration>, ConfigError> {
     non_blank(value)
@@ -219,6 +229,7 @@ impl WorkOsProviderBuilder {
     /// | `WORKOS_ALLOWED_CLIENT_REDIRECT_SCHEMES` | private-use schemes clients may register (e.g. `cursor`) |
     /// | `MCP_AUTH_ACCESS_TOKEN_TTL_SECONDS` | lifetime of our access tokens, default 3600 |
     /// | `MCP_AUTH_REFRESH_TOKEN_TTL_SECONDS` | lifetime of our refresh tokens, default 30 days |
+    /// | `MCP_AUTH_REFRESH_GRACE_SECONDS` | how long a rotated refresh token may be retried for the same new pair, default 10, 0 = never, at most 300 |
     /// | `MCP_AUTH_USERINFO_CACHE_SECONDS` | how long an upstream session check is trusted, default 30 |
     /// | `MCP_AUTH_TOKEN_CACHE_SECONDS` | how long a verified access token is cached in-process, default 30 |
     /// | `MCP_AUTH_SWEEP_INTERVAL_SECONDS` | how often expired rows are deleted, default 300 |
@@ -285,6 +296,20 @@ impl WorkOsProviderBuilder {
             env.mcp_auth_refresh_token_ttl_seconds,
         )? {
             b = b.refresh_token_ttl(t);
+        }
+        if let Some(grace) = non_blank(env.mcp_auth_refresh_grace_seconds) {
+            let grace = grace
+                .parse::<u64>()
+                .ok()
+                .map(Duration::from_secs)
+                .filter(|g| *g <= MAX_REFRESH_GRACE)
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        "MCP_AUTH_REFRESH_GRACE_SECONDS",
+                        "expected a number of seconds from 0 to 300",
+                    )
+                })?;
+            b = b.refresh_grace(grace);
         }
         if let Some(t) = ttl(
             "MCP_AUTH_USERINFO_CACHE_SECONDS",
@@ -474,6 +499,17 @@ impl WorkOsProviderBuilder {
         self
     }
 
+    /// How long a rotated refresh token may be retried (default 10 s, at most 5 min; zero:
+    /// strict one-time use). Within it every retry with the old token, concurrent or not, on any
+    /// replica, gets the same new pair (kept sealed in the database until then), covering a
+    /// lost answer or a client refreshing from two addresses at once. After it, or once the new
+    /// refresh token was used, the old one is a replay: the whole grant is revoked and a WARN
+    /// logged with the grant and client ids.
+    pub fn refresh_grace(mut self, grace: Duration) -> Self {
+        self.refresh_grace = grace;
+        self
+    }
+
     /// How long a successful upstream session check (userinfo) is trusted (default 30 s): the
     /// longest time a session ended at AuthKit keeps working here.
     pub fn userinfo_cache_ttl(mut self, ttl: Duration) -> Self {
@@ -649,6 +685,12 @@ impl WorkOsProviderBuilder {
         let issuer = url_without_trailing_slash(&base_url);
         let base_path = base_url.path().trim_end_matches('/').to_owned();
         let mcp_path = normalize_mcp_path(self.name("MCP_PATH", "mcp_path"), &self.mcp_path)?;
+        if self.refresh_grace > MAX_REFRESH_GRACE {
+            return Err(ConfigError::invalid(
+                self.name("MCP_AUTH_REFRESH_GRACE_SECONDS", "refresh_grace"),
+                "must be at most 300 seconds",
+            ));
+        }
         let redirect_name = self.name("WORKOS_REDIRECT_PATH", "redirect_path");
         let redirect_path = normalize_mcp_path(redirect_name, &self.redirect_path)?;
         if redirect_path.is_empty() {
@@ -720,6 +762,7 @@ impl WorkOsProviderBuilder {
             },
             access_token_ttl: self.access_token_ttl,
             refresh_token_ttl: self.refresh_token_ttl,
+            refresh_grace: self.refresh_grace,
             userinfo_cache_ttl: self.userinfo_cache_ttl,
             token_cache_ttl: self.token_cache_ttl,
             token_cache_capacity: self.token_cache_capacity,
@@ -819,6 +862,29 @@ mod tests {
                 "{err}"
             );
         }
+    fn refresh_grace_defaults_to_ten_seconds_and_is_bounded() {
+        let grace = |extra: &[(&str, &str)]| {
+            WorkOsProviderBuilder::from_vars(env(extra))
+                .and_then(WorkOsProviderBuilder::settings)
+                .map(|s| s.refresh_grace)
+        };
+        assert_eq!(grace(&[]).unwrap(), Duration::from_secs(10));
+        let set = |v| grace(&[("MCP_AUTH_REFRESH_GRACE_SECONDS", v)]);
+        assert_eq!(set("30").unwrap(), Duration::from_secs(30));
+        assert_eq!(set("0").unwrap(), Duration::ZERO, "0 turns the grace off");
+        for bad in ["301", "-1", "ten"] {
+            let err = set(bad).unwrap_err().to_string();
+            assert!(
+                err.starts_with("MCP_AUTH_REFRESH_GRACE_SECONDS"),
+                "{bad}: {err}"
+            );
+        }
+        let err = WorkOsProviderBuilder::from_vars(env(&[]))
+            .unwrap()
+            .refresh_grace(Duration::from_secs(3600))
+            .settings()
+            .unwrap_err();
+        assert!(err.to_string().contains("300"), "{err}");
     }
 
     #[test]

@@ -115,6 +115,8 @@ async fn client_and_redirect(
 
 /// What a valid request asks for.
 struct ValidRequest {
+    /// Whether `redirect_uri` was in the request (then `/token` must repeat it).
+    redirect_uri_sent: bool,
     code_challenge: String,
     scopes: Vec<String>,
     resource: String,
@@ -176,6 +178,7 @@ fn validate(
         })?,
     };
     Ok(ValidRequest {
+        redirect_uri_sent: params.get("redirect_uri").is_some(),
         code_challenge: challenge.to_owned(),
         scopes,
         resource,
@@ -259,6 +262,7 @@ async fn start(
         txn_id: txn_id.clone(),
         client_id: client.client_id.clone(),
         redirect_uri: redirect_uri.clone(),
+        redirect_uri_sent: request.redirect_uri_sent,
         client_state: client_state.map(str::to_owned),
         code_challenge: request.code_challenge,
         scopes: request.scopes,

@@ -112,6 +112,7 @@ async fn finish(
         grant_id: grant.grant_id.clone(),
         client_id: pending.client_id.clone(),
         redirect_uri: pending.redirect_uri.clone(),
+        redirect_uri_sent: pending.redirect_uri_sent,
         code_challenge: pending.code_challenge.clone(),
         scopes: pending.scopes.clone(),
         resource: pending.resource.clone(),

@@ -1,14 +1,18 @@
 //! Authorization codes (`mcp_auth_codes`), stored as SHA-256 digests.
 //!
-//! A code is consumed by one statement, `UPDATE … SET used_at = now WHERE used_at IS NULL …
-//! RETURNING`, so of two concurrent redemptions (on any replicas) exactly one wins. The row stays
-//! until it expires, which makes a second redemption recognizable: it is reported as
-//! [`CodeConsumed::Replayed`] so the caller can revoke the grant (RFC 9700 §4.5: a replayed code
-//! means the first redemption may have been an attacker's).
+//! Redemption is two steps. [`Store::find_code`] reads the code, so the caller can check the
+//! client, redirect URI and PKCE verifier first: a wrong guess must neither burn the code nor
+//! revoke its grant. Then [`Store::consume_code`] consumes it by one statement, `UPDATE … SET
+//! used_at = now WHERE used_at IS NULL AND client_id = … AND redirect_uri = … AND code_challenge
+//! = … RETURNING`, so of two concurrent redemptions (on any replicas) exactly one wins, and only
+//! with the values that were checked. The row stays until it expires, which makes a second
+//! redemption recognizable: it is reported as [`CodeConsumed::Replayed`] so the caller can revoke
+//! the grant (RFC 9700 §4.5: a replayed code means the first redemption may have been an
+//! attacker's).
 
 use sqlx::{AnyConnection, any::AnyRow};
 
-use super::{Store, StoreError, TokenHash, col, join_scopes, now, split_scopes};
+use super::{Store, StoreError, TokenHash, col, join_scopes, split_scopes};
 
 /// An authorization code we issued.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,6 +25,9 @@ pub struct AuthorizationCode {
     pub client_id: String,
     /// The redirect URI of the authorization request (must match at the token endpoint).
     pub redirect_uri: String,
+    /// Whether the authorization request carried `redirect_uri` (rather than relying on the
+    /// client's only registered one): then the token request must repeat it (RFC 6749 §4.1.3).
+    pub redirect_uri_sent: bool,
     /// The client's S256 PKCE challenge.
     pub code_challenge: String,
     /// Scopes of the tokens the code yields.
@@ -35,24 +42,39 @@ pub struct AuthorizationCode {
     pub used_at: Option<i64>,
 }
 
+/// What the token request proved about a code, checked by the caller against the code read with
+/// [`Store::find_code`]: the code is consumed only if it still carries these values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CodeRedemption<'a> {
+    /// The authenticated client.
+    pub client_id: &'a str,
+    /// The code's redirect URI, which the request matched (or, when the authorization request
+    /// did not carry one, may omit).
+    pub redirect_uri: &'a str,
+    /// The code's PKCE challenge, which the request's verifier matched.
+    pub code_challenge: &'a str,
+}
+
 /// The outcome of [`Store::consume_code`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CodeConsumed {
     /// First redemption: the code, now marked used.
     Consumed(AuthorizationCode),
-    /// The code was already redeemed: revoke its grant.
+    /// The code was already redeemed, with the same client, redirect URI and challenge: revoke
+    /// its grant.
     Replayed {
         /// The grant of the replayed code.
         grant_id: String,
     },
-    /// Unknown or expired code, or its grant was revoked.
+    /// Unknown or expired code, its grant was revoked, or the code does not carry the values of
+    /// the [`CodeRedemption`].
     NotFound,
 }
 
 macro_rules! code_columns {
     () => {
         "code_hash, grant_id, client_id, redirect_uri, code_challenge, scopes, resource, \
-         created_at, expires_at, used_at"
+         created_at, expires_at, used_at, redirect_uri_sent"
     };
 }
 
@@ -71,6 +93,7 @@ impl AuthorizationCode {
             created_at: col(row, "created_at", op)?,
             expires_at: col(row, "expires_at", op)?,
             used_at: col(row, "used_at", op)?,
+            redirect_uri_sent: col::<i64>(row, "redirect_uri_sent", op)? != 0,
         })
     }
 }
@@ -83,7 +106,7 @@ pub(super) async fn insert_code(
     sqlx::query(concat!(
         "INSERT INTO mcp_auth_codes (",
         code_columns!(),
-        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL)"
+        ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10)"
     ))
     .bind(code.code_hash.as_str())
     .bind(&code.grant_id)
@@ -94,15 +117,44 @@ pub(super) async fn insert_code(
     .bind(code.resource.as_deref())
     .bind(code.created_at)
     .bind(code.expires_at)
+    .bind(i64::from(code.redirect_uri_sent))
     .execute(conn)
     .await?;
     Ok(())
 }
 
 impl Store {
-    /// Redeems a code: marks it used and returns it, atomically. The caller then checks the
-    /// client, redirect URI and PKCE verifier, and issues tokens with [`Store::issue_tokens`].
-    pub async fn consume_code(&self, code_hash: &TokenHash) -> Result<CodeConsumed, StoreError> {
+    /// The unexpired code with this digest, used or not, if its grant is live: for the caller
+    /// to check the client, redirect URI and PKCE verifier before [`Store::consume_code`].
+    pub async fn find_code(
+        &self,
+        code_hash: &TokenHash,
+    ) -> Result<Option<AuthorizationCode>, StoreError> {
+        const OP: &str = "find_code";
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            code_columns!(),
+            " FROM mcp_auth_codes WHERE code_hash = $1 AND expires_at > $2 \
+             AND EXISTS (SELECT 1 FROM mcp_auth_grants g \
+             WHERE g.grant_id = mcp_auth_codes.grant_id AND g.revoked_at IS NULL \
+             AND g.expires_at > $2)"
+        ))
+        .bind(code_hash.as_str())
+        .bind(self.now())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(OP, e))?;
+        row.map(|r| AuthorizationCode::from_row(&r, OP)).transpose()
+    }
+
+    /// Redeems a code the caller has checked: marks it used and returns it, atomically, if it is
+    /// unused and still carries the values of `checked`. Then issue tokens with
+    /// [`Store::issue_tokens`].
+    pub async fn consume_code(
+        &self,
+        code_hash: &TokenHash,
+        checked: &CodeRedemption<'_>,
+    ) -> Result<CodeConsumed, StoreError> {
         const OP: &str = "consume_code";
         // A correlated EXISTS, not `grant_id IN (SELECT …)`: SQLite would build the whole list
         // of live grants for every call.
@@ -110,13 +162,17 @@ impl Store {
         let row = sqlx::query(concat!(
             "UPDATE mcp_auth_codes SET used_at = $2 \
              WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+             AND client_id = $3 AND redirect_uri = $4 AND code_challenge = $5 \
              AND EXISTS (SELECT 1 FROM mcp_auth_grants g \
              WHERE g.grant_id = mcp_auth_codes.grant_id AND g.revoked_at IS NULL \
              AND g.expires_at > $2) RETURNING ",
             code_columns!()
         ))
         .bind(code_hash.as_str())
-        .bind(now())
+        .bind(self.now())
+        .bind(checked.client_id)
+        .bind(checked.redirect_uri)
+        .bind(checked.code_challenge)
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
@@ -125,11 +181,15 @@ impl Store {
                 &row, OP,
             )?));
         }
-        // Lost the race or a replay: a used row says which grant to revoke.
+        // Lost the race or a replay: a used row with the same values says which grant to revoke.
         let grant_id: Option<String> = sqlx::query_scalar(
-            "SELECT grant_id FROM mcp_auth_codes WHERE code_hash = $1 AND used_at IS NOT NULL",
+            "SELECT grant_id FROM mcp_auth_codes WHERE code_hash = $1 AND used_at IS NOT NULL \
+             AND client_id = $2 AND redirect_uri = $3 AND code_challenge = $4",
         )
         .bind(code_hash.as_str())
+        .bind(checked.client_id)
+        .bind(checked.redirect_uri)
+        .bind(checked.code_challenge)
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;

@@ -16,7 +16,7 @@ use sqlx::{AnyConnection, any::AnyRow};
 use super::{
     AuthorizationCode, Secret, Store, StoreError, col,
     crypto::{Sealed, aad},
-    from_json, join_scopes, now, split_scopes, to_json,
+    from_json, join_scopes, split_scopes, to_json,
 };
 
 /// The upstream (AuthKit) tokens of a grant; sealed at rest.
@@ -216,7 +216,7 @@ impl Store {
              WHERE client_id = $1",
         )
         .bind(&grant.client_id)
-        .bind(now())
+        .bind(self.now())
         .bind(grant.expires_at)
         .execute(&mut *tx)
         .await
@@ -262,7 +262,7 @@ impl Store {
             " FROM mcp_auth_grants WHERE grant_id = $1 AND expires_at > $2 AND revoked_at IS NULL"
         ))
         .bind(grant_id)
-        .bind(now())
+        .bind(self.now())
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
@@ -294,7 +294,7 @@ impl Store {
         .bind(sealed.refresh)
         .bind(sealed.id)
         .bind(upstream.expires_at)
-        .bind(now())
+        .bind(self.now())
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
@@ -312,7 +312,7 @@ impl Store {
         const OP: &str = "revoke_grant";
         let _turn = self.write_turn().await;
         let err = |e| StoreError::from_sqlx(OP, e);
-        let now = now();
+        let now = self.now();
         let mut tx = self.pool.begin().await.map_err(err)?;
         let grant = sqlx::query(
             "UPDATE mcp_auth_grants SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
@@ -322,9 +322,12 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(err)?;
-        sqlx::query(
-            "UPDATE mcp_auth_tokens SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
-        )
+        // Sealed successor pairs go too: only digests stay behind a revoked grant.
+        sqlx::query(concat!(
+            "UPDATE mcp_auth_tokens SET revoked_at = $2, ",
+            super::tokens::clear_successor!(),
+            " WHERE grant_id = $1 AND revoked_at IS NULL"
+        ))
         .bind(grant_id)
         .bind(now)
         .execute(&mut *tx)

@@ -28,6 +28,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/20260601000000_create_store.sql"),
     ),
     (
+        20261130000100,
+        "refresh grace and redirect binding",
+        include_str!("../../migrations/20261130000100_refresh_grace_and_redirect_binding.sql"),
+    ),
+    (
         20261130000200,
         "client metadata documents",
         include_str!("../../migrations/20261130000200_client_metadata_documents.sql"),

@@ -13,8 +13,9 @@
 //! | `mcp_auth_tokens` | [`IssuedToken`] | `token_hash` | capped at the grant's expiry |
 //! | `mcp_auth_cimd_documents` | [`CachedDocument`] | `url` | document lifetime + 24 h stale grace |
 //!
-//! Codes and tokens are stored as SHA-256 digests ([`TokenHash`]); upstream tokens and the
-//! upstream PKCE verifier are sealed with AES-256-GCM by the store's [`Keyring`] (see
+//! Codes and tokens are stored as SHA-256 digests ([`TokenHash`]); upstream tokens, the
+//! upstream PKCE verifier and, during the refresh grace only, a rotation's successor pair are
+//! sealed with AES-256-GCM by the store's [`Keyring`] (see
 //! [`crypto`]). Records hand them over as [`Secret`]s; sealing and opening happen inside the store.
 //!
 //! # Atomicity
@@ -26,9 +27,13 @@
 //! * single-use items are consumed by one statement: `DELETE … RETURNING` (pending
 //!   authorizations) or `UPDATE … WHERE used_at IS NULL … RETURNING` (codes, consent tokens). Of
 //!   two concurrent consumers exactly one gets the row; a consumed code stays behind so a second
-//!   redemption is reported as [`CodeConsumed::Replayed`] and the caller can revoke the grant;
+//!   redemption is reported as [`CodeConsumed::Replayed`] and the caller can revoke the grant. A
+//!   code is consumed only by the client, redirect URI and PKCE challenge the caller checked
+//!   first, so a wrong guess burns nothing;
 //! * refresh rotation is a compare-and-swap on `rotated_at IS NULL` followed by the insert of the
-//!   new pair, in one database transaction ([`Rotation`]);
+//!   new pair, in one database transaction ([`Rotation`]): of N concurrent rotations of one token
+//!   exactly one mints a pair, and during the grace every other one gets that same pair back
+//!   (kept sealed until the grace ends);
 //! * multi-row changes (grant + code, token pair, revocation) run in one database transaction;
 //! * upstream token refresh is a compare-and-swap on a version counter ([`UpstreamUpdate`]).
 //!
@@ -66,6 +71,8 @@ use sqlx::{
 };
 
 mod cimd;
+pub use crate::clock::Clock;
+
 mod clients;
 mod codes;
 mod consents;
@@ -80,7 +87,7 @@ mod tokens;
 pub use self::{
     cimd::CachedDocument,
     clients::{ClientRecord, UnusedClients},
-    codes::{AuthorizationCode, CodeConsumed},
+    codes::{AuthorizationCode, CodeConsumed, CodeRedemption},
     consents::ConsentApproval,
     crypto::{EncryptionKey, Keyring, Secret, TokenHash},
     error::StoreError,
@@ -88,7 +95,9 @@ pub use self::{
     migrate::{MIGRATIONS_TABLE, migrator},
     pending::PendingAuthorization,
     sweeper::{PurgeReport, SweeperHandle},
-    tokens::{AccessGrant, IssuedToken, IssuedTokens, NewTokens, Rotation, TokenKind},
+    tokens::{
+        AccessGrant, IssuedToken, IssuedTokens, NewTokens, Rotation, SuccessorTokens, TokenKind,
+    },
 };
 
 /// The database engine behind a [`Store`].
@@ -119,6 +128,7 @@ pub struct StoreOptions {
     max_connections: u32,
     acquire_timeout: Duration,
     busy_timeout: Duration,
+    clock: Clock,
 }
 
 impl Default for StoreOptions {
@@ -127,6 +137,7 @@ impl Default for StoreOptions {
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
+            clock: Clock::system(),
         }
     }
 }
@@ -151,6 +162,15 @@ impl StoreOptions {
         self.busy_timeout = timeout;
         self
     }
+
+    /// The time source of expiries and of the refresh-token grace (default: the system clock).
+    /// Tests pass a [`Clock::adjustable`] to move time forward instead of sleeping. Grants,
+    /// codes, tokens and the sweeper follow it; clients, pending authorizations and consents
+    /// still read the system clock.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
 }
 
 /// The OAuth state of proxy mode, in PostgreSQL or SQLite, shared by every replica.
@@ -162,6 +182,7 @@ pub struct Store {
     keys: Arc<Keyring>,
     engine: Engine,
     write_gate: Arc<tokio::sync::Mutex<()>>,
+    clock: Clock,
 }
 
 impl std::fmt::Debug for Store {
@@ -225,6 +246,7 @@ impl Store {
             keys: Arc::new(keys),
             engine,
             write_gate: Arc::default(),
+            clock: options.clock,
         })
     }
 
@@ -232,16 +254,35 @@ impl Store {
     /// and safe when several replicas call it at once.
     pub async fn migrate(&self) -> Result<(), StoreError> {
         // PostgreSQL serializes concurrent migrators with an advisory lock; SQLite has none, so
-        // two replicas may both try to apply a version. The loser's transaction rolls back on the
-        // bookkeeping table's primary key; running again then finds the version applied (and
-        // checks its checksum).
+        // two replicas may both try to apply a version. The loser's transaction rolls back, on
+        // the bookkeeping table's primary key or on a statement that cannot run twice (SQLite
+        // has no `ADD COLUMN IF NOT EXISTS`); either way another migrator recorded a version
+        // meanwhile, and running again finds it applied (and checks its checksum).
         let mut attempts = 0;
         loop {
+            let applied = self.applied_migrations().await;
             match migrator().run(&self.pool).await {
-                Err(e) if attempts < 3 && lost_migration_race(&e) => attempts += 1,
+                Err(e)
+                    if attempts < 3
+                        && (lost_migration_race(&e)
+                            || self.applied_migrations().await > applied) =>
+                {
+                    attempts += 1;
+                }
                 result => return result.map_err(StoreError::from_migrate),
             }
         }
+    }
+
+    /// How many versions the bookkeeping table records (0 when it does not exist yet).
+    async fn applied_migrations(&self) -> i64 {
+        // The table name is our constant, not input.
+        sqlx::query_scalar(AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM {MIGRATIONS_TABLE}"
+        )))
+        .fetch_one(&self.pool)
+        .await
+        .unwrap_or(0)
     }
 
     /// The engine behind this store.
@@ -253,6 +294,16 @@ impl Store {
     /// store: change them only through it.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// The clock the store compares expiries with (see [`StoreOptions::clock`]).
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Current unix time by the store's clock.
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now()
     }
 
     /// The keyring sealing upstream secrets.
@@ -412,7 +463,8 @@ async fn enable_wal(pool: &AnyPool) -> Result<(), StoreError> {
     }
 }
 
-/// Current unix time in seconds: the clock every expiry is compared with.
+/// Current unix time in seconds by the system clock, for the records that do not follow
+/// [`StoreOptions::clock`] yet (clients, pending authorizations, consents).
 pub(crate) use crate::clock::unix_now as now;
 
 /// Reads column `name` of a row, mapping failures to [`StoreError`].

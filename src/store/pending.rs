@@ -24,6 +24,9 @@ pub struct PendingAuthorization {
     pub client_id: String,
     /// Where the MCP client wants the code.
     pub redirect_uri: String,
+    /// Whether the request carried `redirect_uri` (rather than relying on the client's only
+    /// registered one): then the token request must repeat it (RFC 6749 §4.1.3).
+    pub redirect_uri_sent: bool,
     /// The MCP client's `state`, returned with the code.
     pub client_state: Option<String>,
     /// The MCP client's S256 PKCE challenge.
@@ -55,7 +58,7 @@ macro_rules! pending_columns {
     () => {
         "txn_id, client_id, redirect_uri, client_state, code_challenge, scopes, resource, key_id, \
          upstream_verifier, upstream_nonce, browser_binding_hash, consent_token_hash, \
-         consented_at, created_at, expires_at"
+         consented_at, created_at, expires_at, redirect_uri_sent"
     };
 }
 
@@ -94,6 +97,7 @@ impl Store {
         Ok(PendingAuthorization {
             client_id: col(row, "client_id", op)?,
             redirect_uri: col(row, "redirect_uri", op)?,
+            redirect_uri_sent: col::<i64>(row, "redirect_uri_sent", op)? != 0,
             client_state: col(row, "client_state", op)?,
             code_challenge: col(row, "code_challenge", op)?,
             scopes: split_scopes(&col::<String>(row, "scopes", op)?),
@@ -127,7 +131,7 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO mcp_auth_pending (",
             pending_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
         ))
         .bind(&pending.txn_id)
         .bind(&pending.client_id)
@@ -144,6 +148,7 @@ impl Store {
         .bind(pending.consented_at)
         .bind(pending.created_at)
         .bind(pending.expires_at)
+        .bind(i64::from(pending.redirect_uri_sent))
         .execute(&self.pool)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use super::{Store, StoreError, now};
+use super::{Store, StoreError, tokens::clear_successor};
 
 /// Rows deleted by one [`Store::purge_expired`] run, per table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -29,6 +29,9 @@ pub struct PurgeReport {
     pub clients: u64,
     /// Cached client id metadata documents.
     pub cimd_documents: u64,
+    /// Sealed successor pairs of rotated refresh tokens whose grace is over (cleared, not
+    /// deleted: the token's digest stays to recognize a replay).
+    pub successors: u64,
 }
 
 impl PurgeReport {
@@ -64,14 +67,24 @@ const BATCHES: [&str; 7] = [
      WHERE expires_at <= $1 LIMIT $2)",
 ];
 
+/// Clears the sealed successor pairs whose grace is over. `$1` = now, `$2` = batch size.
+const CLEAR_SUCCESSORS: &str = concat!(
+    "UPDATE mcp_auth_tokens SET ",
+    clear_successor!(),
+    " WHERE token_hash IN (SELECT token_hash FROM mcp_auth_tokens \
+     WHERE reuse_until <= $1 LIMIT $2)"
+);
+
 impl Store {
-    /// Deletes every expired row, `batch_size` rows per statement.
+    /// Deletes every expired row, `batch_size` rows per statement, and clears the sealed
+    /// successor pairs of rotated refresh tokens whose grace is over.
     pub async fn purge_expired(&self, batch_size: u32) -> Result<PurgeReport, StoreError> {
         const OP: &str = "purge_expired";
         let batch = i64::from(batch_size.max(1));
-        let now = now();
-        let mut counts = [0u64; BATCHES.len()];
-        for (sql, count) in BATCHES.iter().zip(counts.iter_mut()) {
+        let now = self.now();
+        let mut counts = [0u64; BATCHES.len() + 1];
+        let statements = std::iter::once(&CLEAR_SUCCESSORS).chain(BATCHES.iter());
+        for (sql, count) in statements.zip(counts.iter_mut()) {
             loop {
                 let turn = self.write_turn().await;
                 let deleted = sqlx::query(*sql)
@@ -91,6 +104,7 @@ impl Store {
             }
         }
         let [
+            successors,
             codes,
             tokens,
             pending,
@@ -100,6 +114,7 @@ impl Store {
             cimd_documents,
         ] = counts;
         Ok(PurgeReport {
+            successors,
             codes,
             tokens,
             pending,

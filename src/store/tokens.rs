@@ -4,21 +4,42 @@
 //!   grant is live; each token's expiry is capped at the grant's.
 //! * Rotation ([`Store::rotate_refresh_token`]) is a compare-and-swap: `UPDATE … SET rotated_at
 //!   = now WHERE rotated_at IS NULL …` on the old refresh token, then the insert of the new pair
-//!   (`parent_hash` = the old token), in one transaction. Of two concurrent rotations exactly one
-//!   changes the row; the other, and any later use of the old token, is reported as
-//!   [`Rotation::Replayed`] so the caller can revoke the grant (OAuth 2.1 §4.3.1: refresh token
-//!   reuse means it may have leaked).
+//!   (`parent_hash` = the old token), in one transaction. Of any number of concurrent rotations
+//!   (on any replicas) exactly one changes the row, so exactly one pair is minted.
+//! * Grace: the same statement seals the new pair onto the old token's row (AES-256-GCM with the
+//!   store's keyring; the old token's digest is the associated data) with `reuse_until = now +
+//!   grace`. A rotation that loses the compare-and-swap, or a later retry, gets that same pair
+//!   back ([`Rotation::Reissued`]) while `now < reuse_until` and the successor is unused. The
+//!   sealed copy is cleared when the successor rotates, when the grant is revoked, and by the
+//!   sweeper once the grace is over; outside it only digests remain.
+//! * Replay: a rotated token used after its grace (or after its successor was used), or a
+//!   refresh token revoked while its grant lives, is reported as [`Rotation::Replayed`] so the
+//!   caller revokes the grant (RFC 9700 §4.14.2). A token of another client is
+//!   [`Rotation::NotFound`] and revokes nothing.
 //! * The bearer check ([`Store::lookup_access_token`]) joins the grant, so a revoked or expired
 //!   grant disables its tokens without touching them.
 
-use std::{collections::HashSet, fmt};
+use std::{collections::HashSet, fmt, time::Duration};
 
 use sqlx::{AnyConnection, any::AnyRow};
 
 use super::{
-    Grant, Store, StoreError, TokenHash, col, grants::grant_columns_g, join_scopes, now,
-    split_scopes,
+    Grant, Secret, Store, StoreError, TokenHash, col,
+    crypto::{Sealed, aad},
+    grants::grant_columns_g,
+    join_scopes, split_scopes,
 };
+
+const TABLE: &str = "mcp_auth_tokens";
+
+/// `SET` list that drops a sealed successor pair and ends its grace, for `concat!`.
+macro_rules! clear_successor {
+    () => {
+        "reuse_until = NULL, successor_key_id = NULL, successor_access_token = NULL, \
+         successor_refresh_token = NULL"
+    };
+}
+pub(super) use clear_successor;
 
 /// Access or refresh token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -90,6 +111,32 @@ pub struct NewTokens {
     pub refresh_expires_at: i64,
 }
 
+/// The pair a refresh-token rotation hands out, in clear. The store keeps only digests, plus a
+/// sealed copy during the grace so a retry gets the same pair (see [`Store::rotate_refresh_token`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SuccessorTokens {
+    /// The new access token.
+    pub access_token: Secret,
+    /// Its requested expiry (capped at the grant's).
+    pub access_expires_at: i64,
+    /// The new refresh token.
+    pub refresh_token: Secret,
+    /// Its requested expiry (capped at the grant's).
+    pub refresh_expires_at: i64,
+}
+
+impl SuccessorTokens {
+    /// The digests and lifetimes that are stored.
+    pub fn digests(&self) -> NewTokens {
+        NewTokens {
+            access_hash: TokenHash::of(self.access_token.expose()),
+            access_expires_at: self.access_expires_at,
+            refresh_hash: Some(TokenHash::of(self.refresh_token.expose())),
+            refresh_expires_at: self.refresh_expires_at,
+        }
+    }
+}
+
 /// What was issued: the values a token response needs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IssuedTokens {
@@ -108,10 +155,21 @@ pub struct IssuedTokens {
 /// The outcome of [`Store::rotate_refresh_token`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Rotation {
-    /// The old token is spent; the new pair is stored.
+    /// The old token is spent; the new pair is stored: answer with it.
     Rotated(IssuedTokens),
-    /// The token was already rotated: a concurrent rotation won, or an old token was replayed.
-    /// Revoke the grant.
+    /// The old token was rotated within the grace (by a concurrent request, on any replica, or
+    /// an earlier one whose answer was lost) and its successor is unused: answer with the pair
+    /// that rotation issued, given here. Nothing new was stored.
+    Reissued {
+        /// What the pair carries.
+        issued: IssuedTokens,
+        /// The successor access token.
+        access_token: Secret,
+        /// The successor refresh token.
+        refresh_token: Secret,
+    },
+    /// A replay: the token was rotated and its grace is over or its successor was used, or it
+    /// was revoked while its grant lives. Revoke the grant.
     Replayed {
         /// The grant of the replayed token.
         grant_id: String,
@@ -316,7 +374,7 @@ impl Store {
         let _turn = self.write_turn().await;
         let err = |e| StoreError::from_sqlx(OP, e);
         let mut tx = self.pool.begin().await.map_err(err)?;
-        let issued = insert_pair(&mut tx, grant_id, scopes, tokens, None, now())
+        let issued = insert_pair(&mut tx, grant_id, scopes, tokens, None, self.now())
             .await
             .map_err(err)?;
         if issued.is_some() {
@@ -327,40 +385,54 @@ impl Store {
 
     /// Exchanges refresh token `old` (presented by `client_id`) for the pair in `new`, keeping the
     /// old scopes or narrowing them to `requested_scopes`. See [`Rotation`] for the outcomes.
+    ///
+    /// The winning rotation keeps `new` sealed on `old`'s row for `grace`: until then, a retry
+    /// with `old` (a lost answer, concurrent refreshes on any replica) gets that same pair back
+    /// ([`Rotation::Reissued`]) and nothing new is minted. After the grace, once the successor has
+    /// been used itself, or for a refresh token revoked while its grant lives, the use of `old`
+    /// is a replay ([`Rotation::Replayed`]).
     pub async fn rotate_refresh_token(
         &self,
         old: &TokenHash,
         client_id: &str,
         requested_scopes: Option<&[String]>,
-        new: &NewTokens,
+        new: &SuccessorTokens,
+        grace: Duration,
     ) -> Result<Rotation, StoreError> {
         const OP: &str = "rotate_refresh_token";
         let _turn = self.write_turn().await;
-        if new.refresh_hash.is_none() {
-            return Err(StoreError::Invalid {
-                op: OP,
-                reason: "rotation needs a new refresh token",
-            });
-        }
         let err = |e| StoreError::from_sqlx(OP, e);
-        let now = now();
+        let now = self.now();
+        // No grace, nothing sealed: a retry is a replay at once.
+        let reuse_until = (!grace.is_zero())
+            .then(|| now.saturating_add(i64::try_from(grace.as_secs()).unwrap_or(i64::MAX)));
+        let sealed = reuse_until.map(|_| self.seal_successor(old, new));
+        let (key_id, sealed_access, sealed_refresh) = match sealed {
+            Some((key_id, access, refresh)) => (Some(key_id), Some(access), Some(refresh)),
+            None => (None, None, None),
+        };
         let mut tx = self.pool.begin().await.map_err(err)?;
         // The compare-and-swap; it is also the transaction's first statement (see module docs).
         let spent = sqlx::query(
-            "UPDATE mcp_auth_tokens SET rotated_at = $3 \
+            "UPDATE mcp_auth_tokens SET rotated_at = $3, reuse_until = $4, \
+             successor_key_id = $5, successor_access_token = $6, successor_refresh_token = $7 \
              WHERE token_hash = $1 AND kind = 'refresh' AND client_id = $2 \
              AND rotated_at IS NULL AND revoked_at IS NULL AND expires_at > $3 \
-             RETURNING grant_id, scopes",
+             RETURNING grant_id, scopes, parent_hash",
         )
         .bind(old.as_str())
         .bind(client_id)
         .bind(now)
+        .bind(reuse_until)
+        .bind(key_id)
+        .bind(sealed_access)
+        .bind(sealed_refresh)
         .fetch_optional(&mut *tx)
         .await
         .map_err(err)?;
         let Some(spent) = spent else {
             drop(tx);
-            return self.classify_failed_rotation(old, OP).await;
+            return self.classify_failed_rotation(old, client_id, now, OP).await;
         };
         let grant_id: String = col(&spent, "grant_id", OP)?;
         let granted = split_scopes(&col::<String>(&spent, "scopes", OP)?);
@@ -371,113 +443,152 @@ impl Store {
             Some(requested) => requested.to_vec(),
             None => granted,
         };
-        let issued = insert_pair(&mut tx, &grant_id, &scopes, new, Some(old), now)
-            .await
-            .map_err(err)?;
-        match issued {
-            Some(issued) => {
-                tx.commit().await.map_err(err)?;
-                Ok(Rotation::Rotated(issued))
-            }
-            // Dropping the transaction rolls the compare-and-swap back.
-            None => Ok(Rotation::NotFound),
-        }
-    }
-
-    /// The grace rule for a refresh token `old` that was already rotated: while its successor
-    /// has never been used (the client may have lost the answer that carried it), `old` may be
-    /// used once more. The unused successor pair is revoked and `new` issued in its place, in one
-    /// transaction; of concurrent retries exactly one wins. `Replayed` when the successor has
-    /// been used (a real replay: the caller revokes the grant), `NotFound` when `old` itself is
-    /// dead or belongs to another client.
-    pub async fn retry_rotation(
-        &self,
-        old: &TokenHash,
-        client_id: &str,
-        requested_scopes: Option<&[String]>,
-        new: &NewTokens,
-    ) -> Result<Rotation, StoreError> {
-        const OP: &str = "retry_rotation";
-        let _turn = self.write_turn().await;
-        let err = |e| StoreError::from_sqlx(OP, e);
-        let now = now();
-        let mut tx = self.pool.begin().await.map_err(err)?;
-        // The compare-and-swap on the successor (first statement: see module docs).
-        let replaced = sqlx::query(
-            "UPDATE mcp_auth_tokens SET revoked_at = $3 \
-             WHERE parent_hash = $1 AND kind = 'refresh' AND client_id = $2 \
-             AND rotated_at IS NULL AND revoked_at IS NULL RETURNING grant_id",
-        )
-        .bind(old.as_str())
-        .bind(client_id)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(err)?;
-        if replaced.is_none() {
-            drop(tx);
-            return self.classify_failed_rotation(old, OP).await;
-        }
-        sqlx::query(
-            "UPDATE mcp_auth_tokens SET revoked_at = $2 \
-             WHERE parent_hash = $1 AND kind = 'access' AND revoked_at IS NULL",
-        )
-        .bind(old.as_str())
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?;
-        let previous = sqlx::query(
-            "SELECT grant_id, scopes FROM mcp_auth_tokens WHERE token_hash = $1 \
-             AND kind = 'refresh' AND client_id = $2 AND revoked_at IS NULL AND expires_at > $3",
-        )
-        .bind(old.as_str())
-        .bind(client_id)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(err)?;
-        let Some(previous) = previous else {
-            return Ok(Rotation::NotFound);
-        };
-        let grant_id: String = col(&previous, "grant_id", OP)?;
-        let granted = split_scopes(&col::<String>(&previous, "scopes", OP)?);
-        let scopes = match requested_scopes {
-            Some(requested) if !is_subset(requested, &granted) => {
-                return Ok(Rotation::InvalidScope);
-            }
-            Some(requested) => requested.to_vec(),
-            None => granted,
-        };
-        match insert_pair(&mut tx, &grant_id, &scopes, new, Some(old), now)
+        let Some(issued) = insert_pair(&mut tx, &grant_id, &scopes, &new.digests(), Some(old), now)
             .await
             .map_err(err)?
-        {
-            Some(issued) => {
-                tx.commit().await.map_err(err)?;
-                Ok(Rotation::Rotated(issued))
-            }
-            None => Ok(Rotation::NotFound),
+        else {
+            // Dropping the transaction rolls the compare-and-swap back.
+            return Ok(Rotation::NotFound);
+        };
+        // `old` has now been used: its parent's grace ends here (a later use of the parent is a
+        // replay), and the parent's sealed copy of `old` goes.
+        if let Some(parent) = col::<Option<String>>(&spent, "parent_hash", OP)? {
+            sqlx::query(concat!(
+                "UPDATE mcp_auth_tokens SET ",
+                clear_successor!(),
+                " WHERE token_hash = $1 AND reuse_until IS NOT NULL"
+            ))
+            .bind(parent)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
         }
+        tx.commit().await.map_err(err)?;
+        Ok(Rotation::Rotated(issued))
     }
 
-    /// Why a rotation's compare-and-swap matched nothing.
+    /// Seals a successor pair on its parent's row: (key id, access token, refresh token).
+    fn seal_successor(&self, old: &TokenHash, new: &SuccessorTokens) -> (String, String, String) {
+        let seal = |column: &str, secret: &Secret| {
+            self.keys
+                .seal_secret(&aad(TABLE, column, old.as_str()), secret)
+                .ciphertext
+        };
+        (
+            self.keys.sealing_key_id().to_owned(),
+            seal("successor_access_token", &new.access_token),
+            seal("successor_refresh_token", &new.refresh_token),
+        )
+    }
+
+    /// Why a rotation's compare-and-swap matched nothing: a retry within the grace, a replay, or
+    /// a dead or foreign token.
     async fn classify_failed_rotation(
         &self,
         old: &TokenHash,
+        client_id: &str,
+        now: i64,
         op: &'static str,
     ) -> Result<Rotation, StoreError> {
-        let grant_id: Option<String> = sqlx::query_scalar(
-            "SELECT grant_id FROM mcp_auth_tokens \
-             WHERE token_hash = $1 AND kind = 'refresh' AND rotated_at IS NOT NULL",
+        let err = |e| StoreError::from_sqlx(op, e);
+        let row = sqlx::query(
+            "SELECT t.grant_id, t.client_id, t.rotated_at, t.revoked_at, t.reuse_until, \
+             t.successor_key_id, t.successor_access_token, t.successor_refresh_token \
+             FROM mcp_auth_tokens t JOIN mcp_auth_grants g ON g.grant_id = t.grant_id \
+             WHERE t.token_hash = $1 AND t.kind = 'refresh' AND t.expires_at > $2 \
+             AND g.revoked_at IS NULL AND g.expires_at > $2",
         )
         .bind(old.as_str())
+        .bind(now)
         .fetch_optional(&self.pool)
         .await
+        .map_err(err)?;
+        // A stranger's attempt neither learns anything nor revokes anything.
+        let Some(row) =
+            row.filter(|r| col::<String>(r, "client_id", op).ok().as_deref() == Some(client_id))
+        else {
+            return Ok(Rotation::NotFound);
+        };
+        let grant_id: String = col(&row, "grant_id", op)?;
+        // Only a rotation revokes a refresh token of a live grant (`/revoke` ends the grant).
+        if col::<Option<i64>>(&row, "revoked_at", op)?.is_some() {
+            return Ok(Rotation::Replayed { grant_id });
+        }
+        if col::<Option<i64>>(&row, "rotated_at", op)?.is_none() {
+            return Ok(Rotation::NotFound);
+        }
+        let within_grace = col::<Option<i64>>(&row, "reuse_until", op)?.is_some_and(|t| t > now);
+        let sealed = (
+            col::<Option<String>>(&row, "successor_key_id", op)?,
+            col::<Option<String>>(&row, "successor_access_token", op)?,
+            col::<Option<String>>(&row, "successor_refresh_token", op)?,
+        );
+        let (true, (Some(key_id), Some(access), Some(refresh))) = (within_grace, sealed) else {
+            return Ok(Rotation::Replayed { grant_id });
+        };
+        let open = |column: &str, ciphertext: String| {
+            let sealed = Sealed {
+                key_id: key_id.clone(),
+                ciphertext,
+            };
+            self.keys
+                .open_secret(&sealed, &aad(TABLE, column, old.as_str()))
+                .map_err(|e| StoreError::sealed(op, e))
+        };
+        let access_token = open("successor_access_token", access)?;
+        let refresh_token = open("successor_refresh_token", refresh)?;
+        self.reissue(old, grant_id, access_token, refresh_token, now, op)
+            .await
+    }
+
+    /// The successor pair of `old`, handed out again if both tokens are still live and unused.
+    async fn reissue(
+        &self,
+        old: &TokenHash,
+        grant_id: String,
+        access_token: Secret,
+        refresh_token: Secret,
+        now: i64,
+        op: &'static str,
+    ) -> Result<Rotation, StoreError> {
+        let access_hash = TokenHash::of(access_token.expose());
+        let refresh_hash = TokenHash::of(refresh_token.expose());
+        let rows = sqlx::query(
+            "SELECT token_hash, client_id, scopes, expires_at, rotated_at FROM mcp_auth_tokens \
+             WHERE token_hash IN ($1, $2) AND parent_hash = $3 AND grant_id = $4 \
+             AND revoked_at IS NULL AND expires_at > $5",
+        )
+        .bind(access_hash.as_str())
+        .bind(refresh_hash.as_str())
+        .bind(old.as_str())
+        .bind(&grant_id)
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
         .map_err(|e| StoreError::from_sqlx(op, e))?;
-        Ok(match grant_id {
-            Some(grant_id) => Rotation::Replayed { grant_id },
-            None => Rotation::NotFound,
+        let find = |hash: &TokenHash| {
+            rows.iter()
+                .find(|r| col::<String>(r, "token_hash", op).ok().as_deref() == Some(hash.as_str()))
+        };
+        let (Some(access), Some(refresh)) = (find(&access_hash), find(&refresh_hash)) else {
+            // The client revoked the successor's access token itself: nothing to hand out.
+            return Ok(Rotation::NotFound);
+        };
+        if col::<Option<i64>>(refresh, "rotated_at", op)?.is_some() {
+            // The successor was used meanwhile: `old` is a replay after all.
+            return Ok(Rotation::Replayed { grant_id });
+        }
+        let issued = IssuedTokens {
+            client_id: col(refresh, "client_id", op)?,
+            scopes: split_scopes(&col::<String>(refresh, "scopes", op)?),
+            access_expires_at: col(access, "expires_at", op)?,
+            refresh_expires_at: Some(col(refresh, "expires_at", op)?),
+            grant_id,
+        };
+        Ok(Rotation::Reissued {
+            issued,
+            access_token,
+            refresh_token,
         })
     }
 
@@ -500,7 +611,7 @@ impl Store {
              AND t.expires_at > $2 AND g.revoked_at IS NULL AND g.expires_at > $2"
         ))
         .bind(token_hash.as_str())
-        .bind(now())
+        .bind(self.now())
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
@@ -524,7 +635,7 @@ impl Store {
             " FROM mcp_auth_tokens WHERE token_hash = $1 AND expires_at > $2"
         ))
         .bind(token_hash.as_str())
-        .bind(now())
+        .bind(self.now())
         .fetch_optional(&self.pool)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
@@ -541,7 +652,7 @@ impl Store {
             "UPDATE mcp_auth_tokens SET revoked_at = $2 WHERE token_hash = $1 AND revoked_at IS NULL",
         )
         .bind(token_hash.as_str())
-        .bind(now())
+        .bind(self.now())
         .execute(&self.pool)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;

@@ -12,6 +12,7 @@ mod proxy_cimd;
 mod proxy_flow;
 mod proxy_input;
 mod proxy_negative;
+mod proxy_tokens;
 mod store;
 mod store_migrations;
 mod store_races;

@@ -3,13 +3,13 @@
 use std::time::Duration;
 
 use actix_mcp_auth::store::{
-    CodeConsumed, ConsentApproval, Engine, Keyring, NewTokens, Rotation, Secret, Store, StoreError,
+    Clock, CodeConsumed, ConsentApproval, Engine, Keyring, Rotation, Secret, Store, StoreError,
     StoreOptions, TokenHash, TokenKind, UpstreamTokens, UpstreamUpdate,
 };
 
 use crate::store_support::{
-    Backend, TestDb, client, code, count, grant, key_b64, new_tokens, now, pending, seed,
-    seed_with_tokens, store_tests,
+    Backend, GRACE, TestDb, client, code, count, grant, key_b64, new_tokens, now, pending,
+    redemption, seed, seed_with_tokens, store_tests, successor,
 };
 
 store_tests!(
@@ -19,6 +19,7 @@ store_tests!(
     code_is_single_use_and_replay_is_reported,
     tokens_issue_and_lookup,
     refresh_rotation,
+    refresh_grace_follows_the_store_clock,
     revoking_a_grant_revokes_its_tokens,
     revoking_one_token,
     upstream_tokens_compare_and_swap,
@@ -136,20 +137,30 @@ async fn code_is_single_use_and_replay_is_reported(db: &TestDb) {
     let store = db.store().await;
     let seed = seed(&store).await;
     let hash = TokenHash::of(&seed.code);
-    let CodeConsumed::Consumed(redeemed) = store.consume_code(&hash).await.unwrap() else {
+    let CodeConsumed::Consumed(redeemed) = store
+        .consume_code(&hash, &redemption(&seed.client_id))
+        .await
+        .unwrap()
+    else {
         panic!("first redemption succeeds");
     };
     assert_eq!(redeemed.grant_id, seed.grant.grant_id);
     assert_eq!(redeemed.client_id, seed.client_id);
     assert!(redeemed.used_at.is_some());
     assert_eq!(
-        store.consume_code(&hash).await.unwrap(),
+        store
+            .consume_code(&hash, &redemption(&seed.client_id))
+            .await
+            .unwrap(),
         CodeConsumed::Replayed {
             grant_id: seed.grant.grant_id.clone()
         }
     );
     assert_eq!(
-        store.consume_code(&TokenHash::of("unknown")).await.unwrap(),
+        store
+            .consume_code(&TokenHash::of("unknown"), &redemption(&seed.client_id))
+            .await
+            .unwrap(),
         CodeConsumed::NotFound
     );
     // A grant and a code of different grants are refused.
@@ -217,10 +228,10 @@ async fn refresh_rotation(db: &TestDb) {
     let old = TokenHash::of(&refresh);
 
     // Another client cannot use it, and the failed attempt does not spend it.
-    let (_, _, next) = new_tokens();
+    let next = successor();
     assert_eq!(
         store
-            .rotate_refresh_token(&old, "other-client", None, &next)
+            .rotate_refresh_token(&old, "other-client", None, &next, GRACE)
             .await
             .unwrap(),
         Rotation::NotFound
@@ -228,71 +239,193 @@ async fn refresh_rotation(db: &TestDb) {
     // Asking for more scopes fails without spending it.
     assert_eq!(
         store
-            .rotate_refresh_token(&old, &seed.client_id, Some(&["admin".to_owned()]), &next)
+            .rotate_refresh_token(
+                &old,
+                &seed.client_id,
+                Some(&["admin".to_owned()]),
+                &next,
+                GRACE
+            )
             .await
             .unwrap(),
         Rotation::InvalidScope
     );
     let Rotation::Rotated(issued) = store
-        .rotate_refresh_token(&old, &seed.client_id, Some(&["openid".to_owned()]), &next)
+        .rotate_refresh_token(
+            &old,
+            &seed.client_id,
+            Some(&["openid".to_owned()]),
+            &next,
+            GRACE,
+        )
         .await
         .unwrap()
     else {
         panic!("rotation succeeds");
     };
     assert_eq!(issued.scopes, vec!["openid".to_owned()]);
+    let digests = next.digests();
     let child = store
-        .find_token(next.refresh_hash.as_ref().unwrap())
+        .find_token(digests.refresh_hash.as_ref().unwrap())
         .await
         .unwrap()
         .unwrap();
     assert_eq!(child.parent_hash.as_ref(), Some(&old));
     assert!(
         store
-            .lookup_access_token(&next.access_hash)
+            .lookup_access_token(&digests.access_hash)
             .await
             .unwrap()
             .is_some()
     );
 
-    // Reusing the old token is a replay.
-    let (_, _, again) = new_tokens();
+    // Reusing the old token within the grace gives the same pair back; nothing new is stored.
+    let again = successor();
     assert_eq!(
         store
-            .rotate_refresh_token(&old, &seed.client_id, None, &again)
+            .rotate_refresh_token(&old, &seed.client_id, None, &again, GRACE)
+            .await
+            .unwrap(),
+        Rotation::Reissued {
+            issued: issued.clone(),
+            access_token: next.access_token.clone(),
+            refresh_token: next.refresh_token.clone(),
+        }
+    );
+    assert!(
+        store
+            .find_token(&again.digests().access_hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // The new token rotates in turn; from then on the old one is a replay.
+    let new_refresh = digests.refresh_hash.clone().unwrap();
+    assert!(matches!(
+        store
+            .rotate_refresh_token(&new_refresh, &seed.client_id, None, &again, GRACE)
+            .await
+            .unwrap(),
+        Rotation::Rotated(_)
+    ));
+    assert_eq!(
+        store
+            .rotate_refresh_token(&old, &seed.client_id, None, &successor(), GRACE)
             .await
             .unwrap(),
         Rotation::Replayed {
             grant_id: seed.grant.grant_id.clone()
         }
     );
-    assert!(
+    // ... but not for another client, which learns nothing and revokes nothing.
+    assert_eq!(
         store
-            .find_token(&again.access_hash)
+            .rotate_refresh_token(&old, "other-client", None, &successor(), GRACE)
             .await
-            .unwrap()
-            .is_none()
+            .unwrap(),
+        Rotation::NotFound
     );
-    // The new token rotates in turn.
-    let new_refresh = next.refresh_hash.clone().unwrap();
+    // The old token's sealed copy of its successor is gone: only digests stay.
+    let sealed: Option<String> = sqlx::query_scalar(
+        "SELECT successor_refresh_token FROM mcp_auth_tokens WHERE token_hash = $1",
+    )
+    .bind(old.as_str())
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(sealed, None);
+}
+
+/// The grace by the store's clock: within it a retry gets the sealed pair, after it the retry is
+/// a replay and the sweeper clears the sealed copy; a zero grace keeps nothing sealed.
+async fn refresh_grace_follows_the_store_clock(db: &TestDb) {
+    let clock = Clock::adjustable();
+    let store = db
+        .store_with_options(StoreOptions::default().clock(clock.clone()))
+        .await;
+    let (seed, _, refresh) = seed_with_tokens(&store).await;
+    let old = TokenHash::of(&refresh);
+    let next = successor();
+    let Rotation::Rotated(issued) = store
+        .rotate_refresh_token(&old, &seed.client_id, None, &next, GRACE)
+        .await
+        .unwrap()
+    else {
+        panic!("rotation succeeds");
+    };
+    // The pair is sealed at rest: neither token appears in clear in the row.
+    let (access_sealed, refresh_sealed): (String, String) = sqlx::query_as(
+        "SELECT successor_access_token, successor_refresh_token FROM mcp_auth_tokens \
+         WHERE token_hash = $1",
+    )
+    .bind(old.as_str())
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    for sealed in [&access_sealed, &refresh_sealed] {
+        assert!(!sealed.contains(next.access_token.expose()));
+        assert!(!sealed.contains(next.refresh_token.expose()));
+    }
+    clock.advance(GRACE / 2);
+    assert_eq!(
+        store
+            .rotate_refresh_token(&old, &seed.client_id, None, &successor(), GRACE)
+            .await
+            .unwrap(),
+        Rotation::Reissued {
+            issued,
+            access_token: next.access_token.clone(),
+            refresh_token: next.refresh_token.clone(),
+        }
+    );
+    clock.advance(GRACE / 2 + Duration::from_secs(1));
+    let report = store.purge_expired(100).await.unwrap();
+    assert_eq!(report.successors, 1);
+    let sealed: Option<String> = sqlx::query_scalar(
+        "SELECT successor_access_token FROM mcp_auth_tokens WHERE token_hash = $1",
+    )
+    .bind(old.as_str())
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(sealed, None, "the sweeper cleared the sealed pair");
+    assert_eq!(
+        store
+            .rotate_refresh_token(&old, &seed.client_id, None, &successor(), GRACE)
+            .await
+            .unwrap(),
+        Rotation::Replayed {
+            grant_id: seed.grant.grant_id.clone()
+        }
+    );
+
+    // Zero grace: strict one-time use, nothing sealed.
+    let (seed, _, refresh) = seed_with_tokens(&store).await;
+    let old = TokenHash::of(&refresh);
     assert!(matches!(
         store
-            .rotate_refresh_token(&new_refresh, &seed.client_id, None, &again)
+            .rotate_refresh_token(&old, &seed.client_id, None, &successor(), Duration::ZERO)
             .await
             .unwrap(),
         Rotation::Rotated(_)
     ));
-    // Rotation needs a new refresh token.
-    let no_refresh = NewTokens {
-        refresh_hash: None,
-        ..new_tokens().2
-    };
-    assert!(matches!(
+    let sealed: Option<String> = sqlx::query_scalar(
+        "SELECT successor_access_token FROM mcp_auth_tokens WHERE token_hash = $1",
+    )
+    .bind(old.as_str())
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(sealed, None);
+    assert_eq!(
         store
-            .rotate_refresh_token(&new_refresh, &seed.client_id, None, &no_refresh)
-            .await,
-        Err(StoreError::Invalid { .. })
-    ));
+            .rotate_refresh_token(&old, &seed.client_id, None, &successor(), GRACE)
+            .await
+            .unwrap(),
+        Rotation::Replayed {
+            grant_id: seed.grant.grant_id.clone()
+        }
+    );
 }
 
 async fn revoking_a_grant_revokes_its_tokens(db: &TestDb) {
@@ -315,17 +448,23 @@ async fn revoking_a_grant_revokes_its_tokens(db: &TestDb) {
             .unwrap()
             .is_none()
     );
-    let (_, _, next) = new_tokens();
+    let next = successor();
     assert_eq!(
         store
-            .rotate_refresh_token(&TokenHash::of(&refresh), &seed.client_id, None, &next)
+            .rotate_refresh_token(
+                &TokenHash::of(&refresh),
+                &seed.client_id,
+                None,
+                &next,
+                GRACE
+            )
             .await
             .unwrap(),
         Rotation::NotFound
     );
     assert!(
         store
-            .issue_tokens(&seed.grant.grant_id, &[], &next)
+            .issue_tokens(&seed.grant.grant_id, &[], &next.digests())
             .await
             .unwrap()
             .is_none()
@@ -333,7 +472,7 @@ async fn revoking_a_grant_revokes_its_tokens(db: &TestDb) {
     // The unused code of a revoked grant no longer redeems.
     assert_eq!(
         store
-            .consume_code(&TokenHash::of(&seed.code))
+            .consume_code(&TokenHash::of(&seed.code), &redemption(&seed.client_id))
             .await
             .unwrap(),
         CodeConsumed::NotFound
@@ -371,10 +510,16 @@ async fn revoking_one_token(db: &TestDb) {
             .unwrap()
             .is_some()
     );
-    let (_, _, next) = new_tokens();
+    let next = successor();
     assert!(matches!(
         store
-            .rotate_refresh_token(&TokenHash::of(&refresh), &seed.client_id, None, &next)
+            .rotate_refresh_token(
+                &TokenHash::of(&refresh),
+                &seed.client_id,
+                None,
+                &next,
+                GRACE
+            )
             .await
             .unwrap(),
         Rotation::Rotated(_)
@@ -489,7 +634,10 @@ async fn expired_rows_are_invisible(db: &TestDb) {
     let (raw_code, c) = code(&g, -1);
     store.create_grant(&g, &c).await.unwrap();
     assert_eq!(
-        store.consume_code(&TokenHash::of(&raw_code)).await.unwrap(),
+        store
+            .consume_code(&TokenHash::of(&raw_code), &redemption("c"))
+            .await
+            .unwrap(),
         CodeConsumed::NotFound
     );
     // Live grant, expired tokens.
@@ -517,7 +665,7 @@ async fn expired_rows_are_invisible(db: &TestDb) {
     );
     assert_eq!(
         store
-            .rotate_refresh_token(&TokenHash::of(&refresh), "c", None, &new_tokens().2)
+            .rotate_refresh_token(&TokenHash::of(&refresh), "c", None, &successor(), GRACE)
             .await
             .unwrap(),
         Rotation::NotFound
@@ -536,7 +684,10 @@ async fn expired_rows_are_invisible(db: &TestDb) {
             .is_none()
     );
     assert_eq!(
-        store.consume_code(&dead_code.code_hash).await.unwrap(),
+        store
+            .consume_code(&dead_code.code_hash, &redemption("c"))
+            .await
+            .unwrap(),
         CodeConsumed::NotFound
     );
 }
@@ -913,8 +1064,8 @@ fn store_is_clone_send_sync_and_futures_are_send() {
     fn futures(store: &Store) {
         let hash = TokenHash::of("x");
         assert_send(&store.lookup_access_token(&hash));
-        assert_send(&store.consume_code(&hash));
-        assert_send(&store.rotate_refresh_token(&hash, "c", None, &new_tokens().2));
+        assert_send(&store.consume_code(&hash, &redemption("c")));
+        assert_send(&store.rotate_refresh_token(&hash, "c", None, &successor(), GRACE));
         assert_send(&store.revoke_grant("g"));
         assert_send(&store.migrate());
         assert_send(&store.purge_expired(10));

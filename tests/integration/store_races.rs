@@ -7,7 +7,7 @@ use actix_mcp_auth::store::{CodeConsumed, Rotation, Store, TokenHash};
 use tokio::sync::Barrier;
 
 use crate::store_support::{
-    TestDb, count, new_tokens, pending, seed, seed_with_tokens, store_tests,
+    GRACE, TestDb, count, pending, redemption, seed, seed_with_tokens, store_tests, successor,
 };
 
 const ROUNDS: usize = 200;
@@ -50,9 +50,10 @@ async fn one_winner_per_code(db: &TestDb) {
         let hash = TokenHash::of(&seed.code);
         let (ra, rb) = {
             let (a, b, h1, h2) = (a.clone(), b.clone(), hash.clone(), hash.clone());
+            let (c1, c2) = (seed.client_id.clone(), seed.client_id.clone());
             race(
-                async move { a.consume_code(&h1).await.unwrap() },
-                async move { b.consume_code(&h2).await.unwrap() },
+                async move { a.consume_code(&h1, &redemption(&c1)).await.unwrap() },
+                async move { b.consume_code(&h2, &redemption(&c2)).await.unwrap() },
             )
             .await
         };
@@ -71,36 +72,47 @@ async fn one_winner_per_code(db: &TestDb) {
     }
 }
 
+/// Two replicas rotate one refresh token at once: one rotation, and the other gets the very
+/// same pair back (within the grace), so exactly one pair descends from the old token.
 async fn one_winner_per_refresh_rotation(db: &TestDb) {
     let (a, b) = replicas(db).await;
     for round in 0..ROUNDS {
         let (seed, _, refresh) = seed_with_tokens(&a).await;
         let old = TokenHash::of(&refresh);
-        let (_, _, new_a) = new_tokens();
-        let (_, _, new_b) = new_tokens();
+        let (new_a, new_b) = (successor(), successor());
         let (ra, rb) = {
             let (a, b, o1, o2) = (a.clone(), b.clone(), old.clone(), old.clone());
             let (c1, c2) = (seed.client_id.clone(), seed.client_id.clone());
             let (na, nb) = (new_a.clone(), new_b.clone());
             race(
-                async move { a.rotate_refresh_token(&o1, &c1, None, &na).await.unwrap() },
-                async move { b.rotate_refresh_token(&o2, &c2, None, &nb).await.unwrap() },
+                async move {
+                    a.rotate_refresh_token(&o1, &c1, None, &na, GRACE)
+                        .await
+                        .unwrap()
+                },
+                async move {
+                    b.rotate_refresh_token(&o2, &c2, None, &nb, GRACE)
+                        .await
+                        .unwrap()
+                },
             )
             .await
         };
-        let rotated = [&ra, &rb]
-            .iter()
-            .filter(|r| matches!(r, Rotation::Rotated(_)))
-            .count();
-        assert_eq!(rotated, 1, "round {round}: {ra:?} / {rb:?}");
-        let replayed = Rotation::Replayed {
-            grant_id: seed.grant.grant_id.clone(),
+        let (winner, issued, other) = match (&ra, &rb) {
+            (Rotation::Rotated(issued), other) => (&new_a, issued, other),
+            (other, Rotation::Rotated(issued)) => (&new_b, issued, other),
+            _ => panic!("round {round}: no rotation: {ra:?} / {rb:?}"),
         };
-        assert!(
-            ra == replayed || rb == replayed,
-            "round {round}: loser sees a replay"
+        assert_eq!(
+            other,
+            &Rotation::Reissued {
+                issued: issued.clone(),
+                access_token: winner.access_token.clone(),
+                refresh_token: winner.refresh_token.clone(),
+            },
+            "round {round}: the loser hands out the winner's pair"
         );
-        // Exactly one new pair descends from the old token, and only the winner's exists.
+        // Exactly one new pair descends from the old token: the winner's.
         let children: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM mcp_auth_tokens WHERE parent_hash = $1")
                 .bind(old.as_str())
@@ -108,18 +120,12 @@ async fn one_winner_per_refresh_rotation(db: &TestDb) {
                 .await
                 .unwrap();
         assert_eq!(children, 2, "round {round}");
-        let (winner, loser) = if matches!(ra, Rotation::Rotated(_)) {
-            (&new_a, &new_b)
-        } else {
-            (&new_b, &new_a)
-        };
         assert!(
-            a.find_token(winner.refresh_hash.as_ref().unwrap())
+            a.find_token(winner.digests().refresh_hash.as_ref().unwrap())
                 .await
                 .unwrap()
                 .is_some()
         );
-        assert!(a.find_token(&loser.access_hash).await.unwrap().is_none());
     }
 }
 
@@ -172,7 +178,9 @@ async fn replicas_migrate_at_once(db: &TestDb) {
     for task in tasks {
         task.await.unwrap().expect("concurrent migrate succeeds");
     }
-    // Each migration recorded once.
-    let migrations = actix_mcp_auth::store::migrator().iter().count() as i64;
-    assert_eq!(count(&stores[0], "_mcp_auth_migrations").await, migrations);
+    let versions = actix_mcp_auth::store::migrator().iter().count();
+    assert_eq!(
+        count(&stores[0], "_mcp_auth_migrations").await,
+        i64::try_from(versions).unwrap()
+    );
 }

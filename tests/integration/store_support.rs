@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 
 use actix_mcp_auth::store::{
-    AuthorizationCode, ClientRecord, Grant, Keyring, NewTokens, PendingAuthorization, Secret,
-    Store, StoreOptions, TokenHash, UpstreamTokens,
+    AuthorizationCode, ClientRecord, CodeRedemption, Grant, Keyring, NewTokens,
+    PendingAuthorization, Secret, Store, StoreOptions, SuccessorTokens, TokenHash, UpstreamTokens,
 };
 use sqlx::{Any, migrate::MigrateDatabase};
 
@@ -169,6 +169,7 @@ pub fn pending(client_id: &str, ttl: i64) -> PendingAuthorization {
         txn_id: random_id(),
         client_id: client_id.to_owned(),
         redirect_uri: "http://127.0.0.1:9/callback".into(),
+        redirect_uri_sent: true,
         client_state: Some("client-state".into()),
         code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
         scopes: vec!["openid".into(), "profile".into()],
@@ -215,6 +216,7 @@ pub fn code(grant: &Grant, ttl: i64) -> (String, AuthorizationCode) {
         grant_id: grant.grant_id.clone(),
         client_id: grant.client_id.clone(),
         redirect_uri: "http://127.0.0.1:9/callback".into(),
+        redirect_uri_sent: true,
         code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
         scopes: grant.scopes.clone(),
         resource: grant.resource.clone(),
@@ -237,6 +239,30 @@ pub fn new_tokens() -> (String, String, NewTokens) {
         refresh_expires_at: now + 86_400,
     };
     (access, refresh, tokens)
+}
+
+/// A successor pair for a rotation (1 h access, 1 day refresh).
+pub fn successor() -> SuccessorTokens {
+    let (access, refresh, tokens) = new_tokens();
+    SuccessorTokens {
+        access_token: Secret::new(access),
+        access_expires_at: tokens.access_expires_at,
+        refresh_token: Secret::new(refresh),
+        refresh_expires_at: tokens.refresh_expires_at,
+    }
+}
+
+/// The refresh grace of the store tests: long, so a slow machine never leaves it by accident;
+/// tests leave it by moving the store's clock.
+pub const GRACE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// What the fixtures' codes were issued for: the redemption a token endpoint would check.
+pub fn redemption(client_id: &str) -> CodeRedemption<'_> {
+    CodeRedemption {
+        client_id,
+        redirect_uri: "http://127.0.0.1:9/callback",
+        code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+    }
 }
 
 /// A client and a live grant with an unused code, in `store`.
