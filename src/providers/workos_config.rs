@@ -1,10 +1,11 @@
 //! Configuration of proxy mode ([`WorkOsProvider`](super::WorkOsProvider)).
 
-use std::time::Duration;
+use std::{path::PathBuf, time::Duration};
 
 use serde::Deserialize;
 use url::Url;
 
+use super::branding::{Branding, default_server_name, load_icon};
 use crate::{
     config::{
         load_env, non_blank, normalize_mcp_path, normalize_public_url, parse_scope_list, required,
@@ -37,6 +38,8 @@ struct WorkOsEnv {
     mcp_auth_token_cache_capacity: Option<String>,
     mcp_auth_rate_limits: Option<String>,
     mcp_auth_trusted_proxies: Option<String>,
+    mcp_auth_server_name: Option<String>,
+    mcp_auth_server_icon_file: Option<String>,
 }
 
 /// Validated settings of proxy mode.
@@ -71,6 +74,8 @@ pub(crate) struct ProxySettings {
     pub remember_consent: Duration,
     pub sweep_interval: Duration,
     pub rate_limits: RateLimits,
+    /// Name and icon of this server on its pages.
+    pub branding: Branding,
 }
 
 impl ProxySettings {
@@ -110,6 +115,8 @@ pub struct WorkOsProviderBuilder {
     remember_consent: Duration,
     sweep_interval: Duration,
     rate_limits: RateLimits,
+    server_name: Option<String>,
+    server_icon_file: Option<PathBuf>,
 }
 
 impl Default for WorkOsProviderBuilder {
@@ -135,6 +142,8 @@ impl Default for WorkOsProviderBuilder {
             remember_consent: Duration::ZERO,
             sweep_interval: Duration::from_secs(300),
             rate_limits: RateLimits::default(),
+            server_name: None,
+            server_icon_file: None,
         }
     }
 }
@@ -174,6 +183,8 @@ impl WorkOsProviderBuilder {
     /// | `MCP_AUTH_REMEMBER_CONSENT_SECONDS` | offer "remember this approval" for that long (off by default) |
     /// | `MCP_AUTH_RATE_LIMITS` | `on` (default) or `off`: per-client-IP limits of the OAuth endpoints |
     /// | `MCP_AUTH_TRUSTED_PROXIES` | reverse proxies whose `X-Forwarded-For` is believed (IP addresses) |
+    /// | `MCP_AUTH_SERVER_NAME` | this server's name on the consent page, default the MCP URL's host |
+    /// | `MCP_AUTH_SERVER_ICON_FILE` | a .png/.jpg/.gif/.webp/.svg/.ico file (at most 256 KiB) shown beside the name |
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(std::env::vars())
     }
@@ -285,6 +296,12 @@ impl WorkOsProviderBuilder {
                 })?;
             let limits = b.rate_limits.clone().trusted_proxies(proxies);
             b = b.rate_limits(limits);
+        }
+        if let Some(name) = non_blank(env.mcp_auth_server_name) {
+            b = b.server_name(name);
+        }
+        if let Some(path) = non_blank(env.mcp_auth_server_icon_file) {
+            b = b.server_icon_file(path);
         }
         Ok(b)
     }
@@ -424,6 +441,21 @@ impl WorkOsProviderBuilder {
         self
     }
 
+    /// This server's name on the consent and error pages (default: the MCP URL's host, e.g.
+    /// `mcp.example.com`).
+    pub fn server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = Some(name.into());
+        self
+    }
+
+    /// An icon shown beside the server's name on the consent page: a `.png`, `.jpg`, `.gif`,
+    /// `.webp`, `.svg` or `.ico` file of at most 256 KiB, read once when the provider is built
+    /// and served by us (same origin) at `/branding/icon` under the base URL.
+    pub fn server_icon_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.server_icon_file = Some(path.into());
+        self
+    }
+
     /// Whether users must approve each client on our consent page (default `true`). Turning it
     /// off re-opens the confused-deputy attack the page prevents; only for first-party setups.
     pub fn dangerously_skip_consent(mut self) -> Self {
@@ -497,6 +529,28 @@ impl WorkOsProviderBuilder {
                 upstream_scopes.push(scope.clone());
             }
         }
+        let name_setting = self.name("MCP_AUTH_SERVER_NAME", "server_name");
+        let server_name = match self.server_name.as_deref().map(str::trim) {
+            None => default_server_name(&resource),
+            Some("") => return Err(ConfigError::invalid(name_setting, "must not be blank")),
+            Some(name) if name.chars().count() > 80 => {
+                return Err(ConfigError::invalid(
+                    name_setting,
+                    "must be at most 80 characters",
+                ));
+            }
+            Some(name) => name.to_owned(),
+        };
+        let icon = self
+            .server_icon_file
+            .as_deref()
+            .map(|path| {
+                load_icon(
+                    self.name("MCP_AUTH_SERVER_ICON_FILE", "server_icon_file"),
+                    path,
+                )
+            })
+            .transpose()?;
         Ok(ProxySettings {
             client_id,
             client_secret: client_secret.into(),
@@ -524,6 +578,10 @@ impl WorkOsProviderBuilder {
             remember_consent: self.remember_consent,
             sweep_interval: self.sweep_interval,
             rate_limits: self.rate_limits,
+            branding: Branding {
+                name: server_name,
+                icon,
+            },
         })
     }
 }
@@ -574,6 +632,47 @@ mod tests {
         assert_eq!(s.route("/token"), "/api/token");
         assert_eq!(s.endpoint("/token"), "https://h.example/api/token");
         assert_eq!(s.resource_url, "https://h.example/api/mcp");
+    }
+
+    #[test]
+    fn branding_defaults_to_the_resource_host_and_names_its_variables() {
+        let s = WorkOsProviderBuilder::from_vars(env(&[]))
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert_eq!(s.branding.name, "mcp.example.com");
+        assert!(s.branding.icon.is_none());
+        let s = WorkOsProviderBuilder::from_vars(env(&[("MCP_AUTH_SERVER_NAME", " Acme Docs ")]))
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert_eq!(s.branding.name, "Acme Docs");
+        let err = WorkOsProviderBuilder::from_vars(env(&[(
+            "MCP_AUTH_SERVER_ICON_FILE",
+            "/nonexistent/icon.png",
+        )]))
+        .unwrap()
+        .settings()
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("MCP_AUTH_SERVER_ICON_FILE"),
+            "{err}"
+        );
+        let err = WorkOsProviderBuilder::from_vars(env(&[]))
+            .unwrap()
+            .server_name("x".repeat(81))
+            .settings()
+            .unwrap_err();
+        assert!(err.to_string().starts_with("MCP_AUTH_SERVER_NAME"), "{err}");
+        let err = WorkOsProviderBuilder::default()
+            .client_id("c")
+            .client_secret("s")
+            .authkit_domain("tenant.authkit.app")
+            .base_url("https://mcp.example.com")
+            .server_name("   ")
+            .settings()
+            .unwrap_err();
+        assert!(err.to_string().starts_with("server_name"), "{err}");
     }
 
     #[test]
