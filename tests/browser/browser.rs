@@ -33,24 +33,37 @@ fn first_existing(candidates: &[&str]) -> Option<PathBuf> {
     candidates.iter().map(PathBuf::from).find(|p| p.is_file())
 }
 
+/// The file named by `variable` when it is set (and then only that one), else the first of
+/// `candidates` that exists; the error says where we looked.
+fn explicit_or(variable: &str, candidates: &[&str]) -> Result<PathBuf, String> {
+    match std::env::var_os(variable) {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            if path.is_file() {
+                Ok(path)
+            } else {
+                Err(format!("{variable}={} is not a file", path.display()))
+            }
+        }
+        None => first_existing(candidates)
+            .ok_or_else(|| format!("none of {}; or set {variable}", candidates.join(", "))),
+    }
+}
+
 impl Tools {
     /// Chromium (`CHROME_BIN` or Debian's paths) and chromedriver (`CHROMEDRIVER` or
     /// Debian's); the error says what is missing.
     pub fn find() -> Result<Self, String> {
-        let chromium = std::env::var("CHROME_BIN")
-            .ok()
-            .map(PathBuf::from)
-            .filter(|p| p.is_file())
-            .or_else(|| first_existing(&["/usr/lib/chromium/chromium", "/usr/bin/chromium"]))
-            .ok_or("Chromium is not installed (no /usr/bin/chromium; set CHROME_BIN)")?;
-        let chromedriver = std::env::var("CHROMEDRIVER")
-            .ok()
-            .map(PathBuf::from)
-            .filter(|p| p.is_file())
-            .or_else(|| {
-                first_existing(&["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"])
-            })
-            .ok_or("chromedriver is not installed (no /usr/bin/chromedriver; set CHROMEDRIVER)")?;
+        let chromium = explicit_or(
+            "CHROME_BIN",
+            &["/usr/lib/chromium/chromium", "/usr/bin/chromium"],
+        )
+        .map_err(|where_| format!("Chromium is not installed ({where_})"))?;
+        let chromedriver = explicit_or(
+            "CHROMEDRIVER",
+            &["/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver"],
+        )
+        .map_err(|where_| format!("chromedriver is not installed ({where_})"))?;
         Ok(Self {
             chromium,
             chromedriver,
