@@ -17,8 +17,9 @@
 //!   `MCP_BASE_URL` + `/mcp` with one tool, `whoami`, that returns the verified caller;
 //! * prints how to connect an MCP client.
 //!
-//! The emulator signs users in without a password (always as `user_01TEST`), but this
-//! server's own consent page is real: the browser shows it and you click **Allow**.
+//! This server's own consent page is real: the browser shows it ("<client> wants to access your
+//! Quickstart MCP account", what the client gets, where you will be sent) and you click
+//! **Allow**; then the emulator signs you in without a password (always as `user_01TEST`).
 //!
 //! # Environment (all optional; no `.env` file is read)
 //!
@@ -53,6 +54,9 @@ const DEFAULT_DATABASE_URL: &str = "sqlite://quickstart.db";
 const REDIRECT_PATH: &str = "/auth/callback";
 /// The user the emulator signs in.
 const USER: &str = "user_01TEST";
+/// This server's name on the consent page (`server_name`; `MCP_AUTH_SERVER_NAME` in the
+/// `workos_proxy` example).
+const SERVER_NAME: &str = "Quickstart MCP";
 
 fn env_var(name: &str) -> Option<String> {
     std::env::var(name)
@@ -130,6 +134,7 @@ async fn main() -> std::io::Result<()> {
         Ok(builder) => builder,
         Err(e) => support::exit_with(e.to_string()),
     };
+    let builder = builder.server_name(SERVER_NAME);
 
     let store = support::open_store(&database_url, keys).await;
     let provider = match builder.build(store) {
@@ -157,8 +162,11 @@ async fn main() -> std::io::Result<()> {
          \n  Claude Code    claude mcp add --transport http quickstart {mcp_url}\
          \n                 then /mcp in Claude Code to authenticate\
          \n  curl only      scripts/quickstart-flow.sh {issuer}\n\
-         \nThe client opens a browser: the fake AuthKit signs you in automatically as {USER}\
-         \n(no password), but you still see this server's consent page: click \"Allow\".\
+         \nThe client opens a browser at this server's consent page, \"{SERVER_NAME}\": it reads\
+         \n\"<client> wants to access your {SERVER_NAME} account\" (the name marked Unverified:\
+         \nthe client chose it), what the client gets, and where you will be sent (127.0.0.1,\
+         \nthe client on this computer). Click \"Allow\"; the fake AuthKit then signs you in\
+         \nautomatically as {USER} (no password) and the client is connected.\
          \nThen call the `whoami` tool. Ctrl-C stops the server.\n",
         authkit = fake.issuer(),
         database = database_label(&database_url),

@@ -1,9 +1,10 @@
 //! OAuth protocol decisions, free of actix and of the database, so they can be unit-tested and
 //! fuzzed in isolation: PKCE, redirect-URI rules, scope lists, resource indicators, client id
-//! metadata documents, what the consent page may say about a client, and how pages show
-//! client-supplied values.
+//! metadata documents, what the consent page may say about a client and when a remembered
+//! approval may skip it, and how pages show client-supplied values.
 
 pub mod cimd;
+pub mod consent;
 pub mod display;
 pub mod pkce;
 pub mod provenance;

@@ -6,6 +6,7 @@ use rustls::pki_types::{CertificateDer, pem::PemObject};
 use serde::Deserialize;
 use url::Url;
 
+use super::branding::{Branding, default_server_name, load_icon};
 use crate::{
     config::{
         load_env, non_blank, normalize_mcp_path, normalize_public_url, parse_scope_list, required,
@@ -46,6 +47,8 @@ struct WorkOsEnv {
     mcp_auth_cimd: Option<String>,
     mcp_auth_cimd_allow_loopback: Option<String>,
     mcp_auth_cimd_extra_ca_file: Option<String>,
+    mcp_auth_server_name: Option<String>,
+    mcp_auth_server_icon_file: Option<String>,
 }
 
 /// Validated settings of proxy mode.
@@ -88,6 +91,8 @@ pub(crate) struct ProxySettings {
     pub max_unused_clients: u64,
     /// Clients identified by a metadata-document URL.
     pub cimd: CimdSettings,
+    /// Name and icon of this server on its pages.
+    pub branding: Branding,
 }
 
 impl ProxySettings {
@@ -135,6 +140,8 @@ pub struct WorkOsProviderBuilder {
     cimd_extra_ca_file: Option<PathBuf>,
     cimd_timeout: Duration,
     cimd_resolver: Option<ResolverHandle>,
+    server_name: Option<String>,
+    server_icon_file: Option<PathBuf>,
 }
 
 /// A [`HostResolver`] in the builder (which is `Debug` and `Clone`).
@@ -178,6 +185,8 @@ impl Default for WorkOsProviderBuilder {
             cimd_extra_ca_file: None,
             cimd_timeout: Duration::from_secs(5),
             cimd_resolver: None,
+            server_name: None,
+            server_icon_file: None,
         }
     }
 }
@@ -243,6 +252,8 @@ impl WorkOsProviderBuilder {
     /// | `MCP_AUTH_CIMD` | `on` (default) or `off`: accept client ids that are metadata-document URLs |
     /// | `MCP_AUTH_CIMD_ALLOW_LOOPBACK` | development and tests only: also accept and fetch loopback client id URLs (`http` too) |
     /// | `MCP_AUTH_CIMD_EXTRA_CA_FILE` | development and tests only: PEM certificates the document fetcher also trusts |
+    /// | `MCP_AUTH_SERVER_NAME` | this server's name on the consent page, default the MCP URL's host |
+    /// | `MCP_AUTH_SERVER_ICON_FILE` | a .png/.jpg/.gif/.webp/.svg/.ico file (at most 256 KiB) shown beside the name |
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(std::env::vars())
     }
@@ -407,6 +418,12 @@ impl WorkOsProviderBuilder {
         if let Some(file) = non_blank(env.mcp_auth_cimd_extra_ca_file) {
             b = b.cimd_extra_ca_file(file);
         }
+        if let Some(name) = non_blank(env.mcp_auth_server_name) {
+            b = b.server_name(name);
+        }
+        if let Some(path) = non_blank(env.mcp_auth_server_icon_file) {
+            b = b.server_icon_file(path);
+        }
         Ok(b)
     }
 
@@ -568,6 +585,21 @@ impl WorkOsProviderBuilder {
     /// expire. Bounds what a registration flood can store, whatever addresses it comes from.
     pub fn max_unused_clients(mut self, max: u64) -> Self {
         self.max_unused_clients = max;
+        self
+    }
+
+    /// This server's name on the consent and error pages (default: the MCP URL's host, e.g.
+    /// `mcp.example.com`).
+    pub fn server_name(mut self, name: impl Into<String>) -> Self {
+        self.server_name = Some(name.into());
+        self
+    }
+
+    /// An icon shown beside the server's name on the consent page: a `.png`, `.jpg`, `.gif`,
+    /// `.webp`, `.svg` or `.ico` file of at most 256 KiB, read once when the provider is built
+    /// and served by us (same origin) at `/branding/icon` under the base URL.
+    pub fn server_icon_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.server_icon_file = Some(path.into());
         self
     }
 
@@ -741,6 +773,28 @@ impl WorkOsProviderBuilder {
             }
         }
         let cimd = self.cimd_settings()?;
+        let name_setting = self.name("MCP_AUTH_SERVER_NAME", "server_name");
+        let server_name = match self.server_name.as_deref().map(str::trim) {
+            None => default_server_name(&resource),
+            Some("") => return Err(ConfigError::invalid(name_setting, "must not be blank")),
+            Some(name) if name.chars().count() > 80 => {
+                return Err(ConfigError::invalid(
+                    name_setting,
+                    "must be at most 80 characters",
+                ));
+            }
+            Some(name) => name.to_owned(),
+        };
+        let icon = self
+            .server_icon_file
+            .as_deref()
+            .map(|path| {
+                load_icon(
+                    self.name("MCP_AUTH_SERVER_ICON_FILE", "server_icon_file"),
+                    path,
+                )
+            })
+            .transpose()?;
         Ok(ProxySettings {
             cimd,
             client_id,
@@ -772,6 +826,10 @@ impl WorkOsProviderBuilder {
             rate_limits: self.rate_limits,
             unused_client_ttl: self.unused_client_ttl,
             max_unused_clients: self.max_unused_clients,
+            branding: Branding {
+                name: server_name,
+                icon,
+            },
         })
     }
 }
@@ -862,6 +920,9 @@ mod tests {
                 "{err}"
             );
         }
+    }
+
+    #[test]
     fn refresh_grace_defaults_to_ten_seconds_and_is_bounded() {
         let grace = |extra: &[(&str, &str)]| {
             WorkOsProviderBuilder::from_vars(env(extra))
@@ -898,6 +959,47 @@ mod tests {
         assert_eq!(s.route("/token"), "/api/token");
         assert_eq!(s.endpoint("/token"), "https://h.example/api/token");
         assert_eq!(s.resource_url, "https://h.example/api/mcp");
+    }
+
+    #[test]
+    fn branding_defaults_to_the_resource_host_and_names_its_variables() {
+        let s = WorkOsProviderBuilder::from_vars(env(&[]))
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert_eq!(s.branding.name, "mcp.example.com");
+        assert!(s.branding.icon.is_none());
+        let s = WorkOsProviderBuilder::from_vars(env(&[("MCP_AUTH_SERVER_NAME", " Acme Docs ")]))
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert_eq!(s.branding.name, "Acme Docs");
+        let err = WorkOsProviderBuilder::from_vars(env(&[(
+            "MCP_AUTH_SERVER_ICON_FILE",
+            "/nonexistent/icon.png",
+        )]))
+        .unwrap()
+        .settings()
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("MCP_AUTH_SERVER_ICON_FILE"),
+            "{err}"
+        );
+        let err = WorkOsProviderBuilder::from_vars(env(&[]))
+            .unwrap()
+            .server_name("x".repeat(81))
+            .settings()
+            .unwrap_err();
+        assert!(err.to_string().starts_with("MCP_AUTH_SERVER_NAME"), "{err}");
+        let err = WorkOsProviderBuilder::default()
+            .client_id("c")
+            .client_secret("s")
+            .authkit_domain("tenant.authkit.app")
+            .base_url("https://mcp.example.com")
+            .server_name("   ")
+            .settings()
+            .unwrap_err();
+        assert!(err.to_string().starts_with("server_name"), "{err}");
     }
 
     #[test]

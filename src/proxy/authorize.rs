@@ -17,6 +17,7 @@ use crate::{
     error::{OAuthError, OAuthErrorCode},
     oauth::{
         cimd::is_url_client_id,
+        consent::{ConsentRequest, RememberedApproval, Reuse, remembered_reuse},
         pkce::{self, S256},
         redirect_uri::matches_registered,
         resource::{ResourceError, match_resource},
@@ -210,7 +211,7 @@ fn requested_scopes(
 }
 
 /// Whether this browser already approved this client for these scopes and resource, with
-/// "remember" (only when the operator enabled it, and only on a first-party navigation: a
+/// "remember", while the client had the redirect URIs it has now (only when the operator enabled it, and only on a first-party navigation: a
 /// cross-site page must not be able to complete a login silently).
 async fn remembered_approval(
     req: &HttpRequest,
@@ -237,8 +238,17 @@ async fn remembered_approval(
         .await
     {
         Ok(Some(approval)) => {
-            scope::is_subset(&request.scopes, &approval.scopes)
-                && approval.resource.as_deref() == Some(request.resource.as_str())
+            let remembered = RememberedApproval {
+                scopes: &approval.scopes,
+                resource: approval.resource.as_deref(),
+                redirect_uris_digest: approval.redirect_uris_digest.as_deref(),
+            };
+            let asked = ConsentRequest {
+                scopes: &request.scopes,
+                resource: &request.resource,
+                client_redirect_uris: &client.redirect_uris,
+            };
+            remembered_reuse(&remembered, &asked) == Reuse::Covered
         }
         _ => false,
     }

@@ -5,23 +5,29 @@
 //! page, a malicious client could get a code for a user who once logged in elsewhere, without
 //! the user noticing (the confused-deputy attack of the MCP security best practices).
 //!
-//! The page names the client, shows where the code will go and what it may do. The form carries
+//! The page names the client, shows where the code will go and what it may do (its content and
+//! markup are in [`super::consent_page`]). The form carries
 //! a CSRF token derived from the request's browser-binding cookie; the approval is recorded with
 //! one atomic statement, so a form submitted twice (or to two replicas) counts once.
 
 use actix_web::{HttpRequest, HttpResponse, web::Bytes};
 
 use super::{
-    ProxyState, State, cookies, error_redirect, form::Params, html, redirect_with, store_error_page,
+    ICON_PATH, ProxyState, State,
+    consent_page::{self, ClientView, ConsentView, FormView, Provenance, ServerView},
+    cookies, error_redirect,
+    form::Params,
+    html::{self, Problem},
+    redirect_with, store_error_page,
 };
 use crate::{
     error::{OAuthError, OAuthErrorCode},
     oauth::{
-        display::strip_unsafe_for_display,
+        consent,
+        display::redirect_uri_display,
         pkce::{S256, s256_challenge},
-        provenance::{ClientOrigin, ClientProvenance},
     },
-    store::{ConsentApproval, PendingAuthorization, TokenHash},
+    store::{ClientRecord, ConsentApproval, PendingAuthorization, TokenHash},
 };
 
 /// The AuthKit authorization URL for a pending request: our client id and callback, our own
@@ -60,16 +66,18 @@ pub(crate) async fn pending_for_browser(
     txn_id: Option<&str>,
 ) -> Result<(PendingAuthorization, String), HttpResponse> {
     let Some(txn_id) = txn_id else {
-        return Err(html::error_page(
+        return Err(html::problem_page(
             400,
+            Problem::Expired,
             "Invalid or expired authorization request.",
         ));
     };
     let pending = match state.store.get_pending(txn_id).await {
         Ok(Some(p)) => p,
         Ok(None) => {
-            return Err(html::error_page(
+            return Err(html::problem_page(
                 400,
+                Problem::Expired,
                 "Invalid or expired authorization request.",
             ));
         }
@@ -78,8 +86,9 @@ pub(crate) async fn pending_for_browser(
     let secure = state.settings.base_url.scheme() == "https";
     let secret = cookies::binding_secret(req, secure, txn_id);
     if !cookies::binding_matches(secret.as_deref(), pending.browser_binding.as_ref()) {
-        return Err(html::error_page(
+        return Err(html::problem_page(
             403,
+            Problem::OtherBrowser,
             "This authorization request was started in another browser or has expired.",
         ));
     }
@@ -94,120 +103,130 @@ pub(crate) async fn show(req: HttpRequest, state: State) -> HttpResponse {
         Err(page) => return page,
     };
     if pending.consented_at.is_some() {
-        return html::error_page(400, "This authorization request was already approved.");
+        return html::problem_page(
+            400,
+            Problem::Expired,
+            "This authorization request was already approved.",
+        );
     }
     let client = match state.store.get_client(&pending.client_id).await {
         Ok(Some(client)) => client,
         Ok(None) => return html::error_page(400, "This client is no longer registered."),
         Err(e) => return store_error_page(e),
     };
-    let csrf = cookies::consent_token(&secret, &pending.txn_id);
-    let name = client
-        .client_name
-        .as_deref()
-        .unwrap_or("An unnamed application");
-    let scopes = if pending.scopes.is_empty() {
-        "<li>Basic access</li>".to_owned()
-    } else {
-        pending
+    let redirects_changed = redirects_changed_since_remembered(&req, &state, &client).await;
+    let view = consent_view(&state, &client, &pending, &secret, redirects_changed);
+    let targets = form_targets(&state, &pending.redirect_uri);
+    html::page_with_targets(
+        200,
+        &consent_page::title(&view),
+        &consent_page::render(&view),
+        &targets,
+    )
+}
+
+/// What the page shows for `pending` of `client`.
+fn consent_view(
+    state: &ProxyState,
+    client: &ClientRecord,
+    pending: &PendingAuthorization,
+    binding_secret: &str,
+    redirects_changed: bool,
+) -> ConsentView {
+    let settings = &state.settings;
+    let server_name = settings.branding.name.clone();
+    let all_redirects_loopback = consent::all_loopback(&client.redirect_uris);
+    let application_type = client
+        .metadata
+        .as_ref()
+        .and_then(|m| m.get("application_type"))
+        .and_then(serde_json::Value::as_str);
+    ConsentView {
+        server: ServerView {
+            resource_url: pending
+                .resource
+                .clone()
+                .unwrap_or_else(|| settings.resource_url.clone()),
+            icon_url: settings
+                .branding
+                .icon
+                .as_ref()
+                .map(|_| settings.route(ICON_PATH)),
+            name: server_name.clone(),
+        },
+        client: ClientView {
+            name: client.client_name.clone(),
+            client_id: client.client_id.clone(),
+            provenance: Provenance::of_client_id(&client.client_id),
+            web_with_loopback: application_type == Some("web") && all_redirects_loopback,
+            all_redirects_loopback,
+        },
+        scopes: pending
             .scopes
             .iter()
-            .map(|s| format!("<li><code>{}</code></li>", html::escape(s)))
-            .collect()
-    };
-    let about = about_client(&ClientProvenance::describe(
-        &client.client_id,
-        client.application_type(),
-        &client.redirect_uris,
-        &pending.redirect_uri,
-    ));
-    let body = format!(
-        "<h1>Allow access?</h1>\
-         <p><strong>{name}</strong> (client id <code>{client_id}</code>) wants to use \
-         <code>{resource}</code> on your behalf.</p>{about}\
-         <p>After you sign in, you will be sent back to {redirect}.</p>\
-         <p>It asks for:</p><ul>{scopes}</ul>\
-         <p>Only continue if you started this connection yourself.</p>\
-         <form method=\"post\" action=\"{action}\">\
-         <input type=\"hidden\" name=\"txn_id\" value=\"{txn}\">\
-         <input type=\"hidden\" name=\"csrf_token\" value=\"{csrf}\">\
-         {remember}\
-         <button type=\"submit\" name=\"action\" value=\"approve\">Allow</button>\
-         <button type=\"submit\" name=\"action\" value=\"deny\">Deny</button></form>",
-        action = html::escape(&state.settings.route("/consent")),
-        remember = if state.settings.remember_consent.is_zero() {
-            ""
-        } else {
-            "<p><label><input type=\"checkbox\" name=\"remember\" value=\"1\"> \
-             Remember this approval for this application</label></p>"
+            .map(|s| consent::scope_meaning(s, &server_name))
+            .collect(),
+        destination: redirect_destination(&pending.redirect_uri),
+        remember_seconds: (!settings.remember_consent.is_zero())
+            .then_some(settings.remember_consent.as_secs()),
+        redirects_changed,
+        form: FormView {
+            action: settings.route("/consent"),
+            txn_id: pending.txn_id.clone(),
+            csrf_token: cookies::consent_token(binding_secret, &pending.txn_id),
         },
-        name = html::escape(&strip_unsafe_for_display(name)),
-        client_id = html::escape(&client.client_id),
-        resource = html::escape(
-            pending
-                .resource
-                .as_deref()
-                .unwrap_or(&state.settings.resource_url)
-        ),
-        redirect = html::redirect_uri(&pending.redirect_uri),
-        txn = html::escape(&pending.txn_id),
-        csrf = html::escape(&csrf),
-    );
-    html::page(200, "Allow access?", &body)
+    }
 }
 
-fn redirect_host(uri: &str) -> String {
-    ClientProvenance::describe("", None, &[], uri).redirect_host
+/// Where the redirect URI sends the browser: its ASCII (punycode) host, and beside it the
+/// Unicode form of an internationalized host (see [`crate::oauth::display`]).
+fn redirect_destination(redirect_uri: &str) -> consent::Destination {
+    let mut destination = consent::destination(redirect_uri);
+    destination.host_unicode =
+        redirect_uri_display(redirect_uri).and_then(|shown| shown.host_unicode);
+    destination
 }
 
-/// What we know about where the client comes from, as HTML paragraphs (escaped).
-fn about_client(p: &ClientProvenance) -> String {
-    let mut out = String::new();
-    let kind = |t: &str| {
-        if t == "web" {
-            "a web application"
+/// Where the consent form's answer may redirect the browser: AuthKit (Allow) and the client's
+/// redirect URI (Deny). Chromium applies the page's `form-action` to those redirects.
+fn form_targets(state: &ProxyState, redirect_uri: &str) -> Vec<String> {
+    let mut targets = vec![state.settings.authkit.clone()];
+    if let Ok(url) = url::Url::parse(redirect_uri) {
+        let origin = url.origin();
+        targets.push(if origin.is_tuple() {
+            origin.ascii_serialization()
         } else {
-            "a native application"
-        }
+            format!("{}:", url.scheme())
+        });
+    }
+    targets
+}
+
+/// Whether this browser has a remembered approval of `client` that no longer applies because
+/// the client's redirect URIs changed (the page then says why it asks again).
+async fn redirects_changed_since_remembered(
+    req: &HttpRequest,
+    state: &ProxyState,
+    client: &ClientRecord,
+) -> bool {
+    if state.settings.remember_consent.is_zero() {
+        return false;
+    }
+    let secure = state.settings.base_url.scheme() == "https";
+    let Some(device) = cookies::device_secret(req, secure) else {
+        return false;
     };
-    match &p.origin {
-        ClientOrigin::MetadataDocument {
-            publisher_host,
-            application_type,
-        } => {
-            let host = html::escape(publisher_host);
-            out.push_str(&format!(
-                "<p>Described by a document from <strong>{host}</strong> ({}).",
-                kind(application_type)
-            ));
-            if p.verified() {
-                out.push_str(" The result goes to a web address listed in that document.</p>");
-            } else {
-                out.push_str(
-                    " The result goes to a program on this device, and any program can present \
-                     this description: it does not prove who you are talking to.</p>",
-                );
-            }
+    match state
+        .store
+        .find_consent(&cookies::device_subject(&device), &client.client_id)
+        .await
+    {
+        Ok(Some(approval)) => {
+            approval.redirect_uris_digest.as_deref()
+                != Some(consent::redirect_uris_digest(&client.redirect_uris).as_str())
         }
-        ClientOrigin::Registered { application_type } => out.push_str(&format!(
-            "<p>The name was given by the application itself when it registered and is not \
-             verified ({}).</p>",
-            kind(application_type)
-        )),
+        _ => false,
     }
-    if p.web_with_loopback {
-        out.push_str(
-            "<p>It registered as a web application but receives the result on this device \
-             (loopback address).</p>",
-        );
-    }
-    if p.all_redirects_loopback {
-        out.push_str(
-            "<p><strong>Warning:</strong> this application only receives results on this \
-             device (loopback addresses). Continue only if you just started it yourself.</p>",
-        );
-    }
-    out
 }
 
 /// `POST /consent`: the user's decision.
@@ -224,7 +243,7 @@ pub(crate) async fn decide(req: HttpRequest, state: State, body: Bytes) -> HttpR
     let sent = params.get("csrf_token").unwrap_or_default();
     // Compare digests: equal-length values, no early exit on the secret-derived token.
     if TokenHash::of(sent) != TokenHash::of(&expected) {
-        return html::error_page(400, "Invalid or expired consent form.");
+        return html::problem_page(400, Problem::Expired, "Invalid or expired consent form.");
     }
     match params.get("action") {
         Some("approve") => {
@@ -240,9 +259,11 @@ pub(crate) async fn decide(req: HttpRequest, state: State, body: Bytes) -> HttpR
                     }
                     response
                 }
-                Ok(None) => {
-                    html::error_page(400, "This consent form was already used or has expired.")
-                }
+                Ok(None) => html::problem_page(
+                    400,
+                    Problem::Expired,
+                    "This consent form was already used or has expired.",
+                ),
                 Err(e) => store_error_page(e),
             }
         }
@@ -265,7 +286,11 @@ async fn deny(state: &ProxyState, pending: &PendingAuthorization) -> HttpRespons
             let _ = res.add_cookie(&cookies::expired_binding(secure, &p.txn_id));
             res
         }
-        Ok(None) => html::error_page(400, "Invalid or expired authorization request."),
+        Ok(None) => html::problem_page(
+            400,
+            Problem::Expired,
+            "Invalid or expired authorization request.",
+        ),
         Err(e) => store_error_page(e),
     }
 }
@@ -292,6 +317,16 @@ async fn remember(
             device
         }
     };
+    // The client's redirect URIs now, so a later change is noticed; without them, nothing is
+    // remembered (the user is simply asked again next time).
+    let redirect_uris_digest = match state.store.get_client(&approved.client_id).await {
+        Ok(Some(client)) => consent::redirect_uris_digest(&client.redirect_uris),
+        Ok(None) => return,
+        Err(error) => {
+            tracing::warn!(%error, "could not remember a consent");
+            return;
+        }
+    };
     let now = crate::clock::unix_now();
     let approval = ConsentApproval {
         subject: cookies::device_subject(&device),
@@ -300,6 +335,7 @@ async fn remember(
         resource: approved.resource.clone(),
         created_at: now,
         expires_at: now + ttl_secs,
+        redirect_uris_digest: Some(redirect_uris_digest),
     };
     if let Err(error) = state.store.remember_consent(&approval).await {
         tracing::warn!(%error, "could not remember a consent");

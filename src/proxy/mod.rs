@@ -16,6 +16,7 @@ mod callback;
 pub(crate) mod cimd;
 mod client_auth;
 mod consent;
+mod consent_page;
 mod cookies;
 mod form;
 mod html;
@@ -80,6 +81,20 @@ pub(crate) fn store_error(error: StoreError) -> OAuthError {
 pub(crate) fn store_error_page(error: StoreError) -> HttpResponse {
     let error = store_error(error);
     html::error_page(error.code().status_for_page(), &error.description())
+}
+
+/// Path (under the base URL) of the server icon on our pages, when one is configured.
+pub(crate) const ICON_PATH: &str = "/branding/icon";
+
+/// The configured server icon, from memory (read at start-up). Its own CSP forbids everything,
+/// so an SVG opened directly cannot run scripts on our origin.
+fn icon_response(icon: &crate::providers::Icon) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type(icon.content_type)
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .insert_header(("Content-Security-Policy", "default-src 'none'; sandbox"))
+        .body(icon.bytes.clone())
 }
 
 /// Revokes a grant and drops its tokens from this replica's cache.
@@ -215,6 +230,14 @@ impl HttpServiceFactory for ProxyRoutes {
             .route(web::get().to(consent::show))
             .route(web::post().to(consent::decide))
             .register(config);
+        if let Some(icon) = settings.branding.icon.clone() {
+            web::resource(settings.route(ICON_PATH))
+                .route(get_or_head().to(move || {
+                    let icon = icon.clone();
+                    async move { icon_response(&icon) }
+                }))
+                .register(config);
+        }
         web::resource(settings.route(&settings.redirect_path))
             .app_data(data.clone())
             .route(web::get().to(callback::callback))

@@ -26,6 +26,11 @@ pub struct ConsentApproval {
     pub created_at: i64,
     /// When it must be asked again (unix seconds).
     pub expires_at: i64,
+    /// Digest of the client's redirect URIs when it was approved (see
+    /// [`redirect_uris_digest`](crate::oauth::consent::redirect_uris_digest)); an approval is
+    /// not reused once they changed. `None` for approvals recorded before version
+    /// 20261130000400.
+    pub redirect_uris_digest: Option<String>,
 }
 
 impl ConsentApproval {
@@ -37,6 +42,7 @@ impl ConsentApproval {
             resource: col(row, "resource", op)?,
             created_at: col(row, "created_at", op)?,
             expires_at: col(row, "expires_at", op)?,
+            redirect_uris_digest: col(row, "redirect_uris_digest", op)?,
         })
     }
 }
@@ -48,10 +54,11 @@ impl Store {
         let _turn = self.write_turn().await;
         sqlx::query(
             "INSERT INTO mcp_auth_consents (subject, client_id, scopes, resource, created_at, \
-             expires_at) VALUES ($1, $2, $3, $4, $5, $6) \
+             expires_at, redirect_uris_digest) VALUES ($1, $2, $3, $4, $5, $6, $7) \
              ON CONFLICT (subject, client_id) DO UPDATE SET scopes = excluded.scopes, \
              resource = excluded.resource, created_at = excluded.created_at, \
-             expires_at = excluded.expires_at",
+             expires_at = excluded.expires_at, \
+             redirect_uris_digest = excluded.redirect_uris_digest",
         )
         .bind(&approval.subject)
         .bind(&approval.client_id)
@@ -59,6 +66,7 @@ impl Store {
         .bind(approval.resource.as_deref())
         .bind(approval.created_at)
         .bind(approval.expires_at)
+        .bind(approval.redirect_uris_digest.as_deref())
         .execute(&self.pool)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
@@ -73,8 +81,9 @@ impl Store {
     ) -> Result<Option<ConsentApproval>, StoreError> {
         const OP: &str = "find_consent";
         let row = sqlx::query(
-            "SELECT subject, client_id, scopes, resource, created_at, expires_at \
-             FROM mcp_auth_consents WHERE subject = $1 AND client_id = $2 AND expires_at > $3",
+            "SELECT subject, client_id, scopes, resource, created_at, expires_at, \
+             redirect_uris_digest FROM mcp_auth_consents \
+             WHERE subject = $1 AND client_id = $2 AND expires_at > $3",
         )
         .bind(subject)
         .bind(client_id)

@@ -42,6 +42,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "unused clients",
         include_str!("../../migrations/20261130000300_unused_clients.sql"),
     ),
+    (
+        20261130000400,
+        "consent redirect digest",
+        include_str!("../../migrations/20261130000400_consent_redirect_digest.sql"),
+    ),
 ];
 
 /// A migrator for the library's tables, using the `_mcp_auth_migrations` bookkeeping table.

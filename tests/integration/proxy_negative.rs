@@ -928,6 +928,10 @@ async fn remembered_consent_is_reused_only_where_it_was_given(db: &TestDb) {
     // First login: the page offers "remember"; approve with it.
     let (page, txn, csrf) = start_consent(&app, &browser, &client).await;
     assert!(page.text().contains("name=\"remember\""));
+    assert!(
+        page.text().contains("Remember my choice for 1 hour"),
+        "the page explains it"
+    );
     let approved = browser
         .post_form(
             &app.url("/consent"),
@@ -992,6 +996,28 @@ async fn remembered_consent_is_reused_only_where_it_was_given(db: &TestDb) {
             .header("location")
             .unwrap()
             .contains("/consent?txn_id=")
+    );
+
+    // The client's redirect URIs change (as a metadata document can): never silent. The page
+    // comes back and says why.
+    let moved_uris = json!([client.redirect_uri, "http://127.0.0.1:9999/elsewhere"]).to_string();
+    sqlx::query("UPDATE mcp_auth_clients SET redirect_uris = $1 WHERE client_id = $2")
+        .bind(moved_uris)
+        .bind(&client.client_id)
+        .execute(app.provider.store().pool())
+        .await
+        .unwrap();
+    let moved = browser
+        .navigate(&authorize_url(&app, &client, &challenge, "s6"))
+        .await;
+    let consent_url = moved.header("location").unwrap();
+    assert!(consent_url.contains("/consent?txn_id="), "{consent_url}");
+    let page = browser.get(&consent_url).await;
+    assert_eq!(page.status, 200);
+    assert!(
+        page.text().contains("changed where it sends you"),
+        "{}",
+        page.text()
     );
 
     // Without the option, no box is offered.

@@ -115,6 +115,7 @@ async fn consent_is_remembered_and_replaced(db: &TestDb) {
         resource: None,
         created_at: now(),
         expires_at: now() + 3600,
+        redirect_uris_digest: Some("d1".into()),
     };
     store.remember_consent(&approval).await.unwrap();
     assert_eq!(
@@ -123,6 +124,8 @@ async fn consent_is_remembered_and_replaced(db: &TestDb) {
     );
     approval.scopes.push("profile".into());
     approval.resource = Some("https://mcp.example.com/mcp".into());
+    // The redirect-URI digest is replaced with the rest.
+    approval.redirect_uris_digest = Some("d2".into());
     store.remember_consent(&approval).await.unwrap();
     assert_eq!(
         store.find_consent("browser-hash", "c").await.unwrap(),
@@ -625,6 +628,7 @@ async fn expired_rows_are_invisible(db: &TestDb) {
         resource: None,
         created_at: now() - 10,
         expires_at: now() - 1,
+        redirect_uris_digest: None,
     };
     store.remember_consent(&approval).await.unwrap();
     assert_eq!(store.find_consent("s", "c").await.unwrap(), None);
@@ -708,6 +712,7 @@ async fn live_and_expired_rows(store: &Store) -> String {
                 resource: None,
                 created_at: now(),
                 expires_at: now() + ttl,
+                redirect_uris_digest: None,
             })
             .await
             .unwrap();
