@@ -24,7 +24,11 @@ use crate::{
     providers::ProxySettings,
     store::{Grant, Store, TokenHash, UpstreamTokens, UpstreamUpdate},
     upstream::{self, TokenCallError, UserinfoError},
-    verify::{LocalBoxFuture, TokenVerifier, VerifiedTokenCache, VerifyError, cache::digest},
+    verify::{
+        LocalBoxFuture, TokenVerifier, VerifiedTokenCache, VerifyError,
+        cache::{TokenDigest, digest},
+        single_flight::SingleFlight,
+    },
 };
 
 /// Refresh AuthKit's access token this long before it expires.
@@ -45,6 +49,8 @@ struct Inner {
     /// Grants whose upstream session was confirmed recently.
     live_sessions: Cache<String, ()>,
     refresh_locks: Vec<tokio::sync::Mutex<()>>,
+    /// First uses of a token being verified: concurrent requests with it share one.
+    in_flight: SingleFlight<TokenDigest, Result<Authenticated, VerifyError>>,
 }
 
 impl ProxyVerifier {
@@ -60,6 +66,7 @@ impl ProxyVerifier {
                 refresh_locks: (0..REFRESH_LOCKS)
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
+                in_flight: SingleFlight::new(),
                 settings,
                 store,
             }),
@@ -90,6 +97,19 @@ impl ProxyVerifier {
         if let Some(hit) = self.inner.tokens.get(&key) {
             return Ok(hit);
         }
+        self.inner
+            .in_flight
+            .run(key, || self.verify_uncached(token, key))
+            .await
+    }
+
+    /// The first use of a token (in this process, within the cache's time-to-live): database,
+    /// upstream session, then the cache.
+    async fn verify_uncached(
+        &self,
+        token: &str,
+        key: TokenDigest,
+    ) -> Result<Authenticated, VerifyError> {
         let hash = TokenHash::of(token);
         let found = match self.inner.store.lookup_access_token(&hash).await {
             Ok(found) => found.ok_or(VerifyError::Invalid("unknown, expired or revoked token"))?,

@@ -117,7 +117,7 @@ impl Store {
         ))
         .bind(code_hash.as_str())
         .bind(now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         if let Some(row) = row {
@@ -130,7 +130,7 @@ impl Store {
             "SELECT grant_id FROM mcp_auth_codes WHERE code_hash = $1 AND used_at IS NOT NULL",
         )
         .bind(code_hash.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(match grant_id {

@@ -59,7 +59,7 @@ impl Store {
         .bind(approval.resource.as_deref())
         .bind(approval.created_at)
         .bind(approval.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(())
@@ -79,7 +79,7 @@ impl Store {
         .bind(subject)
         .bind(client_id)
         .bind(now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| ConsentApproval::from_row(&r, OP)).transpose()
@@ -93,7 +93,7 @@ impl Store {
             sqlx::query("DELETE FROM mcp_auth_consents WHERE subject = $1 AND client_id = $2")
                 .bind(subject)
                 .bind(client_id)
-                .execute(&self.pool)
+                .execute(&mut *self.conn(OP).await?)
                 .await
                 .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(done.rows_affected() == 1)

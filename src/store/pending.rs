@@ -144,7 +144,7 @@ impl Store {
         .bind(pending.consented_at)
         .bind(pending.created_at)
         .bind(pending.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(())
@@ -163,7 +163,7 @@ impl Store {
         ))
         .bind(txn_id)
         .bind(now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| self.pending_from_row(&r, OP)).transpose()
@@ -189,7 +189,7 @@ impl Store {
         .bind(txn_id)
         .bind(consent_token.as_str())
         .bind(now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| self.pending_from_row(&r, OP)).transpose()
@@ -210,7 +210,7 @@ impl Store {
         ))
         .bind(txn_id)
         .bind(now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| self.pending_from_row(&r, OP)).transpose()

@@ -315,7 +315,7 @@ impl Store {
         const OP: &str = "issue_tokens";
         let _turn = self.write_turn().await;
         let err = |e| StoreError::from_sqlx(OP, e);
-        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut tx = self.begin(OP).await?;
         let issued = insert_pair(&mut tx, grant_id, scopes, tokens, None, now())
             .await
             .map_err(err)?;
@@ -344,7 +344,7 @@ impl Store {
         }
         let err = |e| StoreError::from_sqlx(OP, e);
         let now = now();
-        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut tx = self.begin(OP).await?;
         // The compare-and-swap; it is also the transaction's first statement (see module docs).
         let spent = sqlx::query(
             "UPDATE mcp_auth_tokens SET rotated_at = $3 \
@@ -401,7 +401,7 @@ impl Store {
         let _turn = self.write_turn().await;
         let err = |e| StoreError::from_sqlx(OP, e);
         let now = now();
-        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut tx = self.begin(OP).await?;
         // The compare-and-swap on the successor (first statement: see module docs).
         let replaced = sqlx::query(
             "UPDATE mcp_auth_tokens SET revoked_at = $3 \
@@ -472,7 +472,7 @@ impl Store {
              WHERE token_hash = $1 AND kind = 'refresh' AND rotated_at IS NOT NULL",
         )
         .bind(old.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(op).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(op, e))?;
         Ok(match grant_id {
@@ -501,7 +501,7 @@ impl Store {
         ))
         .bind(token_hash.as_str())
         .bind(now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         let Some(row) = row else { return Ok(None) };
@@ -525,7 +525,7 @@ impl Store {
         ))
         .bind(token_hash.as_str())
         .bind(now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| IssuedToken::from_row(&r, &PLAIN, OP))
@@ -542,7 +542,7 @@ impl Store {
         )
         .bind(token_hash.as_str())
         .bind(now())
-        .execute(&self.pool)
+        .execute(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(done.rows_affected() == 1)
