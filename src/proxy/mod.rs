@@ -21,6 +21,7 @@ mod html;
 mod register;
 mod revoke;
 mod token;
+mod token_cache;
 
 use std::sync::Arc;
 
