@@ -35,6 +35,13 @@
 #   PG_ADMIN_URL=postgres://postgres@127.0.0.1:5432/postgres   superuser connection
 #   PG_VERSION, PG_CLUSTER=main     the cluster pg_ctlcluster stops and starts (default version:
 #                                   the newest in /etc/postgresql)
+#   PG_DATA_DIR=                    instead: stop and start the cluster in this data directory with
+#                                   `pg_ctl` (e.g. a private cluster: PG_DATA_DIR=/tmp/pgperf/data
+#                                   PG_ADMIN_URL=postgres://postgres@127.0.0.1:55432/postgres)
+#   PG_CTL=/usr/lib/postgresql/<PG_VERSION>/bin/pg_ctl, PG_CTL_USER=postgres, PG_CTL_OPTIONS=
+#                                   with PG_DATA_DIR: the pg_ctl binary, the user it runs as, and
+#                                   its -o options when starting (e.g. "-p 55432 -k /tmp/pgperf")
+#   MCP_AUTH_DB_ACQUIRE_TIMEOUT_SECONDS, MCP_AUTH_DB_MAX_CONNECTIONS   passed to the server
 #   OUTAGE_SECONDS=5                how long PostgreSQL stays down
 #   LOAD_TOKENS=50                  logins of the server, whose tokens the wrk load rotates through
 #   WRK_CONNECTIONS=8, WRK_DELAY_MS=5   the wrk load
@@ -66,10 +73,36 @@ die() { echo "error: $*" >&2; exit 1; }
 log() { printf '==> %s\n' "$*"; }
 now_ms() { date +%s%3N; }
 
-for tool in curl psql pg_ctlcluster pg_isready wrk; do
+PG_DATA_DIR="${PG_DATA_DIR:-}"
+PG_CTL="${PG_CTL:-/usr/lib/postgresql/$PG_VERSION/bin/pg_ctl}"
+PG_CTL_USER="${PG_CTL_USER:-postgres}"
+PG_CTL_OPTIONS="${PG_CTL_OPTIONS:-}"
+for tool in curl psql pg_isready wrk; do
   command -v "$tool" >/dev/null || die "$tool not found"
 done
-[[ -n "$PG_VERSION" ]] || die "no PostgreSQL cluster found in /etc/postgresql; set PG_VERSION"
+if [[ -n "$PG_DATA_DIR" ]]; then
+  [[ -x "$PG_CTL" ]] || die "pg_ctl not found at $PG_CTL; set PG_CTL"
+  PG_WHAT="the cluster in $PG_DATA_DIR"
+else
+  command -v pg_ctlcluster >/dev/null || die "pg_ctlcluster not found"
+  [[ -n "$PG_VERSION" ]] || die "no PostgreSQL cluster found in /etc/postgresql; set PG_VERSION"
+  PG_WHAT="PostgreSQL $PG_VERSION/$PG_CLUSTER"
+fi
+# pg_ctl refuses to run as root: run it as PG_CTL_USER then.
+pg_ctl_run() {
+  if [[ "$(id -u)" == 0 ]]; then
+    su "$PG_CTL_USER" -s /bin/sh -c "$(printf '%q ' "$PG_CTL" "$@")"
+  else
+    "$PG_CTL" "$@"
+  fi
+}
+pg_stop() {
+  if [[ -n "$PG_DATA_DIR" ]]; then
+    pg_ctl_run -D "$PG_DATA_DIR" -m fast -w stop >/dev/null
+  else
+    pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$PG_CLUSTER" stop -m fast
+  fi
+}
 
 case "${PROFILE:=release}" in
   release) BUILD_FLAGS=(--release) ;;
@@ -87,7 +120,11 @@ done
 
 pg_up() { pg_isready -d "$PG_ADMIN_URL" -q 2>/dev/null; }
 pg_start() {
-  pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$PG_CLUSTER" start >/dev/null 2>&1 || true
+  if [[ -n "$PG_DATA_DIR" ]]; then
+    pg_ctl_run -D "$PG_DATA_DIR" -o "$PG_CTL_OPTIONS" -l "$PG_DATA_DIR/restart.log" start >/dev/null 2>&1 || true
+  else
+    pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$PG_CLUSTER" start >/dev/null 2>&1 || true
+  fi
   for _ in $(seq 1 100); do
     pg_up && return 0
     sleep 0.1
@@ -111,8 +148,7 @@ cleanup() {
   # Whatever happened: PostgreSQL must be running when we leave.
   if ! pg_up; then
     echo "restarting PostgreSQL (cleanup)" >&2
-    pg_start || echo "error: PostgreSQL did not start again; start it with:" \
-      "pg_ctlcluster --skip-systemctl-redirect $PG_VERSION $PG_CLUSTER start" >&2
+    pg_start || echo "error: $PG_WHAT did not start again; start it by hand" >&2
   fi
   psql "$PG_ADMIN_URL" -XAtqc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" >/dev/null 2>&1
   if [[ $status -ne 0 && -s "$WORK/server.log" ]]; then
@@ -150,6 +186,8 @@ log "starting bench_proxy_server on $BASE (database $DB, 1 s caches, $LOAD_TOKEN
 (cd "$WORK" && exec env MCP_BASE_URL="$BASE" MCP_HOST=127.0.0.1 MCP_PORT="$PORT" \
   DATABASE_URL="$DB_URL" FAKE_TOKENS="$LOAD_TOKENS" MCP_AUTH_TOKEN_CACHE_SECONDS=1 \
   MCP_AUTH_USERINFO_CACHE_SECONDS=1 MCP_AUTH_RATE_LIMITS=off RUST_LOG="${RUST_LOG:-warn}" \
+  MCP_AUTH_DB_ACQUIRE_TIMEOUT_SECONDS="${MCP_AUTH_DB_ACQUIRE_TIMEOUT_SECONDS:-}" \
+  MCP_AUTH_DB_MAX_CONNECTIONS="${MCP_AUTH_DB_MAX_CONNECTIONS:-}" \
   "$BIN/bench_proxy_server" >"$WORK/server.out" 2>"$WORK/server.log") &
 SERVER_PID=$!
 for _ in $(seq 1 300); do
@@ -224,8 +262,8 @@ WRK_PID=$!
 
 sleep 2
 T_STOP="$(now_ms)"
-log "stopping PostgreSQL $PG_VERSION/$PG_CLUSTER for ${OUTAGE_SECONDS}s"
-pg_ctlcluster --skip-systemctl-redirect "$PG_VERSION" "$PG_CLUSTER" stop -m fast
+log "stopping $PG_WHAT for ${OUTAGE_SECONDS}s"
+pg_stop
 T_STOPPED="$(now_ms)"
 pg_up && die "PostgreSQL still accepts connections after stop"
 
@@ -312,7 +350,18 @@ awk -v stop="$T_STOP" -v up="$T_UP" '
   }' "$WORK/requests.log"
 
 awk '$3 == 503 { n++; ms = $5 - $1; sum += ms; if (ms > max) max = ms; if (min == "" || ms < min) min = ms }
-  END { if (n) printf "    503 answers took %d..%d ms (mean %d ms): the pool acquire timeout while the database refuses connections\n", min, max, sum / n }' "$WORK/requests.log"
+  END { if (n) printf "    503 answers took %d..%d ms (mean %d ms)\n", min, max, sum / n }' "$WORK/requests.log"
+# Latency percentiles (curl's wall time, process start included) of the loop's answers while
+# PostgreSQL was down, per status: the fail-fast numbers of the README.
+for code in 503 200; do
+  awk -v stop="$T_STOP" -v up="$T_UP" -v code="$code" \
+    '$1 >= stop && $1 <= up && $3 == code { print $5 - $1 }' "$WORK/requests.log" | sort -n >"$WORK/outage-$code.ms"
+  n="$(wc -l <"$WORK/outage-$code.ms")"
+  if ((n > 0)); then
+    pct() { sed -n "$(( ($1 * n + 99) / 100 ))p" "$WORK/outage-$code.ms"; }
+    echo "    LATENCY during the outage: status=$code n=$n p50=$(pct 50)ms p99=$(pct 99)ms max=$(tail -n 1 "$WORK/outage-$code.ms")ms"
+  fi
+done
 bad_before="$(awk -v stop="$T_STOP" '$1 < stop && $3 != 200' "$WORK/requests.log" | wc -l)"
 check "before the outage: every answer 200 ($bad_before others)" test "$bad_before" -eq 0
 unexpected="$(awk '$3 != 200 && $3 != 503' "$WORK/requests.log" | wc -l)"

@@ -6,6 +6,7 @@
 
 use std::{
     future::{Ready, ready},
+    num::NonZeroU64,
     sync::Arc,
 };
 
@@ -18,7 +19,9 @@ use crate::error::BearerError;
 /// The verified caller of a protected route: who the user is, which client acts for them, and
 /// what the token allows.
 ///
-/// Cloning is cheap (one `Arc`). The value never contains the bearer token itself.
+/// Cloning is cheap (one `Arc` and the expiry). What belongs to the user and the grant (subject,
+/// client, scopes, claims) is shared by every token of the same grant; only the expiry is the
+/// token's own. The value never contains the bearer token itself.
 ///
 /// ```no_run
 /// use actix_mcp_auth::Authenticated;
@@ -28,20 +31,32 @@ use crate::error::BearerError;
 /// }
 /// ```
 #[derive(Clone, Debug)]
-pub struct Authenticated(Arc<Inner>);
+pub struct Authenticated {
+    who: Arc<Who>,
+    /// Unix seconds; `None` when the token has no expiry (0 is stored as `None`: no real token
+    /// expires at the epoch).
+    expires_at: Option<NonZeroU64>,
+}
 
 impl Serialize for Authenticated {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
+        use serde::ser::SerializeStruct as _;
+        let mut out = serializer.serialize_struct("Authenticated", 5)?;
+        out.serialize_field("subject", &self.who.subject)?;
+        out.serialize_field("client_id", &self.who.client_id)?;
+        out.serialize_field("scopes", &self.who.scopes)?;
+        out.serialize_field("expires_at", &self.expires_at())?;
+        out.serialize_field("claims", &self.who.claims)?;
+        out.end()
     }
 }
 
-#[derive(Debug, Serialize)]
-struct Inner {
+/// What tokens of one grant have in common.
+#[derive(Debug)]
+struct Who {
     subject: String,
     client_id: Option<String>,
     scopes: Vec<String>,
-    expires_at: Option<u64>,
     claims: Map<String, Value>,
 }
 
@@ -57,48 +72,65 @@ impl Authenticated {
         expires_at: Option<u64>,
         claims: Map<String, Value>,
     ) -> Self {
-        Self(Arc::new(Inner {
-            subject: subject.into(),
-            client_id,
-            scopes,
-            expires_at,
-            claims,
-        }))
+        Self {
+            who: Arc::new(Who {
+                subject: subject.into(),
+                client_id,
+                scopes,
+                claims,
+            }),
+            expires_at: expires_at.and_then(NonZeroU64::new),
+        }
+    }
+
+    /// The same caller (sharing subject, client, scopes and claims) for another token of the
+    /// same grant, expiring at `expires_at`.
+    pub(crate) fn with_expiry(&self, expires_at: Option<u64>) -> Self {
+        Self {
+            who: self.who.clone(),
+            expires_at: expires_at.and_then(NonZeroU64::new),
+        }
+    }
+
+    /// Whether `self` and `other` share what belongs to the grant (the same allocation).
+    #[cfg(test)]
+    pub(crate) fn shares_grant_with(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.who, &other.who)
     }
 
     /// The user (`sub`).
     pub fn subject(&self) -> &str {
-        &self.0.subject
+        &self.who.subject
     }
 
     /// The OAuth client acting for the user (`client_id`, else `azp`), when known.
     pub fn client_id(&self) -> Option<&str> {
-        self.0.client_id.as_deref()
+        self.who.client_id.as_deref()
     }
 
     /// Scopes granted to the token.
     pub fn scopes(&self) -> &[String] {
-        &self.0.scopes
+        &self.who.scopes
     }
 
     /// Whether the token carries `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
-        self.0.scopes.iter().any(|s| s == scope)
+        self.who.scopes.iter().any(|s| s == scope)
     }
 
     /// Expiry of the token in unix seconds, when it has one.
     pub fn expires_at(&self) -> Option<u64> {
-        self.0.expires_at
+        self.expires_at.map(NonZeroU64::get)
     }
 
     /// All claims of the token (AuthKit mode) or of the user profile (proxy mode).
     pub fn claims(&self) -> &Map<String, Value> {
-        &self.0.claims
+        &self.who.claims
     }
 
     /// One claim by name.
     pub fn claim(&self, name: &str) -> Option<&Value> {
-        self.0.claims.get(name)
+        self.who.claims.get(name)
     }
 }
 

@@ -10,7 +10,7 @@ use std::{sync::Arc, time::Duration};
 use actix_mcp_auth::{
     Authenticated, AuthenticatedExt, WorkOsProvider,
     access_log::RedactingRootSpanBuilder,
-    store::{Keyring, Store},
+    store::{Keyring, Store, StoreOptions},
 };
 use actix_web::{App, HttpServer, dev::Service as _, web};
 use rmcp::{
@@ -200,14 +200,16 @@ pub fn exit_with(message: impl std::fmt::Display) -> ! {
     std::process::exit(1);
 }
 
-/// Opens the proxy-mode store at `url` and applies the migrations. (The provider built over it
+/// Opens the proxy-mode store at `url` (pool settings from `MCP_AUTH_DB_MAX_CONNECTIONS` and
+/// `MCP_AUTH_DB_ACQUIRE_TIMEOUT_SECONDS`) and applies the migrations. (The provider built over it
 /// starts the sweeper of expired rows itself, see `MCP_AUTH_SWEEP_INTERVAL_SECONDS`.)
 ///
 /// Exits the process with a message on failure. The URL is never printed: it may hold a
 /// password.
 #[allow(dead_code)]
 pub async fn open_store(url: &str, keys: Keyring) -> Store {
-    let store = match Store::connect(url, keys).await {
+    let options = StoreOptions::from_env().unwrap_or_else(|e| exit_with(e));
+    let store = match Store::connect_with(url, keys, options).await {
         Ok(store) => store,
         Err(e) => exit_with(format!("cannot open the database (DATABASE_URL): {e}")),
     };

@@ -170,7 +170,7 @@ impl WorkOsProvider {
 
     /// Number of access tokens cached in this process.
     pub fn cached_tokens(&self) -> u64 {
-        self.state.bearer.cache().len()
+        self.state.bearer.cached_tokens()
     }
 
     /// The OAuth endpoints and discovery documents, registered at the host root.

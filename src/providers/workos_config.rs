@@ -39,6 +39,7 @@ struct WorkOsEnv {
     mcp_auth_sweep_interval_seconds: Option<String>,
     mcp_auth_remember_consent_seconds: Option<String>,
     mcp_auth_token_cache_capacity: Option<String>,
+    mcp_auth_grant_cache_capacity: Option<String>,
     mcp_auth_rate_limits: Option<String>,
     mcp_auth_trusted_proxies: Option<String>,
     mcp_auth_rate_limit_ipv6_prefix: Option<String>,
@@ -78,8 +79,10 @@ pub(crate) struct ProxySettings {
     pub refresh_grace: Duration,
     pub userinfo_cache_ttl: Duration,
     pub token_cache_ttl: Duration,
-    /// Most access tokens (and upstream sessions) cached per process.
+    /// Most access tokens cached per process.
     pub token_cache_capacity: u64,
+    /// Most grants (confirmed upstream sessions, shared by their tokens) cached per process.
+    pub grant_cache_capacity: u64,
     pub consent_required: bool,
     /// How long an approval given with "remember" is reused (zero: never offered).
     pub remember_consent: Duration,
@@ -129,6 +132,7 @@ pub struct WorkOsProviderBuilder {
     userinfo_cache_ttl: Duration,
     token_cache_ttl: Duration,
     token_cache_capacity: u64,
+    grant_cache_capacity: u64,
     consent_required: bool,
     remember_consent: Duration,
     sweep_interval: Duration,
@@ -174,6 +178,7 @@ impl Default for WorkOsProviderBuilder {
             userinfo_cache_ttl: Duration::from_secs(30),
             token_cache_ttl: Duration::from_secs(30),
             token_cache_capacity: 100_000,
+            grant_cache_capacity: 10_000,
             consent_required: true,
             remember_consent: Duration::ZERO,
             sweep_interval: Duration::from_secs(300),
@@ -242,7 +247,8 @@ impl WorkOsProviderBuilder {
     /// | `MCP_AUTH_USERINFO_CACHE_SECONDS` | how long an upstream session check is trusted, default 30 |
     /// | `MCP_AUTH_TOKEN_CACHE_SECONDS` | how long a verified access token is cached in-process, default 30 |
     /// | `MCP_AUTH_SWEEP_INTERVAL_SECONDS` | how often expired rows are deleted, default 300 |
-    /// | `MCP_AUTH_TOKEN_CACHE_CAPACITY` | most tokens cached per process, default 100000 (~2.4 KB each) |
+    /// | `MCP_AUTH_TOKEN_CACHE_CAPACITY` | most tokens cached per process, default 100000 |
+    /// | `MCP_AUTH_GRANT_CACHE_CAPACITY` | most grants (sessions) cached per process, default 10000 |
     /// | `MCP_AUTH_REMEMBER_CONSENT_SECONDS` | offer "remember this approval" for that long (off by default) |
     /// | `MCP_AUTH_RATE_LIMITS` | `on` (default) or `off`: per-client-IP limits of the OAuth endpoints |
     /// | `MCP_AUTH_TRUSTED_PROXIES` | reverse proxies whose `X-Forwarded-For` is believed (IP addresses) |
@@ -358,6 +364,19 @@ impl WorkOsProviderBuilder {
                     )
                 })?;
             b = b.token_cache_capacity(capacity);
+        }
+        if let Some(capacity) = non_blank(env.mcp_auth_grant_cache_capacity) {
+            let capacity = capacity
+                .parse::<u64>()
+                .ok()
+                .filter(|c| *c > 0)
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        "MCP_AUTH_GRANT_CACHE_CAPACITY",
+                        "expected a positive number",
+                    )
+                })?;
+            b = b.grant_cache_capacity(capacity);
         }
         match non_blank(env.mcp_auth_rate_limits).as_deref() {
             None | Some("on") => {}
@@ -550,11 +569,21 @@ impl WorkOsProviderBuilder {
         self
     }
 
-    /// Most verified access tokens cached per process (default 100 000; about 2.4 KB each with
-    /// a typical profile, so ~240 MB when full). Lower it on small machines: a miss costs one
+    /// Most verified access tokens cached per process (default 100 000). A token costs a few
+    /// hundred bytes: what belongs to its grant (user, claims, scopes, client) is kept once per
+    /// grant, see [`grant_cache_capacity`](Self::grant_cache_capacity). A miss costs one
     /// database lookup.
     pub fn token_cache_capacity(mut self, capacity: u64) -> Self {
         self.token_cache_capacity = capacity;
+        self
+    }
+
+    /// Most grants whose AuthKit session is cached per process (default 10 000: about 1-2 KB
+    /// each with a typical profile). Set it to the number of sessions active within
+    /// `userinfo_cache_ttl`: the tokens of a grant that falls out verify again (one database
+    /// lookup and one userinfo call).
+    pub fn grant_cache_capacity(mut self, capacity: u64) -> Self {
+        self.grant_cache_capacity = capacity.max(1);
         self
     }
 
@@ -820,6 +849,7 @@ impl WorkOsProviderBuilder {
             userinfo_cache_ttl: self.userinfo_cache_ttl,
             token_cache_ttl: self.token_cache_ttl,
             token_cache_capacity: self.token_cache_capacity,
+            grant_cache_capacity: self.grant_cache_capacity,
             consent_required: self.consent_required,
             remember_consent: self.remember_consent,
             sweep_interval: self.sweep_interval,

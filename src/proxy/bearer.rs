@@ -14,7 +14,6 @@
 
 use std::sync::Arc;
 
-use moka::sync::Cache;
 use serde_json::{Map, Value};
 
 use crate::{
@@ -22,9 +21,14 @@ use crate::{
     clock::unix_now,
     oauth::tokens::{ACCESS_TOKEN_PREFIX, has_shape},
     providers::ProxySettings,
+    proxy::token_cache::{GrantSession, ProxyTokenCache},
     store::{Grant, Store, TokenHash, UpstreamTokens, UpstreamUpdate},
     upstream::{self, TokenCallError, UserinfoError},
-    verify::{LocalBoxFuture, TokenVerifier, VerifiedTokenCache, VerifyError, cache::digest},
+    verify::{
+        LocalBoxFuture, TokenVerifier, VerifyError,
+        cache::{TokenDigest, digest},
+        single_flight::SingleFlight,
+    },
 };
 
 /// Refresh AuthKit's access token this long before it expires.
@@ -41,10 +45,11 @@ pub(crate) struct ProxyVerifier {
 struct Inner {
     settings: ProxySettings,
     store: Store,
-    tokens: VerifiedTokenCache,
-    /// Grants whose upstream session was confirmed recently.
-    live_sessions: Cache<String, ()>,
+    /// Verified tokens, and the grants whose upstream session was confirmed recently.
+    tokens: ProxyTokenCache,
     refresh_locks: Vec<tokio::sync::Mutex<()>>,
+    /// First uses of a token being verified: concurrent requests with it share one.
+    in_flight: SingleFlight<TokenDigest, Result<Authenticated, VerifyError>>,
 }
 
 impl ProxyVerifier {
@@ -52,14 +57,16 @@ impl ProxyVerifier {
         let token_ttl = settings.token_cache_ttl.min(settings.userinfo_cache_ttl);
         Self {
             inner: Arc::new(Inner {
-                tokens: VerifiedTokenCache::new(settings.token_cache_capacity, token_ttl),
-                live_sessions: Cache::builder()
-                    .max_capacity(settings.token_cache_capacity)
-                    .time_to_live(settings.userinfo_cache_ttl)
-                    .build(),
+                tokens: ProxyTokenCache::new(
+                    settings.token_cache_capacity,
+                    token_ttl,
+                    settings.grant_cache_capacity,
+                    settings.userinfo_cache_ttl,
+                ),
                 refresh_locks: (0..REFRESH_LOCKS)
                     .map(|_| tokio::sync::Mutex::new(()))
                     .collect(),
+                in_flight: SingleFlight::new(),
                 settings,
                 store,
             }),
@@ -68,18 +75,17 @@ impl ProxyVerifier {
 
     /// Forgets a revoked token (this replica sees the revocation at once).
     pub(crate) fn forget(&self, token: &str) {
-        self.inner.tokens.remove(&digest(token));
+        self.inner.tokens.forget(&digest(token));
     }
 
-    /// Forgets every cached token and the session state of a revoked grant.
+    /// Forgets every cached token and the session state of a revoked grant (O(1)).
     pub(crate) fn forget_grant(&self, grant_id: &str) {
-        self.inner.tokens.remove_grant(grant_id);
-        self.inner.live_sessions.invalidate(grant_id);
+        self.inner.tokens.forget_grant(grant_id);
     }
 
-    /// The verified-token cache.
-    pub(crate) fn cache(&self) -> &VerifiedTokenCache {
-        &self.inner.tokens
+    /// Number of access tokens cached in this process.
+    pub(crate) fn cached_tokens(&self) -> u64 {
+        self.inner.tokens.len()
     }
 
     async fn verify_token(&self, token: &str) -> Result<Authenticated, VerifyError> {
@@ -87,9 +93,22 @@ impl ProxyVerifier {
             return Err(VerifyError::Invalid("unknown token"));
         }
         let key = digest(token);
-        if let Some(hit) = self.inner.tokens.get(&key) {
+        if let Some(hit) = self.inner.tokens.get(&key, now_secs()) {
             return Ok(hit);
         }
+        self.inner
+            .in_flight
+            .run(key, || self.verify_uncached(token, key))
+            .await
+    }
+
+    /// The first use of a token (in this process, within the cache's time-to-live): database,
+    /// upstream session, then the cache.
+    async fn verify_uncached(
+        &self,
+        token: &str,
+        key: TokenDigest,
+    ) -> Result<Authenticated, VerifyError> {
         let hash = TokenHash::of(token);
         let found = match self.inner.store.lookup_access_token(&hash).await {
             Ok(found) => found.ok_or(VerifyError::Invalid("unknown, expired or revoked token"))?,
@@ -113,26 +132,22 @@ impl ProxyVerifier {
         if found.grant.resource.as_deref().is_some_and(|r| r != ours) {
             return Err(VerifyError::Invalid("token not issued for this resource"));
         }
-        let profile = self.ensure_session(found.grant).await?;
-        let grant_id = found.token.grant_id.clone();
-        let expires_at = u64::try_from(found.token.expires_at).ok();
-        let caller = Authenticated::new(
-            profile.subject,
-            Some(found.token.client_id),
+        let session = self.ensure_session(found.grant).await?;
+        let expires_at = u64::try_from(found.token.expires_at).unwrap_or(0);
+        Ok(self.inner.tokens.insert(
+            key,
+            &session,
             found.token.scopes,
+            found.token.client_id,
             expires_at,
-            profile.claims,
-        );
-        self.inner
-            .tokens
-            .insert_for_grant(key, caller.clone(), &grant_id);
-        Ok(caller)
+            now_secs(),
+        ))
     }
 
-    /// Confirms the grant's AuthKit session (cached per grant) and returns the user.
-    async fn ensure_session(&self, grant: Grant) -> Result<User, VerifyError> {
-        if self.inner.live_sessions.contains_key(&grant.grant_id) {
-            return Ok(User::from_grant(&grant, None));
+    /// Confirms the grant's AuthKit session (cached per grant, shared by its tokens).
+    async fn ensure_session(&self, grant: Grant) -> Result<Arc<GrantSession>, VerifyError> {
+        if let Some(session) = self.inner.tokens.session(&grant.grant_id, now_secs()) {
+            return Ok(session);
         }
         let mut grant = grant;
         let mut refreshed = false;
@@ -150,8 +165,20 @@ impl ProxyVerifier {
             .await
             {
                 Ok(profile) => {
-                    self.inner.live_sessions.insert(grant.grant_id.clone(), ());
-                    return Ok(User::from_grant(&grant, Some(profile)));
+                    let user = User::from_grant(&grant, Some(profile));
+                    let caller = Authenticated::new(
+                        user.subject,
+                        Some(grant.client_id.clone()),
+                        grant.scopes.clone(),
+                        None,
+                        user.claims,
+                    );
+                    return Ok(self.inner.tokens.confirm(
+                        &grant.grant_id,
+                        caller,
+                        now_secs(),
+                        settings.userinfo_cache_ttl,
+                    ));
                 }
                 // AuthKit's access token may have been revoked early: try one refresh.
                 Err(UserinfoError::Unauthorized)
@@ -289,6 +316,10 @@ impl User {
             claims,
         }
     }
+}
+
+fn now_secs() -> u64 {
+    u64::try_from(unix_now()).unwrap_or(0)
 }
 
 fn upstream_expired(tokens: &UpstreamTokens) -> bool {

@@ -23,6 +23,7 @@ mod html;
 mod register;
 mod revoke;
 mod token;
+mod token_cache;
 
 use std::sync::Arc;
 

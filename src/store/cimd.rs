@@ -47,7 +47,7 @@ impl Store {
         )
         .bind(url)
         .bind(now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| CachedDocument::from_row(&r, OP)).transpose()
@@ -65,7 +65,7 @@ impl Store {
         const OP: &str = "save_cimd_client";
         let err = |e| StoreError::from_sqlx(OP, e);
         let _turn = self.write_turn().await;
-        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut tx = self.begin(OP).await?;
         sqlx::query(
             "INSERT INTO mcp_auth_clients (client_id, client_secret_hash, client_name, \
              redirect_uris, grant_types, token_endpoint_auth_method, scope, metadata, \
@@ -117,7 +117,7 @@ impl Store {
         let _turn = self.write_turn().await;
         let done = sqlx::query("DELETE FROM mcp_auth_cimd_documents WHERE url = $1")
             .bind(url)
-            .execute(&self.pool)
+            .execute(&mut *self.conn(OP).await?)
             .await
             .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(done.rows_affected() == 1)

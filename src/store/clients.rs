@@ -118,7 +118,7 @@ impl Store {
         .bind(client.created_at)
         .bind(client.last_used_at)
         .bind(client.expires_at)
-        .execute(&self.pool)
+        .execute(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(())
@@ -134,7 +134,7 @@ impl Store {
         ))
         .bind(client_id)
         .bind(now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| ClientRecord::from_row(&r, OP)).transpose()
@@ -150,7 +150,7 @@ impl Store {
              WHERE first_login_at IS NULL AND expires_at > $1 AND client_id NOT LIKE 'http%'",
         )
         .bind(now())
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         let live: i64 = col(&row, "live", OP)?;
@@ -174,7 +174,7 @@ impl Store {
         .bind(client_id)
         .bind(now)
         .bind(keep_until)
-        .execute(&self.pool)
+        .execute(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(done.rows_affected() == 1)
@@ -186,7 +186,7 @@ impl Store {
         let _turn = self.write_turn().await;
         let done = sqlx::query("DELETE FROM mcp_auth_clients WHERE client_id = $1")
             .bind(client_id)
-            .execute(&self.pool)
+            .execute(&mut *self.conn(OP).await?)
             .await
             .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(done.rows_affected() == 1)

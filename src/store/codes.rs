@@ -141,7 +141,7 @@ impl Store {
         ))
         .bind(code_hash.as_str())
         .bind(self.now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| AuthorizationCode::from_row(&r, OP)).transpose()
@@ -173,7 +173,7 @@ impl Store {
         .bind(checked.client_id)
         .bind(checked.redirect_uri)
         .bind(checked.code_challenge)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         if let Some(row) = row {
@@ -190,7 +190,7 @@ impl Store {
         .bind(checked.client_id)
         .bind(checked.redirect_uri)
         .bind(checked.code_challenge)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(match grant_id {

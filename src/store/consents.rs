@@ -67,7 +67,7 @@ impl Store {
         .bind(approval.created_at)
         .bind(approval.expires_at)
         .bind(approval.redirect_uris_digest.as_deref())
-        .execute(&self.pool)
+        .execute(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(())
@@ -88,7 +88,7 @@ impl Store {
         .bind(subject)
         .bind(client_id)
         .bind(now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| ConsentApproval::from_row(&r, OP)).transpose()
@@ -102,7 +102,7 @@ impl Store {
             sqlx::query("DELETE FROM mcp_auth_consents WHERE subject = $1 AND client_id = $2")
                 .bind(subject)
                 .bind(client_id)
-                .execute(&self.pool)
+                .execute(&mut *self.conn(OP).await?)
                 .await
                 .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(done.rows_affected() == 1)

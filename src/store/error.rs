@@ -145,6 +145,12 @@ impl StoreError {
         }
     }
 
+    /// The error of an operation refused without trying because the database just failed to
+    /// answer.
+    pub(crate) fn failing_fast(op: &'static str) -> Self {
+        Self::unavailable(op, "database unreachable, retrying shortly")
+    }
+
     fn unavailable(op: &'static str, reason: impl Into<Cow<'static, str>>) -> Self {
         Self::Unavailable {
             op,

@@ -202,7 +202,7 @@ impl Store {
         }
         let sealed = self.seal_upstream(&grant.grant_id, &grant.upstream);
         let err = |e| StoreError::from_sqlx(OP, e);
-        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut tx = self.begin(OP).await?;
         self.insert_grant(&mut tx, grant, sealed)
             .await
             .map_err(err)?;
@@ -263,7 +263,7 @@ impl Store {
         ))
         .bind(grant_id)
         .bind(self.now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| self.grant_from_row(&r, OP)).transpose()
@@ -295,7 +295,7 @@ impl Store {
         .bind(sealed.id)
         .bind(upstream.expires_at)
         .bind(self.now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         match row {
@@ -313,7 +313,7 @@ impl Store {
         let _turn = self.write_turn().await;
         let err = |e| StoreError::from_sqlx(OP, e);
         let now = self.now();
-        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut tx = self.begin(OP).await?;
         let grant = sqlx::query(
             "UPDATE mcp_auth_grants SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
         )

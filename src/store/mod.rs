@@ -62,17 +62,27 @@
 //! `sqlx::any::install_default_drivers()` (idempotent). sqlx allows one driver list per process,
 //! so an application must not also install its own through `sqlx::any::install_drivers`.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use futures_util::future::BoxFuture;
 use sqlx::{
-    AnyPool, AssertSqlSafe, Row as _,
+    Any, AnyPool, AssertSqlSafe, Row as _, Transaction,
     any::{AnyPoolOptions, AnyRow},
+    pool::PoolConnection,
 };
 
 mod cimd;
 pub use crate::clock::Clock;
 
+use self::breaker::{Admission, Breaker};
+
+mod breaker;
 mod clients;
 mod codes;
 mod consents;
@@ -121,7 +131,8 @@ impl Engine {
     }
 }
 
-/// Pool and engine settings of a [`Store`]. `StoreOptions::default()` suits most servers.
+/// Pool and engine settings of a [`Store`]. `StoreOptions::default()` suits most servers;
+/// [`StoreOptions::from_env`] reads the two pool settings from the environment.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct StoreOptions {
@@ -129,28 +140,83 @@ pub struct StoreOptions {
     acquire_timeout: Duration,
     busy_timeout: Duration,
     clock: Clock,
+    probe_interval: Duration,
 }
+
+/// Default of [`StoreOptions::acquire_timeout`]: see the README's performance section for the
+/// measurement behind it.
+const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default of [`StoreOptions::max_connections`].
+const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 
 impl Default for StoreOptions {
     fn default() -> Self {
         Self {
-            max_connections: 10,
-            acquire_timeout: Duration::from_secs(5),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
             busy_timeout: Duration::from_secs(5),
             clock: Clock::system(),
+            probe_interval: Duration::from_secs(1),
         }
     }
 }
 
 impl StoreOptions {
+    /// The defaults, overridden by `MCP_AUTH_DB_MAX_CONNECTIONS` (a positive number) and
+    /// `MCP_AUTH_DB_ACQUIRE_TIMEOUT_SECONDS` (seconds, fractions allowed, e.g. `0.5`) when set.
+    pub fn from_env() -> Result<Self, crate::error::ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// [`StoreOptions::from_env`] over any list of variables.
+    pub fn from_vars<I, K, V>(vars: I) -> Result<Self, crate::error::ConfigError>
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        use crate::error::ConfigError;
+        const MAX: &str = "MCP_AUTH_DB_MAX_CONNECTIONS";
+        const ACQUIRE: &str = "MCP_AUTH_DB_ACQUIRE_TIMEOUT_SECONDS";
+        let mut options = Self::default();
+        for (name, value) in vars {
+            let value = value.as_ref().trim();
+            if value.is_empty() {
+                continue;
+            }
+            match name.as_ref() {
+                MAX => {
+                    let max = value
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| ConfigError::invalid(MAX, "expected a positive number"))?;
+                    options = options.max_connections(max);
+                }
+                ACQUIRE => {
+                    let secs = value
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0)
+                        .ok_or_else(|| {
+                            ConfigError::invalid(ACQUIRE, "expected seconds between 0 and 3600")
+                        })?;
+                    options = options.acquire_timeout(Duration::from_secs_f64(secs));
+                }
+                _ => {}
+            }
+        }
+        Ok(options)
+    }
+
     /// Most connections the pool opens (default 10).
     pub fn max_connections(mut self, max: u32) -> Self {
         self.max_connections = max.max(1);
         self
     }
 
-    /// How long an operation waits for a free connection before failing with a transient
-    /// error (default 5 s).
+    /// How long an operation waits for a free connection (including connecting) before failing
+    /// with a transient error (default 2 s).
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
         self
@@ -171,6 +237,13 @@ impl StoreOptions {
         self.clock = clock;
         self
     }
+
+    /// After a connection failure, operations fail at once (a 503) and one operation per
+    /// `interval` probes whether the database is back (default 1 s).
+    pub fn probe_interval(mut self, interval: Duration) -> Self {
+        self.probe_interval = interval;
+        self
+    }
 }
 
 /// The OAuth state of proxy mode, in PostgreSQL or SQLite, shared by every replica.
@@ -183,6 +256,8 @@ pub struct Store {
     engine: Engine,
     write_gate: Arc<tokio::sync::Mutex<()>>,
     clock: Clock,
+    breaker: Arc<Breaker>,
+    operations: Arc<AtomicU64>,
 }
 
 impl std::fmt::Debug for Store {
@@ -247,6 +322,8 @@ impl Store {
             engine,
             write_gate: Arc::default(),
             clock: options.clock,
+            breaker: Arc::new(Breaker::new(options.probe_interval)),
+            operations: Arc::default(),
         })
     }
 
@@ -324,6 +401,76 @@ impl Store {
         match self.engine {
             Engine::Sqlite => Some(self.write_gate.lock().await),
             Engine::Postgres => None,
+        }
+    }
+
+    /// A pooled connection for store operation `op`, unless the database just failed to answer
+    /// (then a transient error at once, see [`StoreOptions::probe_interval`]).
+    pub(crate) async fn conn(&self, op: &'static str) -> Result<PoolConnection<Any>, StoreError> {
+        let started = self.admit(op)?;
+        let result = self.pool.acquire().await;
+        self.record(op, started, result)
+    }
+
+    /// A transaction for store operation `op`, through the same breaker as [`Store::conn`].
+    pub(crate) async fn begin(
+        &self,
+        op: &'static str,
+    ) -> Result<Transaction<'static, Any>, StoreError> {
+        let started = self.admit(op)?;
+        let result = self.pool.begin().await;
+        self.record(op, started, result)
+    }
+
+    /// Whether the store is failing fast after a connection failure (until a probe succeeds).
+    pub fn is_failing_fast(&self) -> bool {
+        self.breaker.is_open()
+    }
+
+    /// Number of database round trips (a statement, or a transaction) this store and its
+    /// clones have started, including those refused while failing fast: what tests count to
+    /// prove that a cache or a single flight spared the database.
+    pub fn database_operations(&self) -> u64 {
+        self.operations.load(Ordering::Relaxed)
+    }
+
+    /// Asks the breaker; returns when the operation started.
+    fn admit(&self, op: &'static str) -> Result<Instant, StoreError> {
+        self.operations.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        match self.breaker.admit(now) {
+            Admission::Pass => Ok(now),
+            Admission::Probe => {
+                tracing::info!(op, "probing whether the database is back");
+                Ok(now)
+            }
+            Admission::Refuse => Err(StoreError::failing_fast(op)),
+        }
+    }
+
+    fn record<T>(
+        &self,
+        op: &'static str,
+        started: Instant,
+        result: Result<T, sqlx::Error>,
+    ) -> Result<T, StoreError> {
+        match result {
+            Ok(value) => {
+                self.breaker.succeeded(Instant::now());
+                Ok(value)
+            }
+            Err(error) => {
+                if breaker::is_connection_failure(&error) {
+                    if !self.breaker.is_open() {
+                        tracing::warn!(
+                            op,
+                            "database unreachable; failing fast until a probe reaches it"
+                        );
+                    }
+                    self.breaker.failed(started, Instant::now());
+                }
+                Err(StoreError::from_sqlx(op, error))
+            }
         }
     }
 

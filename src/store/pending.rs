@@ -149,7 +149,7 @@ impl Store {
         .bind(pending.created_at)
         .bind(pending.expires_at)
         .bind(i64::from(pending.redirect_uri_sent))
-        .execute(&self.pool)
+        .execute(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(())
@@ -168,7 +168,7 @@ impl Store {
         ))
         .bind(txn_id)
         .bind(now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| self.pending_from_row(&r, OP)).transpose()
@@ -194,7 +194,7 @@ impl Store {
         .bind(txn_id)
         .bind(consent_token.as_str())
         .bind(now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| self.pending_from_row(&r, OP)).transpose()
@@ -215,7 +215,7 @@ impl Store {
         ))
         .bind(txn_id)
         .bind(now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| self.pending_from_row(&r, OP)).transpose()

@@ -90,7 +90,7 @@ impl Store {
                 let deleted = sqlx::query(*sql)
                     .bind(now)
                     .bind(batch)
-                    .execute(&self.pool)
+                    .execute(&mut *self.conn(OP).await?)
                     .await
                     .map_err(|e| StoreError::from_sqlx(OP, e))?
                     .rows_affected();

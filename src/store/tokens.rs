@@ -373,7 +373,7 @@ impl Store {
         const OP: &str = "issue_tokens";
         let _turn = self.write_turn().await;
         let err = |e| StoreError::from_sqlx(OP, e);
-        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut tx = self.begin(OP).await?;
         let issued = insert_pair(&mut tx, grant_id, scopes, tokens, None, self.now())
             .await
             .map_err(err)?;
@@ -411,7 +411,7 @@ impl Store {
             Some((key_id, access, refresh)) => (Some(key_id), Some(access), Some(refresh)),
             None => (None, None, None),
         };
-        let mut tx = self.pool.begin().await.map_err(err)?;
+        let mut tx = self.begin(OP).await?;
         // The compare-and-swap; it is also the transaction's first statement (see module docs).
         let spent = sqlx::query(
             "UPDATE mcp_auth_tokens SET rotated_at = $3, reuse_until = $4, \
@@ -500,7 +500,7 @@ impl Store {
         )
         .bind(old.as_str())
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(err)?;
         // A stranger's attempt neither learns anything nor revokes anything.
@@ -563,7 +563,7 @@ impl Store {
         .bind(old.as_str())
         .bind(&grant_id)
         .bind(now)
-        .fetch_all(&self.pool)
+        .fetch_all(&mut *self.conn(op).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(op, e))?;
         let find = |hash: &TokenHash| {
@@ -612,7 +612,7 @@ impl Store {
         ))
         .bind(token_hash.as_str())
         .bind(self.now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         let Some(row) = row else { return Ok(None) };
@@ -636,7 +636,7 @@ impl Store {
         ))
         .bind(token_hash.as_str())
         .bind(self.now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| IssuedToken::from_row(&r, &PLAIN, OP))
@@ -653,7 +653,7 @@ impl Store {
         )
         .bind(token_hash.as_str())
         .bind(self.now())
-        .execute(&self.pool)
+        .execute(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(done.rows_affected() == 1)

@@ -31,22 +31,14 @@ struct UntilExpiry {
     max_ttl: Duration,
 }
 
-/// A cached caller, with the grant it belongs to (proxy mode) so revoking the grant can drop
-/// its tokens at once.
-#[derive(Clone)]
-struct Entry {
-    caller: Authenticated,
-    grant: Option<Arc<str>>,
-}
-
-impl Expiry<TokenDigest, Entry> for UntilExpiry {
+impl Expiry<TokenDigest, Authenticated> for UntilExpiry {
     fn expire_after_create(
         &self,
         _key: &TokenDigest,
-        value: &Entry,
+        value: &Authenticated,
         _created_at: Instant,
     ) -> Option<Duration> {
-        let remaining = match value.caller.expires_at() {
+        let remaining = match value.expires_at() {
             Some(exp) => Duration::from_secs(exp.saturating_sub(unix_now())),
             None => self.max_ttl,
         };
@@ -59,7 +51,7 @@ impl Expiry<TokenDigest, Entry> for UntilExpiry {
 /// Cloning shares the cache.
 #[derive(Clone)]
 pub struct VerifiedTokenCache {
-    entries: Cache<TokenDigest, Entry>,
+    entries: Cache<TokenDigest, Authenticated>,
 }
 
 impl std::fmt::Debug for VerifiedTokenCache {
@@ -77,14 +69,13 @@ impl VerifiedTokenCache {
             entries: Cache::builder()
                 .max_capacity(capacity)
                 .expire_after(UntilExpiry { max_ttl })
-                .support_invalidation_closures()
                 .build(),
         }
     }
 
     /// The cached caller for `token`, if any and not expired.
     pub(crate) fn get(&self, key: &TokenDigest) -> Option<Authenticated> {
-        let hit = self.entries.get(key)?.caller;
+        let hit = self.entries.get(key)?;
         // moka evicts lazily; never hand out an entry whose token has expired.
         match hit.expires_at() {
             Some(exp) if exp <= unix_now() => {
@@ -97,33 +88,7 @@ impl VerifiedTokenCache {
 
     /// Remembers a verified caller.
     pub(crate) fn insert(&self, key: TokenDigest, caller: Authenticated) {
-        self.entries.insert(
-            key,
-            Entry {
-                caller,
-                grant: None,
-            },
-        );
-    }
-
-    /// Remembers a verified caller of proxy mode, with its grant.
-    pub(crate) fn insert_for_grant(&self, key: TokenDigest, caller: Authenticated, grant: &str) {
-        let grant = Some(Arc::from(grant));
-        self.entries.insert(key, Entry { caller, grant });
-    }
-
-    /// Forgets one token.
-    pub(crate) fn remove(&self, key: &TokenDigest) {
-        self.entries.invalidate(key);
-    }
-
-    /// Forgets every token of `grant`.
-    pub(crate) fn remove_grant(&self, grant: &str) {
-        let grant: Arc<str> = Arc::from(grant);
-        // Only fails when invalidation closures are not enabled, which they are.
-        let _ = self
-            .entries
-            .invalidate_entries_if(move |_, entry| entry.grant.as_deref() == Some(&*grant));
+        self.entries.insert(key, caller);
     }
 
     /// Number of cached tokens (approximate: moka counts lazily).

@@ -7,6 +7,7 @@
 pub(crate) mod cache;
 mod jwks;
 mod jwt;
+pub(crate) mod single_flight;
 
 pub use futures_util::future::LocalBoxFuture;
 

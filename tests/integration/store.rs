@@ -977,7 +977,10 @@ async fn pool_timeout_is_transient(db: &TestDb) {
         .store_with_options(
             StoreOptions::default()
                 .max_connections(1)
-                .acquire_timeout(Duration::from_millis(200)),
+                .acquire_timeout(Duration::from_millis(200))
+                // Nothing else reaches the database meanwhile, so the store fails fast after
+                // the timeout; with no probe interval the next operation probes at once.
+                .probe_interval(Duration::ZERO),
         )
         .await;
     let held = store.pool().acquire().await.unwrap();

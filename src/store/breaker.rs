@@ -1,0 +1,205 @@
+//! Fail fast while the database is unreachable: a circuit breaker in front of the pool.
+//!
+//! When PostgreSQL is down, acquiring a connection retries the connect until the pool's acquire
+//! timeout, so every request that needs the database waits that long for its 503, and under load
+//! such waiting requests pile up. After one acquire fails with a connection error the breaker
+//! *opens*: store operations fail at once with a transient error (a 503 with `Retry-After`) and
+//! touch neither the pool nor the network. Once per `probe_interval` one operation is let through
+//! as a probe; if it reaches the database the breaker closes, otherwise it stays open for
+//! another interval.
+//!
+//! A pool that is merely busy also times out acquires. That is not an outage as long as other
+//! operations keep completing, so a failure opens the breaker only if no operation reached the
+//! database while the failed one was waiting.
+//!
+//! The decision takes the current time as an argument, so it is tested with a controlled clock.
+
+use std::{
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+/// What an operation may do now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// The database answered last time: go ahead.
+    Pass,
+    /// The breaker is open but a probe is due: this operation is the probe.
+    Probe,
+    /// The breaker is open: fail without touching the database.
+    Refuse,
+}
+
+/// The breaker's state; shared by every clone of a store.
+#[derive(Debug)]
+pub(crate) struct Breaker {
+    probe_interval: Duration,
+    state: Mutex<State>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    /// `None` while closed; while open, when the next probe may go.
+    next_probe: Option<Instant>,
+    /// When an operation last reached the database.
+    last_success: Option<Instant>,
+}
+
+impl Breaker {
+    /// A closed breaker probing once per `probe_interval` while open.
+    pub(crate) fn new(probe_interval: Duration) -> Self {
+        Self {
+            probe_interval,
+            state: Mutex::default(),
+        }
+    }
+
+    /// Whether an operation starting at `now` may use the database.
+    pub(crate) fn admit(&self, now: Instant) -> Admission {
+        let mut state = self.lock();
+        match state.next_probe {
+            None => Admission::Pass,
+            Some(at) if now >= at => {
+                // Other operations keep failing fast while this probe runs (it may wait for
+                // the whole acquire timeout); a probe that never reports lets another go after
+                // one more interval.
+                state.next_probe = Some(now + self.probe_interval);
+                Admission::Probe
+            }
+            Some(_) => Admission::Refuse,
+        }
+    }
+
+    /// An operation reached the database at `now`: close the breaker.
+    pub(crate) fn succeeded(&self, now: Instant) {
+        let mut state = self.lock();
+        state.next_probe = None;
+        state.last_success = Some(state.last_success.map_or(now, |t| t.max(now)));
+    }
+
+    /// An operation admitted at `started` failed to reach the database at `now`. Unless
+    /// another operation reached it in between, open the breaker (or keep it open) until
+    /// `now + probe_interval`.
+    pub(crate) fn failed(&self, started: Instant, now: Instant) {
+        let mut state = self.lock();
+        if state.last_success.is_some_and(|t| t >= started) {
+            return;
+        }
+        let until = now + self.probe_interval;
+        state.next_probe = Some(state.next_probe.map_or(until, |at| at.max(until)));
+    }
+
+    /// Whether the breaker is open (for logs and tests).
+    pub(crate) fn is_open(&self) -> bool {
+        self.lock().next_probe.is_some()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // The state is plain values: a panic elsewhere cannot leave it half-written.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Whether a failed acquire (or `BEGIN`) means the database is unreachable, as opposed to a
+/// busy SQLite file or a failing statement: only these open the breaker.
+pub(crate) fn is_connection_failure(err: &sqlx::Error) -> bool {
+    match err {
+        // With the server down, sqlx retries refused connects until the acquire timeout and
+        // then reports this.
+        sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // SQLSTATE class 08 (connection exception) and 57P01..03 (shutting down, starting).
+            code.starts_with("08") || matches!(&*code, "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INTERVAL: Duration = Duration::from_secs(2);
+
+    fn at(t0: Instant, millis: u64) -> Instant {
+        t0 + Duration::from_millis(millis)
+    }
+
+    #[test]
+    fn closed_breaker_lets_everything_pass() {
+        let breaker = Breaker::new(INTERVAL);
+        let t0 = Instant::now();
+        for ms in [0, 10, 10_000] {
+            assert_eq!(breaker.admit(at(t0, ms)), Admission::Pass);
+        }
+        assert!(!breaker.is_open());
+    }
+
+    #[test]
+    fn a_failure_refuses_until_the_interval_then_one_probe() {
+        let breaker = Breaker::new(INTERVAL);
+        let t0 = Instant::now();
+        breaker.failed(t0, t0);
+        assert!(breaker.is_open());
+        for ms in [0, 1, 500, 1_999] {
+            assert_eq!(breaker.admit(at(t0, ms)), Admission::Refuse, "{ms} ms");
+        }
+        assert_eq!(breaker.admit(at(t0, 2_000)), Admission::Probe);
+        // One probe per interval: the others still fail fast while it runs.
+        for ms in [2_000, 2_001, 3_999] {
+            assert_eq!(breaker.admit(at(t0, ms)), Admission::Refuse, "{ms} ms");
+        }
+        // A probe that never reported: the next one goes an interval later.
+        assert_eq!(breaker.admit(at(t0, 4_000)), Admission::Probe);
+    }
+
+    #[test]
+    fn a_failed_probe_keeps_it_open_a_successful_one_closes_it() {
+        let breaker = Breaker::new(INTERVAL);
+        let t0 = Instant::now();
+        breaker.failed(t0, t0);
+        assert_eq!(breaker.admit(at(t0, 2_000)), Admission::Probe);
+        breaker.failed(at(t0, 2_000), at(t0, 3_000)); // the probe waited 1 s, then failed
+        assert_eq!(breaker.admit(at(t0, 4_999)), Admission::Refuse);
+        assert_eq!(breaker.admit(at(t0, 5_000)), Admission::Probe);
+        breaker.succeeded(at(t0, 5_000));
+        assert!(!breaker.is_open());
+        assert_eq!(breaker.admit(at(t0, 5_001)), Admission::Pass);
+    }
+
+    #[test]
+    fn a_busy_pool_is_not_an_outage() {
+        let breaker = Breaker::new(INTERVAL);
+        let t0 = Instant::now();
+        // An operation waited from 0 to 2 s for a connection while others completed.
+        breaker.succeeded(at(t0, 1_500));
+        breaker.failed(t0, at(t0, 2_000));
+        assert!(!breaker.is_open());
+        // Nothing completed since this one started: the database does not answer.
+        breaker.failed(at(t0, 1_600), at(t0, 3_600));
+        assert!(breaker.is_open());
+    }
+
+    #[test]
+    fn late_failures_never_bring_the_probe_forward() {
+        let breaker = Breaker::new(INTERVAL);
+        let t0 = Instant::now();
+        breaker.failed(t0, at(t0, 1_000));
+        // A request that started before the outage reports its failure with an older time.
+        breaker.failed(t0, t0);
+        assert_eq!(breaker.admit(at(t0, 2_500)), Admission::Refuse);
+        assert_eq!(breaker.admit(at(t0, 3_000)), Admission::Probe);
+    }
+
+    #[test]
+    fn only_connection_failures_open_it() {
+        assert!(is_connection_failure(&sqlx::Error::PoolTimedOut));
+        assert!(is_connection_failure(&sqlx::Error::Io(
+            std::io::Error::from(std::io::ErrorKind::ConnectionRefused)
+        )));
+        assert!(!is_connection_failure(&sqlx::Error::RowNotFound));
+        assert!(!is_connection_failure(&sqlx::Error::PoolClosed));
+    }
+}
