@@ -500,7 +500,7 @@ impl Store {
         )
         .bind(old.as_str())
         .bind(now)
-        .fetch_optional(&mut *self.conn(OP).await?)
+        .fetch_optional(&mut *self.conn(op).await?)
         .await
         .map_err(err)?;
         // A stranger's attempt neither learns anything nor revokes anything.

@@ -331,6 +331,8 @@ macro_rules! engine_tests {
             $(
                 #[$runtime]
                 #[$extra]
+                // Two `ignore`s when both services are missing; either reason is true.
+                #[allow(unused_attributes)]
                 #[cfg_attr(
                     not(mcp_auth_test_postgres),
                     ignore = "PostgreSQL leg: set TEST_DATABASE_URL \
