@@ -51,7 +51,8 @@ const BATCHES: [&str; 6] = [
     // Never-used registrations first, oldest first: they are what a registration flood leaves.
     "DELETE FROM mcp_auth_clients WHERE client_id IN (SELECT client_id FROM mcp_auth_clients \
      WHERE expires_at <= $1 \
-     ORDER BY CASE WHEN first_login_at IS NULL THEN 0 ELSE 1 END, created_at LIMIT $2)",
+     ORDER BY CASE WHEN client_id IN (SELECT client_id FROM mcp_auth_unused_clients) \
+     THEN 0 ELSE 1 END, created_at LIMIT $2)",
 ];
 
 impl Store {
