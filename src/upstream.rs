@@ -4,6 +4,14 @@
 //! every call: connection pooling and TLS sessions live in it). The rustls configuration is built
 //! once per process with an explicit crypto provider, because letting rustls pick a process-wide
 //! default panics when two providers are compiled into the application.
+//!
+//! Peers that do not keep connections alive: awc returns an HTTP/1.0 connection to its pool
+//! unless the answer says `Connection: close`, although an HTTP/1.0 peer (or intermediary)
+//! ends the connection after each answer; the next call would then be sent on a dead
+//! connection. So a body is read by [`read_body`], which closes instead of pooling any
+//! connection whose answer did not allow keep-alive. And an idempotent GET that fails before
+//! any answer byte, as on a connection the peer closed meanwhile, is retried once on a fresh
+//! connection; a token request (a POST that may have been received) never is.
 
 use std::{
     cell::RefCell,
@@ -11,7 +19,12 @@ use std::{
     time::Duration,
 };
 
-use actix_web::web::Bytes;
+use actix_web::{
+    HttpMessage as _,
+    http::{Version, header},
+    web::{Bytes, BytesMut},
+};
+use futures_util::StreamExt as _;
 
 /// Why a call to AuthKit failed. Holds no URL parameters, bodies or tokens, only what an operator
 /// needs to tell an outage from a bad answer.
@@ -61,22 +74,97 @@ thread_local! {
 
 /// This thread's client (awc clients are cheap `Rc` handles to a shared pool).
 pub(crate) fn client() -> awc::Client {
-    CLIENT.with(|cell| {
-        cell.borrow_mut()
-            .get_or_insert_with(|| {
-                awc::Client::builder()
-                    .connector(
-                        awc::Connector::new()
-                            .rustls_0_23(tls_config())
-                            .timeout(Duration::from_secs(5)),
-                    )
-                    // AuthKit endpoints never redirect; following one would let a rogue
-                    // answer point us anywhere.
-                    .disable_redirects()
-                    .finish()
-            })
-            .clone()
-    })
+    CLIENT.with(|cell| cell.borrow_mut().get_or_insert_with(new_client).clone())
+}
+
+/// A client with a pool of its own (so its first request opens a fresh connection).
+fn new_client() -> awc::Client {
+    awc::Client::builder()
+        .connector(
+            awc::Connector::new()
+                .rustls_0_23(tls_config())
+                .timeout(Duration::from_secs(5)),
+        )
+        // AuthKit endpoints never redirect; following one would let a rogue answer point us
+        // anywhere.
+        .disable_redirects()
+        .finish()
+}
+
+/// Whether the peer lets us send another request on this connection: HTTP/1.1 unless it said
+/// `Connection: close` (awc handles that), HTTP/1.0 only with `Connection: keep-alive`.
+pub(crate) fn allows_keep_alive(version: Version, connection: Option<&str>) -> bool {
+    let has = |token: &str| {
+        connection.is_some_and(|value| {
+            value
+                .split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case(token))
+        })
+    };
+    match version {
+        Version::HTTP_09 | Version::HTTP_10 => has("keep-alive") && !has("close"),
+        _ => !has("close"),
+    }
+}
+
+/// Reads a response body of at most `limit` bytes. When the answer does not allow keep-alive,
+/// the stream is dropped once `Content-Length` bytes are in, before awc would hand the
+/// connection back to its pool: dropping it closes the connection.
+async fn read_body<S>(
+    res: &mut awc::ClientResponse<S>,
+    limit: usize,
+) -> Result<Bytes, awc::error::PayloadError>
+where
+    S: futures_util::Stream<Item = Result<Bytes, awc::error::PayloadError>> + Unpin,
+{
+    let connection = res
+        .headers()
+        .get(header::CONNECTION)
+        .and_then(|v| v.to_str().ok());
+    if allows_keep_alive(res.version(), connection) {
+        return res.body().limit(limit).await;
+    }
+    let length = res
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok());
+    if length.is_some_and(|n| n > limit) {
+        return Err(awc::error::PayloadError::Overflow);
+    }
+    let mut payload = res.take_payload();
+    let mut body = BytesMut::new();
+    // Without a length the body ends with the connection, which awc then closes itself.
+    while length.is_none_or(|n| body.len() < n) {
+        match payload.next().await {
+            Some(chunk) => {
+                let chunk: Bytes = chunk?;
+                body.extend_from_slice(&chunk);
+            }
+            None => break,
+        }
+        if body.len() > limit {
+            return Err(awc::error::PayloadError::Overflow);
+        }
+    }
+    drop(payload);
+    if length.is_some_and(|n| body.len() < n) {
+        return Err(awc::error::PayloadError::Incomplete(None));
+    }
+    Ok(body.freeze())
+}
+
+/// Whether a request failed before any byte of an answer arrived, as when it is sent on a
+/// pooled connection the peer has closed meanwhile.
+fn failed_before_answer(error: &awc::error::SendRequestError) -> bool {
+    use awc::error::{ConnectError, SendRequestError};
+    matches!(
+        error,
+        SendRequestError::Connect(ConnectError::Disconnected)
+            | SendRequestError::Send(_)
+            | SendRequestError::Response(actix_web::error::ParseError::Io(_))
+            | SendRequestError::Response(actix_web::error::ParseError::Incomplete)
+    )
 }
 
 /// GETs `url` and returns the body of a 200 answer, at most [`MAX_DOCUMENT_BYTES`], within
@@ -87,16 +175,29 @@ pub(crate) async fn get_document(
     bearer: Option<&str>,
 ) -> Result<Bytes, UpstreamError> {
     let exchange = async {
-        let mut req = client()
-            .get(url)
-            .timeout(timeout)
-            .insert_header(("Accept", "application/json"));
-        if let Some(token) = bearer {
-            req = req.bearer_auth(token);
-        }
-        let mut res = req.send().await.map_err(|_| UpstreamError::Unreachable)?;
+        let send = |client: awc::Client| {
+            let mut req = client
+                .get(url)
+                .timeout(timeout)
+                .insert_header(("Accept", "application/json"));
+            if let Some(token) = bearer {
+                req = req.bearer_auth(token);
+            }
+            req.send()
+        };
+        let mut res = match send(client()).await {
+            Ok(res) => res,
+            // A GET is idempotent: once more on a fresh connection.
+            Err(error) if failed_before_answer(&error) => {
+                tracing::debug!(%error, "AuthKit connection lost before an answer; retrying once");
+                send(new_client())
+                    .await
+                    .map_err(|_| UpstreamError::Unreachable)?
+            }
+            Err(_) => return Err(UpstreamError::Unreachable),
+        };
         let status = res.status();
-        let body = res.body().limit(MAX_DOCUMENT_BYTES).await;
+        let body = read_body(&mut res, MAX_DOCUMENT_BYTES).await;
         if !status.is_success() {
             return Err(UpstreamError::Status(status.as_u16()));
         }
@@ -171,10 +272,9 @@ pub(crate) async fn request_tokens(
             .send_form(&body)
             .await
             .map_err(|_| TokenCallError::Transient(UpstreamError::Unreachable))?;
+        // Never retried: AuthKit may have received (and consumed) the code or refresh token.
         let status = res.status().as_u16();
-        let bytes = res
-            .body()
-            .limit(MAX_DOCUMENT_BYTES)
+        let bytes = read_body(&mut res, MAX_DOCUMENT_BYTES)
             .await
             .map_err(|_| TokenCallError::Transient(UpstreamError::Unreachable))?;
         classify_token_answer(status, &bytes)
@@ -240,6 +340,20 @@ pub(crate) async fn userinfo(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keep_alive_follows_the_version_and_connection_header() {
+        assert!(allows_keep_alive(Version::HTTP_11, None));
+        assert!(allows_keep_alive(Version::HTTP_11, Some("keep-alive")));
+        assert!(!allows_keep_alive(Version::HTTP_11, Some("close")));
+        assert!(!allows_keep_alive(Version::HTTP_11, Some("Upgrade, Close")));
+        assert!(
+            !allows_keep_alive(Version::HTTP_10, None),
+            "HTTP/1.0 closes"
+        );
+        assert!(allows_keep_alive(Version::HTTP_10, Some("Keep-Alive")));
+        assert!(!allows_keep_alive(Version::HTTP_10, Some("close")));
+    }
 
     #[test]
     fn token_answers_are_classified() {

@@ -97,11 +97,13 @@ impl ClientRecord {
 }
 
 impl Store {
-    /// Stores a new client. A `client_id` that already exists is a
-    /// [`StoreError::Constraint`].
+    /// Stores a new client, counted among the [`unused`](Store::unused_clients) ones until its
+    /// first grant. A `client_id` that already exists is a [`StoreError::Constraint`].
     pub async fn register_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
         const OP: &str = "register_client";
         let _turn = self.write_turn().await;
+        let err = |e| StoreError::from_sqlx(OP, e);
+        let mut tx = self.begin(OP).await?;
         sqlx::query(concat!(
             "INSERT INTO mcp_auth_clients (",
             client_columns!(),
@@ -118,10 +120,20 @@ impl Store {
         .bind(client.created_at)
         .bind(client.last_used_at)
         .bind(client.expires_at)
-        .execute(&mut *self.conn(OP).await?)
+        .execute(&mut *tx)
         .await
-        .map_err(|e| StoreError::from_sqlx(OP, e))?;
-        Ok(())
+        .map_err(err)?;
+        sqlx::query(
+            "INSERT INTO mcp_auth_unused_clients (client_id, created_at, expires_at) \
+             VALUES ($1, $2, $3)",
+        )
+        .bind(&client.client_id)
+        .bind(client.created_at)
+        .bind(client.expires_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(err)?;
+        tx.commit().await.map_err(err)
     }
 
     /// The client with this id, unless it is unknown or expired.
@@ -146,8 +158,8 @@ impl Store {
     pub async fn unused_clients(&self) -> Result<UnusedClients, StoreError> {
         const OP: &str = "unused_clients";
         let row = sqlx::query(
-            "SELECT COUNT(*) AS live, MIN(expires_at) AS next_expiry FROM mcp_auth_clients \
-             WHERE first_login_at IS NULL AND expires_at > $1 AND client_id NOT LIKE 'http%'",
+            "SELECT COUNT(*) AS live, MIN(expires_at) AS next_expiry \
+             FROM mcp_auth_unused_clients WHERE expires_at > $1",
         )
         .bind(now())
         .fetch_one(&mut *self.conn(OP).await?)

@@ -211,7 +211,6 @@ impl Store {
             .map_err(err)?;
         sqlx::query(
             "UPDATE mcp_auth_clients SET last_used_at = $2, \
-             first_login_at = COALESCE(first_login_at, $2), \
              expires_at = CASE WHEN expires_at < $3 THEN $3 ELSE expires_at END \
              WHERE client_id = $1",
         )
@@ -221,6 +220,11 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(err)?;
+        sqlx::query("DELETE FROM mcp_auth_unused_clients WHERE client_id = $1")
+            .bind(&grant.client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(err)?;
         tx.commit().await.map_err(err)
     }
 

@@ -6,6 +6,7 @@
 //! | table | record | key | lifetime |
 //! |---|---|---|---|
 //! | `mcp_auth_clients` | [`ClientRecord`] | `client_id` | extended to cover every grant made for it |
+//! | `mcp_auth_unused_clients` | ([`UnusedClients`] counts them) | `client_id` | from registration to the client's first grant |
 //! | `mcp_auth_pending` | [`PendingAuthorization`] | `txn_id` | minutes; consumed at the upstream callback |
 //! | `mcp_auth_consents` | [`ConsentApproval`] | `(subject, client_id)` | remembered approvals |
 //! | `mcp_auth_grants` | [`Grant`] | `grant_id` | the user's session with one client |

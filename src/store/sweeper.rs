@@ -62,7 +62,8 @@ const BATCHES: [&str; 7] = [
     // Never-used registrations first, oldest first: they are what a registration flood leaves.
     "DELETE FROM mcp_auth_clients WHERE client_id IN (SELECT client_id FROM mcp_auth_clients \
      WHERE expires_at <= $1 \
-     ORDER BY CASE WHEN first_login_at IS NULL THEN 0 ELSE 1 END, created_at LIMIT $2)",
+     ORDER BY CASE WHEN client_id IN (SELECT client_id FROM mcp_auth_unused_clients) \
+     THEN 0 ELSE 1 END, created_at LIMIT $2)",
     "DELETE FROM mcp_auth_cimd_documents WHERE url IN (SELECT url FROM mcp_auth_cimd_documents \
      WHERE expires_at <= $1 LIMIT $2)",
 ];

@@ -12,6 +12,7 @@
 
 mod connect;
 mod dcr;
+mod http10;
 
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -156,8 +157,13 @@ pub struct FakeAuthKit {
 
 struct Inner {
     shared: Arc<Shared>,
+    /// The public port (the issuer's).
     port: u16,
+    /// The port of the actix server: the public one, or behind the HTTP/1.0 front, its own.
+    server_port: u16,
     control: Mutex<Control>,
+    /// The HTTP/1.0 front of [`FakeAuthKit::start_http10`], if any.
+    _front: Option<http10::Front>,
 }
 
 /// The running server, if any. Dropping it (with the last [`FakeAuthKit`]) stops the server.
@@ -240,13 +246,40 @@ impl FakeAuthKit {
     /// If no local port can be bound or the server thread cannot be started.
     #[must_use = "the emulator stops when the last FakeAuthKit handle is dropped"]
     pub fn start() -> FakeAuthKit {
+        Self::start_with(false)
+    }
+
+    /// Like [`start`](Self::start), but the emulator speaks HTTP/1.0 like an old server or an
+    /// intermediary: every answer has the status line `HTTP/1.0 …`, a `Content-Length` and no
+    /// `Connection` header, and the connection closes after it (one request per connection).
+    /// [`Failure::Down`] stops the server behind the HTTP/1.0 front: connections are then
+    /// accepted and closed without an answer.
+    #[must_use = "the emulator stops when the last FakeAuthKit handle is dropped"]
+    pub fn start_http10() -> FakeAuthKit {
+        Self::start_with(true)
+    }
+
+    fn start_with(http10: bool) -> FakeAuthKit {
         crate::backend::install_jwt_provider();
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .unwrap_or_else(|err| panic!("FakeAuthKit: cannot listen on 127.0.0.1: {err}"));
-        let port = listener
-            .local_addr()
-            .unwrap_or_else(|err| panic!("FakeAuthKit: cannot read the bound address: {err}"))
-            .port();
+        let bind = || {
+            let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .unwrap_or_else(|err| panic!("FakeAuthKit: cannot listen on 127.0.0.1: {err}"));
+            let port = listener
+                .local_addr()
+                .unwrap_or_else(|err| panic!("FakeAuthKit: cannot read the bound address: {err}"))
+                .port();
+            (listener, port)
+        };
+        let (listener, server_port) = bind();
+        let (front, port) = if http10 {
+            let (public, port) = bind();
+            let front = http10::Front::spawn(public, server_port).unwrap_or_else(|err| {
+                panic!("FakeAuthKit: cannot start the HTTP/1.0 front: {err}")
+            });
+            (Some(front), port)
+        } else {
+            (None, server_port)
+        };
         let current = ActiveKey {
             kid: format!("{KID_PREFIX}{}", ulid_like()),
             key: allocate_key(&[]),
@@ -267,6 +300,8 @@ impl FakeAuthKit {
         let inner = Inner {
             shared,
             port,
+            server_port,
+            _front: front,
             control: Mutex::new(Control {
                 server: None,
                 generation: 0,
@@ -522,14 +557,14 @@ impl Inner {
     fn rebind(&self) -> TcpListener {
         let deadline = Instant::now() + REBIND_TIMEOUT;
         loop {
-            match TcpListener::bind((Ipv4Addr::LOCALHOST, self.port)) {
+            match TcpListener::bind((Ipv4Addr::LOCALHOST, self.server_port)) {
                 Ok(listener) => return listener,
                 Err(_) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 Err(err) => panic!(
                     "FakeAuthKit: cannot listen on 127.0.0.1:{} again: {err}",
-                    self.port
+                    self.server_port
                 ),
             }
         }

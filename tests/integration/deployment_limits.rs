@@ -11,8 +11,8 @@ use serde_json::json;
 use crate::{
     app::Reply,
     proxy_app::{
-        Browser, CONNECT_CLIENT_ID, CONNECT_SECRET, ProxyApp, builder, login, pkce, redeem,
-        register, register_with,
+        Browser, CONNECT_CLIENT_ID, CONNECT_SECRET, ProxyApp, builder, call_mcp, login, pkce,
+        redeem, register, register_with,
     },
     proxy_flow::token_request_to,
     store_support::TestDb,
@@ -24,6 +24,7 @@ crate::store_support::http_tests!(
     failed_client_authentication_is_limited_per_client_id,
     never_used_registrations_expire_in_a_day_and_are_capped,
     an_empty_bearer_header_is_a_request_without_credentials,
+    a_login_succeeds_against_an_http10_authkit,
 );
 
 fn registration() -> serde_json::Value {
@@ -283,4 +284,23 @@ async fn an_empty_bearer_header_is_a_request_without_credentials(db: &TestDb) {
         assert!(challenge.contains("resource_metadata="), "{challenge}");
         assert!(!challenge.contains("error="), "{value:?}: {challenge}");
     }
+}
+
+/// AuthKit (or an intermediary) speaking HTTP/1.0 closes the connection after every answer:
+/// the callback's userinfo call right after the token exchange must not be sent on the
+/// connection the exchange used.
+async fn a_login_succeeds_against_an_http10_authkit(db: &TestDb) {
+    let fake = FakeAuthKit::start_http10();
+    let app = ProxyApp::spawn(&fake, db.store().await, |b| b).await;
+    let client = register(&app, &Browser::default()).await;
+    for _ in 0..2 {
+        // A new browser each time: the test's own HTTP client would reuse its connection.
+        let browser = Browser::default();
+        let (verifier, challenge) = pkce();
+        let code = login(&app, &browser, &client, &challenge).await;
+        let tokens = redeem(&app, &client, &code, &verifier).await;
+        let reply = call_mcp(&app, tokens["access_token"].as_str().unwrap()).await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    assert_eq!(fake.calls(actix_mcp_auth::testing::Endpoint::Token), 2);
 }

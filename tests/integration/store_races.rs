@@ -178,9 +178,10 @@ async fn replicas_migrate_at_once(db: &TestDb) {
     for task in tasks {
         task.await.unwrap().expect("concurrent migrate succeeds");
     }
-    let versions = actix_mcp_auth::store::migrator().iter().count();
+    // Each migration recorded once.
+    let migrations = actix_mcp_auth::store::migrator().iter().count();
     assert_eq!(
         count(&stores[0], "_mcp_auth_migrations").await,
-        i64::try_from(versions).unwrap()
+        i64::try_from(migrations).unwrap()
     );
 }
