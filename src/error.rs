@@ -337,6 +337,10 @@ pub struct OAuthError {
     description: String,
     /// `client_secret_basic` authentication failed: answer 401 with a Basic challenge.
     basic_challenge: bool,
+    /// Seconds for `Retry-After` (instead of the default 5 of `temporarily_unavailable`).
+    retry_after: Option<u64>,
+    /// A rate limit refused the request: 429 instead of 503.
+    throttled: bool,
 }
 
 impl OAuthError {
@@ -346,6 +350,24 @@ impl OAuthError {
             code,
             description: description.into(),
             basic_challenge: false,
+            retry_after: None,
+            throttled: false,
+        }
+    }
+
+    /// `temporarily_unavailable` with 429 and `Retry-After: wait_secs` (a rate limit).
+    pub(crate) fn too_many_requests(description: impl Into<String>, wait_secs: u64) -> Self {
+        Self {
+            throttled: true,
+            ..Self::unavailable_for(description, wait_secs)
+        }
+    }
+
+    /// `temporarily_unavailable` (503) with `Retry-After: wait_secs`.
+    pub(crate) fn unavailable_for(description: impl Into<String>, wait_secs: u64) -> Self {
+        Self {
+            retry_after: Some(wait_secs.max(1)),
+            ..Self::new(OAuthErrorCode::TemporarilyUnavailable, description)
         }
     }
 
@@ -381,6 +403,9 @@ impl ResponseError for OAuthError {
         match self.code {
             OAuthErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
             OAuthErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            OAuthErrorCode::TemporarilyUnavailable if self.throttled => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             OAuthErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
@@ -394,7 +419,8 @@ impl ResponseError for OAuthError {
             res.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"token\""));
         }
         if self.code == OAuthErrorCode::TemporarilyUnavailable {
-            res.insert_header((header::RETRY_AFTER, "5"));
+            let wait = self.retry_after.unwrap_or(5);
+            res.insert_header((header::RETRY_AFTER, wait.to_string()));
         }
         res.json(serde_json::json!({
             "error": self.code.as_str(),

@@ -205,7 +205,8 @@ async fn authenticate(config: &Config, req: &ServiceRequest) -> Result<Authentic
 
 /// The token of the one `Authorization: Bearer` header.
 ///
-/// No header, or another scheme, is "no credentials" (401 without `error`). Two headers, an
+/// No header, another scheme, or `Bearer` with nothing but whitespace after it is "no
+/// credentials" (401 without `error`, so the client starts discovery). Two headers, an
 /// oversized one, or a token that is not RFC 6750 `b64token` syntax is a malformed request.
 fn bearer_token(headers: &HeaderMap) -> Result<String, BearerErrorKind> {
     let mut values = headers.get_all(header::AUTHORIZATION);
@@ -218,12 +219,15 @@ fn bearer_token(headers: &HeaderMap) -> Result<String, BearerErrorKind> {
     let value = value
         .to_str()
         .map_err(|_| BearerErrorKind::InvalidRequest)?;
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let (scheme, rest) = value.split_once([' ', '\t']).unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(BearerErrorKind::MissingToken);
     }
-    let token = rest.trim_matches(' ');
-    if token.is_empty() || !is_b64token(token) {
+    let token = rest.trim_matches([' ', '\t']);
+    if token.is_empty() {
+        return Err(BearerErrorKind::MissingToken);
+    }
+    if !is_b64token(token) {
         return Err(BearerErrorKind::InvalidRequest);
     }
     Ok(token.to_owned())
@@ -303,10 +307,19 @@ mod tests {
     }
 
     #[test]
+    fn bearer_without_a_token_is_missing_credentials() {
+        for empty in ["Bearer", "Bearer ", "bearer    ", "Bearer \t ", "Bearer\t"] {
+            assert_eq!(
+                bearer_token(&headers(&[empty])).unwrap_err(),
+                BearerErrorKind::MissingToken,
+                "{empty:?}"
+            );
+        }
+    }
+
+    #[test]
     fn malformed_headers_are_invalid_requests() {
         for bad in [
-            vec!["Bearer"],
-            vec!["Bearer "],
             vec!["Bearer a b"],
             vec!["Bearer a\"b"],
             vec!["Bearer ="],

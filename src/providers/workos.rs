@@ -94,6 +94,7 @@ impl WorkOsProviderBuilder {
             )),
             mount_path: format!("{}{}", settings.base_path, settings.mcp_path),
             bearer: ProxyVerifier::new(settings.clone(), store.clone()),
+            limiters: settings.rate_limits.build(),
             settings,
             store,
         };

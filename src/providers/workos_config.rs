@@ -37,6 +37,9 @@ struct WorkOsEnv {
     mcp_auth_token_cache_capacity: Option<String>,
     mcp_auth_rate_limits: Option<String>,
     mcp_auth_trusted_proxies: Option<String>,
+    mcp_auth_rate_limit_ipv6_prefix: Option<String>,
+    mcp_auth_unused_client_ttl_seconds: Option<String>,
+    mcp_auth_max_unused_clients: Option<String>,
 }
 
 /// Validated settings of proxy mode.
@@ -71,6 +74,10 @@ pub(crate) struct ProxySettings {
     pub remember_consent: Duration,
     pub sweep_interval: Duration,
     pub rate_limits: RateLimits,
+    /// How long a registration that never completed a login lives.
+    pub unused_client_ttl: Duration,
+    /// Most live registrations that never completed a login (`/register` answers 503 beyond).
+    pub max_unused_clients: u64,
 }
 
 impl ProxySettings {
@@ -110,6 +117,8 @@ pub struct WorkOsProviderBuilder {
     remember_consent: Duration,
     sweep_interval: Duration,
     rate_limits: RateLimits,
+    unused_client_ttl: Duration,
+    max_unused_clients: u64,
 }
 
 impl Default for WorkOsProviderBuilder {
@@ -135,8 +144,14 @@ impl Default for WorkOsProviderBuilder {
             remember_consent: Duration::ZERO,
             sweep_interval: Duration::from_secs(300),
             rate_limits: RateLimits::default(),
+            unused_client_ttl: Duration::from_secs(24 * 3600),
+            max_unused_clients: 10_000,
         }
     }
+}
+
+fn valid_ipv6_prefix(bits: &u8) -> bool {
+    (1..=128).contains(bits)
 }
 
 fn seconds(name: &str, value: Option<String>) -> Result<Option<Duration>, ConfigError> {
@@ -174,6 +189,9 @@ impl WorkOsProviderBuilder {
     /// | `MCP_AUTH_REMEMBER_CONSENT_SECONDS` | offer "remember this approval" for that long (off by default) |
     /// | `MCP_AUTH_RATE_LIMITS` | `on` (default) or `off`: per-client-IP limits of the OAuth endpoints |
     /// | `MCP_AUTH_TRUSTED_PROXIES` | reverse proxies whose `X-Forwarded-For` is believed (IP addresses) |
+    /// | `MCP_AUTH_RATE_LIMIT_IPV6_PREFIX` | IPv6 clients share a rate-limit budget per prefix of this length, default 64 |
+    /// | `MCP_AUTH_UNUSED_CLIENT_TTL_SECONDS` | a registration that never completes a login expires after this, default 86400 |
+    /// | `MCP_AUTH_MAX_UNUSED_CLIENTS` | most live never-used registrations (then `/register` answers 503), default 10000 |
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(std::env::vars())
     }
@@ -285,6 +303,32 @@ impl WorkOsProviderBuilder {
                 })?;
             let limits = b.rate_limits.clone().trusted_proxies(proxies);
             b = b.rate_limits(limits);
+        }
+        if let Some(prefix) = non_blank(env.mcp_auth_rate_limit_ipv6_prefix) {
+            let prefix = prefix
+                .parse::<u8>()
+                .ok()
+                .filter(valid_ipv6_prefix)
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        "MCP_AUTH_RATE_LIMIT_IPV6_PREFIX",
+                        "expected a prefix length from 1 to 128",
+                    )
+                })?;
+            let limits = b.rate_limits.clone().ipv6_prefix(prefix);
+            b = b.rate_limits(limits);
+        }
+        if let Some(t) = ttl(
+            "MCP_AUTH_UNUSED_CLIENT_TTL_SECONDS",
+            env.mcp_auth_unused_client_ttl_seconds,
+        )? {
+            b = b.unused_client_ttl(t);
+        }
+        if let Some(max) = non_blank(env.mcp_auth_max_unused_clients) {
+            let max = max.parse::<u64>().ok().filter(|m| *m > 0).ok_or_else(|| {
+                ConfigError::invalid("MCP_AUTH_MAX_UNUSED_CLIENTS", "expected a positive number")
+            })?;
+            b = b.max_unused_clients(max);
         }
         Ok(b)
     }
@@ -424,6 +468,21 @@ impl WorkOsProviderBuilder {
         self
     }
 
+    /// How long a registration that never completes a login lives (default 24 h). A login
+    /// extends the registration to the life of its grant.
+    pub fn unused_client_ttl(mut self, ttl: Duration) -> Self {
+        self.unused_client_ttl = ttl;
+        self
+    }
+
+    /// Most live registrations that never completed a login (default 10 000): beyond it
+    /// `/register` answers 503 `temporarily_unavailable` with `Retry-After` until the oldest
+    /// expire. Bounds what a registration flood can store, whatever addresses it comes from.
+    pub fn max_unused_clients(mut self, max: u64) -> Self {
+        self.max_unused_clients = max;
+        self
+    }
+
     /// Whether users must approve each client on our consent page (default `true`). Turning it
     /// off re-opens the confused-deputy attack the page prevents; only for first-party setups.
     pub fn dangerously_skip_consent(mut self) -> Self {
@@ -488,6 +547,18 @@ impl WorkOsProviderBuilder {
                     .collect::<Result<Vec<_>, _>>()
             })
             .transpose()?;
+        if !valid_ipv6_prefix(&self.rate_limits.ipv6_prefix) {
+            return Err(ConfigError::invalid(
+                self.name("MCP_AUTH_RATE_LIMIT_IPV6_PREFIX", "RateLimits::ipv6_prefix"),
+                "expected a prefix length from 1 to 128",
+            ));
+        }
+        if self.unused_client_ttl.is_zero() || self.max_unused_clients == 0 {
+            return Err(ConfigError::invalid(
+                self.name("MCP_AUTH_MAX_UNUSED_CLIENTS", "max_unused_clients"),
+                "the unused-client TTL and ceiling must be positive",
+            ));
+        }
         let mut upstream_scopes: Vec<String> = ["openid", "profile", "email", "offline_access"]
             .iter()
             .map(|s| s.to_string())
@@ -524,6 +595,8 @@ impl WorkOsProviderBuilder {
             remember_consent: self.remember_consent,
             sweep_interval: self.sweep_interval,
             rate_limits: self.rate_limits,
+            unused_client_ttl: self.unused_client_ttl,
+            max_unused_clients: self.max_unused_clients,
         })
     }
 }
@@ -557,6 +630,20 @@ mod tests {
         assert_eq!(s.redirect_path, "/auth/callback");
         assert!(s.upstream_scopes.contains(&"offline_access".to_owned()));
         assert!(s.consent_required);
+        assert_eq!(s.rate_limits.ipv6_prefix, 64);
+        assert_eq!(s.unused_client_ttl, Duration::from_secs(86_400));
+        assert_eq!(s.max_unused_clients, 10_000);
+        let s = WorkOsProviderBuilder::from_vars(env(&[
+            ("MCP_AUTH_RATE_LIMIT_IPV6_PREFIX", "56"),
+            ("MCP_AUTH_UNUSED_CLIENT_TTL_SECONDS", "3600"),
+            ("MCP_AUTH_MAX_UNUSED_CLIENTS", "50"),
+        ]))
+        .unwrap()
+        .settings()
+        .unwrap();
+        assert_eq!(s.rate_limits.ipv6_prefix, 56);
+        assert_eq!(s.unused_client_ttl, Duration::from_secs(3600));
+        assert_eq!(s.max_unused_clients, 50);
         assert!(
             !format!("{s:?}").contains("sk_test"),
             "the secret never prints"
@@ -608,6 +695,18 @@ mod tests {
                 .starts_with("WORKOS_ALLOWED_CLIENT_REDIRECT_URIS"),
             "{err}"
         );
+        for (var, value) in [
+            ("MCP_AUTH_RATE_LIMIT_IPV6_PREFIX", "0"),
+            ("MCP_AUTH_RATE_LIMIT_IPV6_PREFIX", "129"),
+            ("MCP_AUTH_RATE_LIMIT_IPV6_PREFIX", "/64"),
+            ("MCP_AUTH_UNUSED_CLIENT_TTL_SECONDS", "0"),
+            ("MCP_AUTH_MAX_UNUSED_CLIENTS", "-1"),
+        ] {
+            let err = WorkOsProviderBuilder::from_vars(env(&[(var, value)]))
+                .err()
+                .unwrap_or_else(|| panic!("{var}={value} accepted"));
+            assert!(err.to_string().starts_with(var), "{err}");
+        }
         let err =
             WorkOsProviderBuilder::from_vars(env(&[("MCP_BASE_URL", "http://h.example/api")]))
                 .unwrap()

@@ -3,6 +3,11 @@
 //! Public clients (`none`) identify themselves with `client_id` only; confidential ones prove
 //! their secret with the method they registered (`client_secret_post` or `client_secret_basic`),
 //! and only that method. Two methods in one request are refused.
+//!
+//! Failed authentications are counted per `client_id` (see
+//! [`RateLimits::failed_client_auth`](crate::RateLimits::failed_client_auth)): once a client's
+//! budget is spent, it is refused with 429 before its secret is compared, whatever address the
+//! guesses come from.
 
 use actix_web::{HttpRequest, http::header};
 use base64::{Engine, engine::general_purpose::STANDARD};
@@ -101,6 +106,8 @@ pub(crate) async fn authenticate(
         .await
         .map_err(store_error)?
         .ok_or_else(|| invalid_client(presented.via_basic))?;
+    let guard = &state.limiters.failed_client_auth;
+    guard.check(&client.client_id).map_err(locked_out)?;
     let method_ok = match client.token_endpoint_auth_method.as_str() {
         "none" => presented.secret.is_none(),
         "client_secret_post" => !presented.via_basic && presented.secret.is_some(),
@@ -115,6 +122,13 @@ pub(crate) async fn authenticate(
     if method_ok && secret_ok {
         Ok(client)
     } else {
+        guard
+            .record_failure(&client.client_id)
+            .map_err(locked_out)?;
         Err(invalid_client(presented.via_basic))
     }
+}
+
+fn locked_out(wait_secs: u64) -> OAuthError {
+    OAuthError::too_many_requests("too many failed authentications of this client", wait_secs)
 }

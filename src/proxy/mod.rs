@@ -50,6 +50,8 @@ pub(crate) struct ProxyState {
     /// Local path of the MCP endpoint (base path + MCP path).
     pub mount_path: String,
     pub bearer: bearer::ProxyVerifier,
+    /// The rate limiters, one set per provider (shared by every worker).
+    pub limiters: crate::rate_limit::Limiters,
     /// Deletes expired rows while the provider lives.
     pub _sweeper: Option<crate::store::SweeperHandle>,
 }
@@ -157,7 +159,8 @@ impl HttpServiceFactory for ProxyRoutes {
         let settings = &self.state.settings;
         // Form and JSON bodies of OAuth requests are small; refuse anything larger early.
         let limit = web::PayloadConfig::new(64 * 1024);
-        let limits = &settings.rate_limits;
+        // Built once with the provider: every worker shares the same budgets.
+        let limits = &self.state.limiters;
 
         let metadata = self.state.as_metadata.clone();
         // RFC 8414 §3.1: the well-known segment goes before the issuer's path.
@@ -188,7 +191,7 @@ impl HttpServiceFactory for ProxyRoutes {
         }
 
         web::resource(settings.route("/register"))
-            .wrap(limits.middleware(limits.register))
+            .wrap(limits.register.clone())
             .app_data(data.clone())
             .app_data(limit.clone())
             .route(web::post().to(register::register))
@@ -196,14 +199,14 @@ impl HttpServiceFactory for ProxyRoutes {
             .register(config);
         // No CORS on the authorization endpoint (RFC 9700 §2.6).
         web::resource(settings.route("/authorize"))
-            .wrap(limits.middleware(limits.authorize))
+            .wrap(limits.authorize.clone())
             .app_data(data.clone())
             .app_data(limit.clone())
             .route(web::get().to(authorize::authorize_get))
             .route(web::post().to(authorize::authorize_post))
             .register(config);
         web::resource(settings.route("/consent"))
-            .wrap(limits.middleware(limits.consent))
+            .wrap(limits.consent.clone())
             .app_data(data.clone())
             .app_data(limit.clone())
             .route(web::get().to(consent::show))
@@ -214,14 +217,14 @@ impl HttpServiceFactory for ProxyRoutes {
             .route(web::get().to(callback::callback))
             .register(config);
         web::resource(settings.route("/token"))
-            .wrap(limits.middleware(limits.token))
+            .wrap(limits.token.clone())
             .app_data(data.clone())
             .app_data(limit.clone())
             .route(web::post().to(token::token))
             .route(preflight())
             .register(config);
         web::resource(settings.route("/revoke"))
-            .wrap(limits.middleware(limits.revoke))
+            .wrap(limits.revoke.clone())
             .app_data(data)
             .app_data(limit)
             .route(web::post().to(revoke::revoke))

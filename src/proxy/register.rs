@@ -3,7 +3,10 @@
 //! We assign the client id (never taken from the request, RFC 9700 §4.15), validate every
 //! redirect URI (see [`crate::oauth::redirect_uri`]), keep only scopes we support, and answer
 //! 201 with the effective metadata. Public clients (`none`) get no secret; confidential ones get
-//! a secret we store only as a hash. Registrations nobody uses expire.
+//! a secret we store only as a hash. Registrations that never complete a login expire after
+//! `MCP_AUTH_UNUSED_CLIENT_TTL_SECONDS` (a login extends them to the grant's life), and at most
+//! `MCP_AUTH_MAX_UNUSED_CLIENTS` of them live at once: beyond, 503 with `Retry-After` until the
+//! oldest expires.
 
 use actix_web::{HttpResponse, http::header, web::Bytes};
 use serde_json::{Map, Value, json};
@@ -20,8 +23,6 @@ use crate::{
 const MAX_REDIRECT_URIS: usize = 10;
 /// Longest free-text field (client name...).
 const MAX_TEXT_LEN: usize = 200;
-/// An unused registration is deleted after this long (creating a grant extends it).
-const UNUSED_CLIENT_TTL_SECS: i64 = 30 * 24 * 3600;
 
 const AUTH_METHODS: [&str; 3] = ["none", "client_secret_post", "client_secret_basic"];
 
@@ -172,13 +173,38 @@ pub(crate) fn supported_scopes(state: &super::ProxyState) -> Vec<String> {
     scopes
 }
 
+/// Refuses a registration while the never-used ones are at their ceiling (the count may be
+/// exceeded by the registrations racing this check, never by more).
+async fn check_ceiling(state: &super::ProxyState) -> Result<(), OAuthError> {
+    let unused = state.store.unused_clients().await.map_err(store_error)?;
+    if unused.live < state.settings.max_unused_clients {
+        return Ok(());
+    }
+    let ttl = i64::try_from(state.settings.unused_client_ttl.as_secs()).unwrap_or(i64::MAX);
+    let wait = unused
+        .next_expiry
+        .map_or(60, |at| at.saturating_sub(unix_now()).clamp(1, ttl.max(1)));
+    tracing::warn!(
+        live = unused.live,
+        "ceiling of never-used client registrations reached; refusing registrations"
+    );
+    Err(OAuthError::unavailable_for(
+        "too many registrations that never completed a login; retry later",
+        u64::try_from(wait).unwrap_or(60),
+    ))
+}
+
 /// `POST /register`.
 pub(crate) async fn register(state: State, body: Bytes) -> HttpResponse {
     let registration = match parse(&state, &body) {
         Ok(r) => r,
         Err(e) => return json_error(&e),
     };
+    if let Err(e) = check_ceiling(&state).await {
+        return json_error(&e);
+    }
     let now = unix_now();
+    let ttl = i64::try_from(state.settings.unused_client_ttl.as_secs()).unwrap_or(i64::MAX / 2);
     let client_id = generate(CLIENT_ID_PREFIX);
     let secret = (registration.auth_method != "none").then(|| generate(CLIENT_SECRET_PREFIX));
     let record = ClientRecord {
@@ -192,7 +218,7 @@ pub(crate) async fn register(state: State, body: Bytes) -> HttpResponse {
         metadata: Some(Value::Object(registration.extra.clone())),
         created_at: now,
         last_used_at: now,
-        expires_at: now + UNUSED_CLIENT_TTL_SECS,
+        expires_at: now.saturating_add(ttl),
     };
     if let Err(e) = state.store.register_client(&record).await {
         return json_error(&store_error(e));

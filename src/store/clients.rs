@@ -36,6 +36,16 @@ pub struct ClientRecord {
     pub expires_at: i64,
 }
 
+/// The registrations that never completed a login and have not expired.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct UnusedClients {
+    /// How many there are.
+    pub live: u64,
+    /// When the first of them expires (unix seconds), if any.
+    pub next_expiry: Option<i64>,
+}
+
 /// The columns [`ClientRecord::from_row`] reads, as a literal for `concat!`.
 macro_rules! client_columns {
     () => {
@@ -118,6 +128,25 @@ impl Store {
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| ClientRecord::from_row(&r, OP)).transpose()
+    }
+
+    /// Counts the live registrations that never completed a login (no grant was ever created
+    /// for them), and when the first of them expires.
+    pub async fn unused_clients(&self) -> Result<UnusedClients, StoreError> {
+        const OP: &str = "unused_clients";
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS live, MIN(expires_at) AS next_expiry FROM mcp_auth_clients \
+             WHERE first_login_at IS NULL AND expires_at > $1",
+        )
+        .bind(now())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(|e| StoreError::from_sqlx(OP, e))?;
+        let live: i64 = col(&row, "live", OP)?;
+        Ok(UnusedClients {
+            live: u64::try_from(live).unwrap_or(0),
+            next_expiry: col(&row, "next_expiry", OP)?,
+        })
     }
 
     /// Records a use of the client: `last_used_at` = now, and `expires_at` pushed to at least

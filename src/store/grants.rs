@@ -184,7 +184,8 @@ impl Store {
     }
 
     /// Stores a new grant and its authorization code in one transaction, and extends the
-    /// client's expiry to cover the grant. `code.grant_id` must be `grant.grant_id`;
+    /// client's expiry to cover the grant (its first grant marks the client as used: it no
+    /// longer counts among [`Store::unused_clients`]). `code.grant_id` must be `grant.grant_id`;
     /// `grant.upstream_version` and `revoked_at` are ignored (a new grant is at version 0, live).
     pub async fn create_grant(
         &self,
@@ -210,6 +211,7 @@ impl Store {
             .map_err(err)?;
         sqlx::query(
             "UPDATE mcp_auth_clients SET last_used_at = $2, \
+             first_login_at = COALESCE(first_login_at, $2), \
              expires_at = CASE WHEN expires_at < $3 THEN $3 ELSE expires_at END \
              WHERE client_id = $1",
         )

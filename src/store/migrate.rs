@@ -21,11 +21,18 @@ pub const MIGRATIONS_TABLE: &str = "_mcp_auth_migrations";
 
 /// Every migration: version and description exactly as sqlx-cli derives them from the file name
 /// (`<version>_<description with underscores>.sql`), and the file's text.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    20260601000000,
-    "create store",
-    include_str!("../../migrations/20260601000000_create_store.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        20260601000000,
+        "create store",
+        include_str!("../../migrations/20260601000000_create_store.sql"),
+    ),
+    (
+        20261130000300,
+        "unused clients",
+        include_str!("../../migrations/20261130000300_unused_clients.sql"),
+    ),
+];
 
 /// A migrator for the library's tables, using the `_mcp_auth_migrations` bookkeeping table.
 /// [`Store::migrate`](super::Store::migrate) runs it; use it directly to inspect or to run the

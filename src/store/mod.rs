@@ -75,7 +75,7 @@ mod sweeper;
 mod tokens;
 
 pub use self::{
-    clients::ClientRecord,
+    clients::{ClientRecord, UnusedClients},
     codes::{AuthorizationCode, CodeConsumed},
     consents::ConsentApproval,
     crypto::{EncryptionKey, Keyring, Secret, TokenHash},

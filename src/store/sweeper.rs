@@ -48,8 +48,10 @@ const BATCHES: [&str; 6] = [
      FROM mcp_auth_consents WHERE expires_at <= $1 LIMIT $2)",
     "DELETE FROM mcp_auth_grants WHERE grant_id IN (SELECT grant_id FROM mcp_auth_grants \
      WHERE expires_at <= $1 LIMIT $2)",
+    // Never-used registrations first, oldest first: they are what a registration flood leaves.
     "DELETE FROM mcp_auth_clients WHERE client_id IN (SELECT client_id FROM mcp_auth_clients \
-     WHERE expires_at <= $1 LIMIT $2)",
+     WHERE expires_at <= $1 \
+     ORDER BY CASE WHEN first_login_at IS NULL THEN 0 ELSE 1 END, created_at LIMIT $2)",
 ];
 
 impl Store {

@@ -2,19 +2,11 @@
 //!
 //! One binary (faster to link), one module per area.
 
-/// Prints why a test leg does not run, past the test harness's output capture (`eprintln!` is
-/// captured and hidden for passing tests; a skip must be visible).
-macro_rules! skip_notice {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr(), $($arg)*);
-    }};
-}
-
 mod app;
 mod authkit_discovery;
 mod authkit_login;
 mod authkit_tokens;
+mod deployment_limits;
 mod proxy_app;
 mod proxy_flow;
 mod proxy_negative;

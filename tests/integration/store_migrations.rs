@@ -14,10 +14,24 @@ use crate::store_support::{TestDb, count, seed_with_tokens, store_tests};
 store_tests!(
     fresh_database,
     applying_twice_is_a_no_op,
-    cli_then_embedded_migrator,
-    cli_with_explicit_config_from_elsewhere,
     coexists_with_application_migrations,
 );
+
+/// The tests that drive the real `sqlx` CLI: ignored unless `MCP_AUTH_REQUIRE_SQLX_CLI` was set
+/// at build time (`build.rs`); with it they fail when the CLI is missing. CI sets it.
+mod sqlx_cli {
+    use super::*;
+
+    store_tests!(
+        #[cfg_attr(
+            not(mcp_auth_test_sqlx_cli),
+            ignore = "needs sqlx-cli 0.9 on PATH: install it (see .ci/run) and set \
+                      MCP_AUTH_REQUIRE_SQLX_CLI=1"
+        )]
+        cli_then_embedded_migrator,
+        cli_with_explicit_config_from_elsewhere,
+    );
+}
 
 const TABLES: [&str; 6] = [
     "mcp_auth_clients",
@@ -98,10 +112,9 @@ async fn applying_twice_is_a_no_op(db: &TestDb) {
     );
 }
 
-/// Whether sqlx-cli 0.9 (with `sqlx.toml` support) is on PATH. Without it the CLI tests print
-/// why they do not run, unless `MCP_AUTH_REQUIRE_SQLX_CLI` is set (CI sets it, and installs the
-/// CLI), in which case its absence fails the test: it can never pass silently in CI.
-fn sqlx_cli_available(test: &str) -> bool {
+/// Fails the test, with the install command, unless sqlx-cli 0.9 (with `sqlx.toml` support) is
+/// on PATH. Only reached when the CLI tests were asked for (`MCP_AUTH_REQUIRE_SQLX_CLI`).
+fn require_sqlx_cli(test: &str) {
     let found = Command::new("sqlx")
         .arg("--version")
         .output()
@@ -110,15 +123,10 @@ fn sqlx_cli_available(test: &str) -> bool {
         });
     let install = "cargo install sqlx-cli --version 0.9.0 --locked --no-default-features \
                    --features rustls,postgres,sqlite,sqlx-toml";
-    if !found && std::env::var_os("MCP_AUTH_REQUIRE_SQLX_CLI").is_some() {
-        panic!(
-            "{test} needs sqlx-cli 0.9 with sqlx.toml support on PATH; install it with\n  {install}"
-        );
-    }
-    if !found {
-        skip_notice!("SKIPPED ({test}): sqlx-cli 0.9 is not on PATH; install it with\n  {install}");
-    }
-    found
+    assert!(
+        found,
+        "{test} needs sqlx-cli 0.9 with sqlx.toml support on PATH; install it with\n  {install}"
+    );
 }
 
 /// Runs `sqlx migrate run` with `args` in `dir` and asserts success.
@@ -152,9 +160,7 @@ fn cli_url(db: &TestDb) -> String {
 }
 
 async fn cli_then_embedded_migrator(db: &TestDb) {
-    if !sqlx_cli_available("cli_then_embedded_migrator") {
-        return;
-    }
+    require_sqlx_cli("cli_then_embedded_migrator");
     // In the crate directory the CLI finds `sqlx.toml` by itself.
     let output = run_cli(crate_dir(), &cli_url(db), &[]);
     assert!(
@@ -181,9 +187,7 @@ async fn cli_then_embedded_migrator(db: &TestDb) {
 }
 
 async fn cli_with_explicit_config_from_elsewhere(db: &TestDb) {
-    if !sqlx_cli_available("cli_with_explicit_config_from_elsewhere") {
-        return;
-    }
+    require_sqlx_cli("cli_with_explicit_config_from_elsewhere");
     // What an application does with the crate unpacked somewhere else: point the CLI at the
     // crate's sqlx.toml and migrations from its own directory.
     let config = crate_dir().join("sqlx.toml");
