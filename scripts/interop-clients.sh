@@ -140,7 +140,8 @@ if ((FAILED)); then
   echo "interop-clients: FAIL ($summary; mcp $PY_SDK, @modelcontextprotocol/sdk $TS_SDK)"
   exit 1
 fi
-skipped="$(grep -o SKIPPED <<<"$summary" | wc -l)"
+skipped=0
+for result in "${RESULTS[@]}"; do [[ "$result" != *SKIPPED ]] || skipped=$((skipped + 1)); done
 verdict=PASS
 ((skipped == 0)) || verdict="PASS with $skipped legs SKIPPED"
 echo "interop-clients: $verdict ($summary; sub $EMULATOR_USER; mcp $PY_SDK, @modelcontextprotocol/sdk $TS_SDK)"
