@@ -1,9 +1,10 @@
 //! An MCP server protected by WorkOS AuthKit, on actix-web.
 //!
-//! The server has one MCP tool, `whoami`, which returns the verified caller (subject, client,
-//! scopes, expiry and all token claims). Everything under `MCP_PATH` requires an AuthKit access
-//! token; the OAuth discovery documents MCP clients need (`/.well-known/...`) are served at the
-//! host root, and `GET /healthz` is open.
+//! The server has one MCP tool, `whoami`, which returns the verified caller as JSON (`sub` at
+//! the top level, `subject`, `client_id`, `scopes`, `expires_at` and all token `claims`).
+//! Everything under `MCP_PATH` requires an AuthKit access token; the OAuth discovery documents
+//! MCP clients need (`/.well-known/...`) are served at the host root, and `GET /healthz` is
+//! open.
 //!
 //! # Environment (a `.env` file in the working directory is read too)
 //!

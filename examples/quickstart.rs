@@ -14,7 +14,8 @@
 //! * opens (and migrates) the SQLite file `quickstart.db` in the current directory, or
 //!   `DATABASE_URL` when set;
 //! * serves the OAuth endpoints, the discovery documents, `GET /healthz` and the MCP endpoint
-//!   `MCP_BASE_URL` + `/mcp` with one tool, `whoami`, that returns the verified caller;
+//!   `MCP_BASE_URL` + `/mcp` with one tool, `whoami`, that returns the verified caller (a JSON
+//!   object with `sub` at the top level);
 //! * prints how to connect an MCP client.
 //!
 //! This server's own consent page is real: the browser shows it ("<client> wants to access your

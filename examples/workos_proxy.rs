@@ -8,11 +8,11 @@
 //! encrypted (AES-256-GCM) in the database and only used to check that the user's AuthKit
 //! session is still alive and to refresh it.
 //!
-//! The MCP server has one tool, `whoami`, which returns the verified caller. Everything under
-//! `MCP_PATH` requires one of our access tokens. The OAuth endpoints (`/register`, `/authorize`,
-//! `/consent`, `WORKOS_REDIRECT_PATH`, `/token`, `/revoke`) live at the base URL (below its
-//! path, if it has one), the discovery documents under `/.well-known/` at the host root, and
-//! `GET /healthz` is open.
+//! The MCP server has one tool, `whoami`, which returns the verified caller (JSON, `sub` at the
+//! top level). Everything under `MCP_PATH` requires one of our access tokens. The OAuth
+//! endpoints (`/register`, `/authorize`, `/consent`, `WORKOS_REDIRECT_PATH`, `/token`,
+//! `/revoke`) live at the base URL (below its path, if it has one), the discovery documents
+//! under `/.well-known/` at the host root, and `GET /healthz` is open.
 //!
 //! No WorkOS account at hand? `cargo run --example quickstart` runs the same server against a
 //! local AuthKit emulator.

@@ -57,11 +57,13 @@ impl WhoAmIServer {
         Self
     }
 
-    /// Returns the caller as `BearerAuth` saw it: subject, client, scopes, expiry and every
-    /// claim of the token (so `sub` appears both as `subject` and under `claims`).
+    /// Returns the caller as `BearerAuth` saw it, as a JSON object: `sub` at the top level (what
+    /// MCP clients and scripts look for first), and beside it `subject` (the same value),
+    /// `client_id`, `scopes`, `expires_at` and `claims` (every claim of the token, or the
+    /// user's profile in proxy mode).
     #[tool(
-        description = "Return the authenticated caller (subject, client_id, scopes, \
-                          expires_at and all token claims) as JSON"
+        description = "Return the authenticated caller as JSON: sub, subject, client_id, \
+                          scopes, expires_at and all token claims"
     )]
     async fn whoami(&self, ctx: RequestContext<RoleServer>) -> Result<CallToolResult, McpError> {
         let caller = on_request_extensions(&ctx.extensions)
@@ -72,10 +74,23 @@ impl WhoAmIServer {
                     None,
                 )
             })?;
-        let json = serde_json::to_string_pretty(caller)
+        let json = serde_json::to_string_pretty(&caller_json(caller))
             .map_err(|e| McpError::internal_error(format!("serializing caller: {e}"), None))?;
         Ok(CallToolResult::success(vec![ContentBlock::text(json)]))
     }
+}
+
+/// What `whoami` answers: `sub` at the top level, then the whole [`Authenticated`] (`subject`,
+/// `client_id`, `scopes`, `expires_at`, `claims`).
+fn caller_json(caller: &Authenticated) -> serde_json::Value {
+    serde_json::json!({
+        "sub": caller.subject(),
+        "subject": caller.subject(),
+        "client_id": caller.client_id(),
+        "scopes": caller.scopes(),
+        "expires_at": caller.expires_at(),
+        "claims": caller.claims(),
+    })
 }
 
 #[tool_handler]
