@@ -24,8 +24,9 @@ use crate::{
     error::{OAuthError, OAuthErrorCode},
     oauth::{
         consent,
-        display::redirect_uri_display,
+        display::{redirect_uri_display, strip_unsafe_for_display},
         pkce::{S256, s256_challenge},
+        provenance::ClientProvenance,
     },
     store::{ClientRecord, ConsentApproval, PendingAuthorization, TokenHash},
 };
@@ -135,12 +136,12 @@ fn consent_view(
 ) -> ConsentView {
     let settings = &state.settings;
     let server_name = settings.branding.name.clone();
-    let all_redirects_loopback = consent::all_loopback(&client.redirect_uris);
-    let application_type = client
-        .metadata
-        .as_ref()
-        .and_then(|m| m.get("application_type"))
-        .and_then(serde_json::Value::as_str);
+    let described = ClientProvenance::describe(
+        &client.client_id,
+        client.application_type(),
+        &client.redirect_uris,
+        &pending.redirect_uri,
+    );
     ConsentView {
         server: ServerView {
             resource_url: pending
@@ -155,11 +156,15 @@ fn consent_view(
             name: server_name.clone(),
         },
         client: ClientView {
-            name: client.client_name.clone(),
+            // Names stored before registration refused hidden characters lose them here.
+            name: client
+                .client_name
+                .as_deref()
+                .map(|name| strip_unsafe_for_display(name).into_owned()),
             client_id: client.client_id.clone(),
-            provenance: Provenance::of_client_id(&client.client_id),
-            web_with_loopback: application_type == Some("web") && all_redirects_loopback,
-            all_redirects_loopback,
+            provenance: Provenance::of(&described),
+            web_with_loopback: described.web_with_loopback,
+            all_redirects_loopback: described.all_redirects_loopback,
         },
         scopes: pending
             .scopes

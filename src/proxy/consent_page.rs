@@ -8,7 +8,10 @@
 //! "Deny" first in keyboard order.
 
 use super::html::escape;
-use crate::oauth::consent::{Destination, DestinationKind, ScopeMeaning, duration_words};
+use crate::oauth::{
+    consent::{Destination, DestinationKind, ScopeMeaning, duration_words},
+    provenance::ClientProvenance,
+};
 
 /// How we know the client's name.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,18 +26,15 @@ pub(crate) enum Provenance {
 }
 
 impl Provenance {
-    /// The provenance of a client by its id: a client id that is an `https` URL is a client ID
-    /// metadata document's address (CIMD), published by that URL's host; any other id is ours,
-    /// from dynamic registration, with a self-chosen name.
-    pub(crate) fn of_client_id(client_id: &str) -> Self {
-        match url::Url::parse(client_id) {
-            Ok(url) if url.scheme() == "https" => match url.host_str() {
-                Some(host) => Self::MetadataDocument {
-                    host: host.to_owned(),
-                },
-                None => Self::SelfAsserted,
+    /// The provenance the page shows for a client described by `described` (see
+    /// [`ClientProvenance::describe`]): a metadata-document client is named by its publisher's
+    /// host; a registered client's name is self-asserted.
+    pub(crate) fn of(described: &ClientProvenance) -> Self {
+        match described.publisher_host() {
+            Some(host) => Self::MetadataDocument {
+                host: host.to_owned(),
             },
-            _ => Self::SelfAsserted,
+            None => Self::SelfAsserted,
         }
     }
 }
@@ -183,8 +183,9 @@ fn notices(view: &ConsentView) -> String {
              sent before you allow it again.</p>",
         );
     }
-    let is_cimd = matches!(view.client.provenance, Provenance::MetadataDocument { .. });
-    if is_cimd && view.client.all_redirects_loopback {
+    // The spec asks to warn when every redirect URI is loopback: the code goes to whatever
+    // program listens on this computer, so the name proves nothing.
+    if view.client.all_redirects_loopback {
         out.push_str(
             "<p class=\"notice\">This application receives your sign-in on this computer. Any \
              program running here could use its name: allow only if you just started it \
@@ -358,19 +359,20 @@ mod tests {
 
     #[test]
     fn provenance_follows_the_client_id() {
+        let of = |client_id: &str| {
+            Provenance::of(&ClientProvenance::describe(
+                client_id,
+                None,
+                &["https://vscode.dev/redirect".to_owned()],
+                "https://vscode.dev/redirect",
+            ))
+        };
+        assert_eq!(of("mcp_client_01abc"), Provenance::SelfAsserted);
         assert_eq!(
-            Provenance::of_client_id("mcp_client_01abc"),
-            Provenance::SelfAsserted
-        );
-        assert_eq!(
-            Provenance::of_client_id("https://vscode.dev/oauth/client-metadata.json"),
+            of("https://vscode.dev/oauth/client-metadata.json"),
             Provenance::MetadataDocument {
                 host: "vscode.dev".into()
             }
-        );
-        assert_eq!(
-            Provenance::of_client_id("http://vscode.dev/x"),
-            Provenance::SelfAsserted
         );
     }
 

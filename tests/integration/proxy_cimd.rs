@@ -372,16 +372,15 @@ async fn cimd_login_over_http_from_loopback_and_second_login_uses_the_cache(db: 
     let consent_url = oauth.start_authorization(&request).await.unwrap();
     let page = oauth.consent_form(&consent_url).await.unwrap().page.text();
     assert!(
-        page.contains("Described by a document from <strong>127.0.0.1</strong>"),
+        page.contains("From <bdi>127.0.0.1</bdi>, not verified"),
         "{page}"
     );
     assert!(
-        page.contains("does not prove who you are talking to"),
+        page.contains("Any program running here could use its name"),
         "{page}"
     );
-    assert!(!page.contains("erified"), "{page}");
-    assert!(page.contains("only receives results on this"), "{page}");
-    assert!(page.contains("(host <strong>127.0.0.1</strong>)"), "{page}");
+    assert!(!page.contains("Verified by"), "{page}");
+    assert!(page.contains("<p class=\"host\">127.0.0.1:"), "{page}");
     // A connection went only to the loopback publisher.
     assert!(
         app.provider
@@ -825,16 +824,16 @@ async fn dcr_records_application_type_and_the_consent_page_describes_the_client(
     };
     let native_page = page(native).await;
     assert!(
-        native_page.contains("is not verified (a native application)"),
+        native_page.contains("Unverified: the application chose this name itself"),
         "{native_page}"
     );
     assert!(
-        native_page.contains("only receives results on this"),
+        native_page.contains("Any program running here could use its name"),
         "{native_page}"
     );
     let web_page = page(web).await;
     assert!(
-        web_page.contains("registered as a web application but receives the result on this device"),
+        web_page.contains("registered as a web application, yet it receives your sign-in"),
         "{web_page}"
     );
 }
