@@ -10,11 +10,16 @@
 //! With the `tracing-actix-web` feature, [`RedactingRootSpanBuilder`] plugs this into
 //! `tracing_actix_web::TracingLogger`, the usual access log of a `tracing` application:
 //!
-//! ```ignore
+//! ```no_run
+//! # #[cfg(feature = "tracing-actix-web")]
+//! # fn app() {
 //! use actix_mcp_auth::access_log::RedactingRootSpanBuilder;
+//! use actix_web::App;
 //! use tracing_actix_web::TracingLogger;
 //!
-//! App::new().wrap(TracingLogger::<RedactingRootSpanBuilder>::new())
+//! let app = App::new().wrap(TracingLogger::<RedactingRootSpanBuilder>::new());
+//! # let _ = app;
+//! # }
 //! ```
 //!
 //! Applications logging through actix-web's own `Logger` can use the plain function:

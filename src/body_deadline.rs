@@ -6,13 +6,16 @@
 //! makes the body fail once the deadline has passed; the extractor then answers 400, and actix
 //! closes the connection because the body was not read to its end.
 //!
-//! ```ignore
-//! use actix_web::dev::Service as _;
+//! ```no_run
+//! use std::time::Duration;
 //!
-//! App::new().wrap_fn(|mut req, srv| {
+//! use actix_web::{App, dev::Service as _};
+//!
+//! let app = App::new().wrap_fn(|mut req, srv| {
 //!     actix_mcp_auth::body_deadline::set_body_deadline(&mut req, Duration::from_secs(10));
 //!     srv.call(req)
-//! })
+//! });
+//! # let _ = app;
 //! ```
 
 use std::{
