@@ -7,7 +7,7 @@
 //! secret (`client_id`, `redirect_uri`, `scope`, `error`…); every other value becomes
 //! `[redacted]`. Allowing rather than denying means a parameter nobody thought of is redacted.
 //!
-//! With the `tracing-actix-web` feature, [`RedactingRootSpanBuilder`] plugs this into
+//! With the `tracing-actix-web` feature, `RedactingRootSpanBuilder` plugs this into
 //! `tracing_actix_web::TracingLogger`, the usual access log of a `tracing` application:
 //!
 //! ```no_run

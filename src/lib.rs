@@ -41,7 +41,7 @@
 //! # Crate features
 //!
 //! * `aws-lc-rs` (default) or `rust-crypto`: the crypto backend of JWT verification and TLS.
-//! * `testing`: [`testing::FakeAuthKit`], a local AuthKit emulator over real HTTP.
+//! * `testing`: `testing::FakeAuthKit`, a local AuthKit emulator over real HTTP.
 //! * `tracing-actix-web`: `access_log::RedactingRootSpanBuilder`, an access-log span for
 //!   tracing-actix-web's `TracingLogger` whose request target has its query secrets redacted.
 
