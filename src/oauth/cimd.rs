@@ -18,7 +18,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use serde_json::{Map, Value};
 use url::{Host, Url};
 
-use super::redirect_uri::{MAX_REDIRECT_URI_LEN, RedirectUriPolicy};
+use super::{
+    client_metadata,
+    redirect_uri::{MAX_REDIRECT_URI_LEN, RedirectUriPolicy},
+};
 
 /// Largest metadata document we read (the draft suggests 5 KiB).
 pub const MAX_DOCUMENT_BYTES: usize = 5 * 1024;
@@ -305,19 +308,7 @@ fn invalid(description: impl Into<String>) -> CimdError {
 }
 
 fn string_list(doc: &Map<String, Value>, name: &str) -> Result<Option<Vec<String>>, CimdError> {
-    match doc.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| invalid(format!("`{name}` must be an array of strings")))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        Some(_) => Err(invalid(format!("`{name}` must be an array of strings"))),
-    }
+    client_metadata::string_list(doc, name).map_err(CimdError::Invalid)
 }
 
 fn text<'a>(doc: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, CimdError> {
@@ -326,14 +317,6 @@ fn text<'a>(doc: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, 
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(invalid(format!("`{name}` must be a string"))),
     }
-}
-
-/// Whether a media type (a `Content-Type` value) is `application/json`, parameters allowed.
-pub fn is_json_media_type(content_type: &str) -> bool {
-    content_type
-        .split(';')
-        .next()
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// Validates a fetched document against the URL it came from (`client_id`), with the same
@@ -734,14 +717,6 @@ mod tests {
             validate_document(ID, b"[1]", &policy(), &scopes).unwrap_err(),
             invalid("it is not a JSON object")
         );
-    }
-
-    #[test]
-    fn media_types() {
-        assert!(is_json_media_type("application/json"));
-        assert!(is_json_media_type("Application/JSON; charset=utf-8"));
-        assert!(!is_json_media_type("text/html"));
-        assert!(!is_json_media_type("application/jsonp"));
     }
 
     #[test]

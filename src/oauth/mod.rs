@@ -4,6 +4,7 @@
 //! approval may skip it, and how pages show client-supplied values.
 
 pub mod cimd;
+pub mod client_metadata;
 pub mod consent;
 pub mod display;
 pub mod pkce;

@@ -25,10 +25,12 @@ use serde_json::Value;
 
 use crate::{
     clock::unix_now,
-    oauth::cimd::{
-        CimdDocument, CimdError, ClientIdUrl, Freshness, MAX_CACHE_SECS, MAX_DOCUMENT_BYTES,
-        STALE_GRACE_SECS, forbidden_address, freshness, is_json_media_type, parse_client_id,
-        validate_document,
+    oauth::{
+        cimd::{
+            CimdDocument, CimdError, ClientIdUrl, Freshness, MAX_CACHE_SECS, MAX_DOCUMENT_BYTES,
+            STALE_GRACE_SECS, forbidden_address, freshness, parse_client_id, validate_document,
+        },
+        client_metadata::is_json_media_type,
     },
     store::{CachedDocument, ClientRecord, Store, StoreError},
 };

@@ -22,6 +22,7 @@ use crate::{
     clock::unix_now,
     error::{OAuthError, OAuthErrorCode},
     oauth::{
+        client_metadata,
         display::is_unsafe_for_display,
         provenance::default_application_type,
         redirect_uri,
@@ -54,21 +55,7 @@ struct Registration {
 }
 
 fn string_list(body: &Map<String, Value>, name: &str) -> Result<Option<Vec<String>>, OAuthError> {
-    match body.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|v| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| metadata_error(format!("`{name}` must be an array of strings")))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        Some(_) => Err(metadata_error(format!(
-            "`{name}` must be an array of strings"
-        ))),
-    }
+    client_metadata::string_list(body, name).map_err(metadata_error)
 }
 
 fn text(body: &Map<String, Value>, name: &str) -> Result<Option<String>, OAuthError> {
@@ -83,11 +70,9 @@ fn text(body: &Map<String, Value>, name: &str) -> Result<Option<String>, OAuthEr
     }
 }
 
-/// Whether a `Content-Type` value is JSON (`application/json`, any parameters, any case).
+/// Whether a `Content-Type` value is JSON (absent is not).
 fn is_json_media_type(content_type: Option<&str>) -> bool {
-    content_type
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
+    content_type.is_some_and(client_metadata::is_json_media_type)
 }
 
 /// An https link of the client's metadata, in its parsed, serialized form.
