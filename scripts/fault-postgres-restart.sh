@@ -4,7 +4,7 @@
 # 1. Creates a fresh PostgreSQL database and starts the `bench_proxy_server` example on it with
 #    short caches (MCP_AUTH_TOKEN_CACHE_SECONDS=1, MCP_AUTH_USERINFO_CACHE_SECONDS=1), so nearly
 #    every request of the loop goes to the database; the server logs in LOAD_TOKENS times
-#    itself (FAKE_TOKENS) and `examples/flow_driver.rs` logs in once more (that login's refresh
+#    itself (FAKE_TOKENS) and `loadtest/src/bin/flow_driver.rs` logs in once more (that login's refresh
 #    token is kept for step 5).
 # 2. Runs a request loop (MCP tools/list with three access tokens: two of the server's, the
 #    driver's; one loop per token, a request every ~50 ms) that notes every status and
@@ -104,19 +104,8 @@ pg_stop() {
   fi
 }
 
-case "${PROFILE:=release}" in
-  release) BUILD_FLAGS=(--release) ;;
-  debug) BUILD_FLAGS=() ;;
-  *) die "PROFILE must be release or debug" ;;
-esac
-if [[ "${SKIP_BUILD:-}" != 1 ]]; then
-  log "cargo build ${BUILD_FLAGS[*]} --example bench_proxy_server --example flow_driver"
-  (cd "$ROOT" && cargo build "${BUILD_FLAGS[@]}" --example bench_proxy_server --example flow_driver)
-fi
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/examples"
-for example in bench_proxy_server flow_driver; do
-  [[ -x "$BIN/$example" ]] || die "example $example not found in $BIN ($PROFILE build)"
-done
+. "$ROOT/scripts/lib.sh"
+build_programs "$ROOT" release bench_proxy_server flow_driver
 
 pg_up() { pg_isready -d "$PG_ADMIN_URL" -q 2>/dev/null; }
 pg_start() {

@@ -3,11 +3,11 @@
 # other replica.
 #
 # Starts, on a fresh PostgreSQL database:
-#   * the shared AuthKit emulator (`examples/replica.rs fake-authkit`) with a Connect app whose
+#   * the shared AuthKit emulator (`loadtest/src/bin/replica.rs fake-authkit`) with a Connect app whose
 #     redirect URI is the public URL's callback;
-#   * replica B (`examples/replica.rs`) and, for each kill point, a fresh replica A: both with the
+#   * replica B (`loadtest/src/bin/replica.rs`) and, for each kill point, a fresh replica A: both with the
 #     same public MCP_BASE_URL (A's address) and encryption key, each on its own port.
-# For each kill point, `examples/flow_driver.rs kill-login` runs the login's first steps on A
+# For each kill point, `loadtest/src/bin/flow_driver.rs kill-login` runs the login's first steps on A
 # (register, authorize, ...), pauses; the script kills A with `kill -9` and checks its port is
 # dead; the driver then runs the remaining steps on B (every URL of the public origin routed to B,
 # the browser's cookies kept), exchanges the code, calls MCP `whoami`, refreshes on B and calls
@@ -49,19 +49,8 @@ now_ms() { date +%s%3N; }
 for tool in curl psql; do
   command -v "$tool" >/dev/null || die "$tool not found"
 done
-case "${PROFILE:=release}" in
-  release) BUILD_FLAGS=(--release) ;;
-  debug) BUILD_FLAGS=() ;;
-  *) die "PROFILE must be release or debug" ;;
-esac
-if [[ "${SKIP_BUILD:-}" != 1 ]]; then
-  log "cargo build ${BUILD_FLAGS[*]} --example replica --example flow_driver"
-  (cd "$ROOT" && cargo build "${BUILD_FLAGS[@]}" --example replica --example flow_driver)
-fi
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/examples"
-for example in replica flow_driver; do
-  [[ -x "$BIN/$example" ]] || die "example $example not found in $BIN ($PROFILE build)"
-done
+. "$ROOT/scripts/lib.sh"
+build_programs "$ROOT" release replica flow_driver
 
 WORK="$(mktemp -d)"
 DB="mcp_fault_kill_$$_$RANDOM"

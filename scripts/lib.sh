@@ -11,6 +11,8 @@
 #   show_logs DIR N          print the last N lines of every DIR/*.log to stderr (once)
 #   lib_cleanup              stop every spawned process (TERM, then KILL after 5 s): call it
 #                            from the script's EXIT trap
+#   build_programs ROOT P N…  build examples/load binaries N (profile P unless PROFILE is set);
+#                            sets BIN to a directory holding them
 #   interop_tools            install (once, cached) the pinned official MCP tools the interop
 #                            and conformance scripts run; sets INTEROP_PYTHON, INTEROP_NODE,
 #                            INTEROP_NODE_MODULES
@@ -187,20 +189,52 @@ start_proxy() {
   wait_http "$BASE_URL/healthz" "$SPAWNED" 60 || die "workos_proxy did not start"
 }
 
-# build_examples ROOT: builds the examples the scripts start (PROFILE debug, the default, or
-# release; SKIP_BUILD=1 skips) and sets BIN to their directory.
-build_examples() {
-  local root="$1" flags=()
-  case "${PROFILE:=debug}" in
+# build_programs ROOT DEFAULT_PROFILE NAME...: builds the programs a script starts and sets BIN
+# to one directory holding them all. A NAME is a library example (actix-mcp-auth/examples) or a
+# binary of the unpublished load harness (loadtest/src/bin). PROFILE (debug or release) overrides
+# DEFAULT_PROFILE; SKIP_BUILD=1 uses what is already built.
+build_programs() {
+  local root="$1" flags=() examples=() bins=() name target
+  PROFILE="${PROFILE:-$2}"
+  shift 2
+  case "$PROFILE" in
     release) flags=(--release) ;;
     debug) ;;
     *) die "PROFILE must be debug or release" ;;
   esac
+  for name in "$@"; do
+    if [[ -f "$root/actix-mcp-auth/examples/$name.rs" ]]; then
+      examples+=(--example "$name")
+    else
+      bins+=(--bin "$name")
+    fi
+  done
   if [[ "${SKIP_BUILD:-}" != 1 ]]; then
-    log "cargo build ${flags[*]} --example workos_proxy --example replica"
-    (cd "$root" && cargo build -q "${flags[@]}" --example workos_proxy --example replica) \
-      || die "cargo build failed"
+    if ((${#examples[@]})); then
+      log "cargo build ${flags[*]} -p actix-mcp-auth ${examples[*]}"
+      (cd "$root" && cargo build -q "${flags[@]}" -p actix-mcp-auth "${examples[@]}") || die "cargo build failed"
+    fi
+    if ((${#bins[@]})); then
+      log "cargo build ${flags[*]} -p actix-mcp-auth-loadtest ${bins[*]}"
+      (cd "$root" && cargo build -q "${flags[@]}" -p actix-mcp-auth-loadtest "${bins[@]}") || die "cargo build failed"
+    fi
   fi
-  BIN="${CARGO_TARGET_DIR:-$root/target}/$PROFILE/examples"
-  [[ -x "$BIN/workos_proxy" && -x "$BIN/replica" ]] || die "examples not built in $BIN"
+  target="${CARGO_TARGET_DIR:-$root/target}/$PROFILE"
+  # Examples land in target/PROFILE/examples, binaries in target/PROFILE: one directory of links.
+  BIN="$target/script-programs"
+  mkdir -p "$BIN"
+  for name in "$@"; do
+    if [[ -x "$target/examples/$name" ]]; then
+      ln -sf "$target/examples/$name" "$BIN/$name"
+    elif [[ -x "$target/$name" ]]; then
+      ln -sf "$target/$name" "$BIN/$name"
+    else
+      die "$name is not built ($PROFILE) under $target"
+    fi
+  done
+}
+
+# build_examples ROOT: what the interop and conformance scripts start (debug by default).
+build_examples() {
+  build_programs "$1" debug workos_proxy replica
 }

@@ -2,11 +2,11 @@
 # Load test of two proxy-mode replicas on one PostgreSQL database and one AuthKit emulator.
 #
 # Starts, on a fresh PostgreSQL database:
-#   * the shared AuthKit emulator (`examples/replica.rs fake-authkit`);
-#   * replicas A and B (`examples/replica.rs`): same public MCP_BASE_URL (A's address), same
+#   * the shared AuthKit emulator (`loadtest/src/bin/replica.rs fake-authkit`);
+#   * replicas A and B (`loadtest/src/bin/replica.rs`): same public MCP_BASE_URL (A's address), same
 #     encryption key, rate limits off (all load comes from one address), each on its own port,
 #     each serving the MCP service twice: behind bearer auth at /mcp, unprotected at /open/mcp.
-# Mints TOKENS distinct access tokens through the real flow (`examples/flow_driver.rs tokens`:
+# Mints TOKENS distinct access tokens through the real flow (`loadtest/src/bin/flow_driver.rs tokens`:
 # a few logins, then refresh-token rotations, each issuing a new access token), then measures,
 # each time with two wrk processes running at once, one per replica (-t$THREADS -c$CONNECTIONS
 # each), MCP `tools/list`:
@@ -87,19 +87,8 @@ for n in TOKENS MEM_TOKENS EXTRA_TOKENS; do
   [[ "${!n}" =~ ^[0-9]+$ ]] || die "$n must be a number"
 done
 ((TOKENS >= 1)) || die "TOKENS must be at least 1"
-case "${PROFILE:=release}" in
-  release) BUILD_FLAGS=(--release) ;;
-  debug) BUILD_FLAGS=() ;;
-  *) die "PROFILE must be release or debug" ;;
-esac
-if [[ "${SKIP_BUILD:-}" != 1 ]]; then
-  log "cargo build ${BUILD_FLAGS[*]} --example replica --example flow_driver"
-  (cd "$ROOT" && cargo build "${BUILD_FLAGS[@]}" --example replica --example flow_driver)
-fi
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/$PROFILE/examples"
-for example in replica flow_driver; do
-  [[ -x "$BIN/$example" ]] || die "example $example not found in $BIN ($PROFILE build)"
-done
+. "$ROOT/scripts/lib.sh"
+build_programs "$ROOT" release replica flow_driver
 
 WORK="$(mktemp -d)"
 DB="mcp_load_$$_$RANDOM"

@@ -35,12 +35,8 @@ die() { echo "error: $*" >&2; exit 1; }
 command -v wrk >/dev/null || die "wrk not found; install it with: apt-get install -y wrk"
 command -v curl >/dev/null || die "curl not found; install it with: apt-get install -y curl"
 
-if [[ "${SKIP_BUILD:-}" != 1 ]]; then
-  echo "==> cargo build --release --examples"
-  (cd "$ROOT" && cargo build --release --examples)
-fi
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples"
-[[ -x "$BIN/fake_authkit" && -x "$BIN/bench_server" ]] || die "release examples not found in $BIN"
+. "$ROOT/scripts/lib.sh"
+PROFILE=release build_programs "$ROOT" release fake_authkit bench_server
 
 WORK="$(mktemp -d)"
 PIDS=()

@@ -54,12 +54,8 @@ command -v wrk >/dev/null || die "wrk not found; install it with: apt-get instal
 command -v curl >/dev/null || die "curl not found; install it with: apt-get install -y curl"
 [[ "$TOKENS" =~ ^[1-9][0-9]*$ ]] || die "TOKENS must be a positive number"
 
-if [[ "${SKIP_BUILD:-}" != 1 ]]; then
-  echo "==> cargo build --release --example bench_proxy_server"
-  (cd "$ROOT" && cargo build --release --example bench_proxy_server)
-fi
-BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples"
-[[ -x "$BIN/bench_proxy_server" ]] || die "release example not found in $BIN"
+. "$ROOT/scripts/lib.sh"
+PROFILE=release build_programs "$ROOT" release bench_proxy_server
 
 WORK="$(mktemp -d)"
 PIDS=()

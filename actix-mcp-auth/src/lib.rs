@@ -1,0 +1,81 @@
+//! OAuth 2.1 authorization for [MCP](https://modelcontextprotocol.io) servers built on
+//! actix-web, with WorkOS AuthKit as the identity provider.
+//!
+//! An MCP server reachable over HTTP must be an OAuth 2.1 resource server: it announces where
+//! clients log in (RFC 9728 protected-resource metadata), refuses requests without a valid
+//! token with a `WWW-Authenticate` challenge that MCP clients follow, and only accepts tokens
+//! issued for itself. This crate does that for actix-web:
+//!
+//! * **AuthKit mode** ([`AuthKitProvider`]): AuthKit is the authorization server. We serve the
+//!   metadata, forward AuthKit's authorization-server metadata, and verify AuthKit's RS256 JWTs
+//!   against its JWKS with a cache so the hot path does no RSA work.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use actix_mcp_auth::{AuthKitProvider, Authenticated};
+//! use actix_web::{App, HttpServer, web};
+//!
+//! async fn whoami(user: Authenticated) -> String {
+//!     user.subject().to_owned()
+//! }
+//!
+//! #[actix_web::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let auth = AuthKitProvider::from_env().expect("AuthKit configuration");
+//!     HttpServer::new(move || {
+//!         App::new()
+//!             .service(auth.routes()) // well-known discovery documents
+//!             .service(
+//!                 web::scope(auth.mcp_path())
+//!                     .wrap(auth.bearer()) // 401/403 challenges, token verification
+//!                     .route("", web::post().to(whoami)),
+//!             )
+//!     })
+//!     .bind(("127.0.0.1", 8000))?
+//!     .run()
+//!     .await
+//! }
+//! ```
+//!
+//! # Crate features
+//!
+//! * `aws-lc-rs` (default) or `rust-crypto`: the crypto backend of JWT verification and TLS.
+//! * `tracing-actix-web`: `access_log::RedactingRootSpanBuilder`, an access-log span for
+//!   tracing-actix-web's `TracingLogger` whose request target has its query secrets redacted.
+
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod access_log;
+mod backend;
+pub mod body_deadline;
+mod clock;
+mod config;
+mod error;
+mod metadata;
+mod middleware;
+pub mod oauth;
+mod principal;
+mod providers;
+pub mod proxy;
+mod rate_limit;
+pub mod store;
+mod upstream;
+pub mod verify;
+
+pub use self::{
+    error::{BearerError, BearerErrorKind, ConfigError, OAuthError, OAuthErrorCode},
+    metadata::ProtectedResourceMetadata,
+    middleware::{BearerAuth, BearerAuthMiddleware},
+    principal::{Authenticated, AuthenticatedExt},
+    providers::{
+        AuthKitProvider, AuthKitProviderBuilder, AuthKitRoutes, WorkOsProvider,
+        WorkOsProviderBuilder,
+    },
+    proxy::cimd::{HostResolver, SystemResolver},
+    rate_limit::{Limit, RateLimits},
+    upstream::UpstreamError,
+    verify::{JwtVerifier, JwtVerifierBuilder, LocalBoxFuture, TokenVerifier, VerifyError},
+};
