@@ -59,6 +59,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 PG_VERSION="${PG_VERSION:-$(ls /etc/postgresql 2>/dev/null | sort -V | tail -n 1)}"
 PG_CLUSTER="${PG_CLUSTER:-main}"
@@ -69,9 +71,6 @@ LOAD_TOKENS="${LOAD_TOKENS:-50}"
 MCP_PROTOCOL="2025-06-18"
 export MCP_PROTOCOL
 
-die() { echo "error: $*" >&2; exit 1; }
-log() { printf '==> %s\n' "$*"; }
-now_ms() { date +%s%3N; }
 
 PG_DATA_DIR="${PG_DATA_DIR:-}"
 PG_CTL="${PG_CTL:-/usr/lib/postgresql/$PG_VERSION/bin/pg_ctl}"
@@ -104,7 +103,6 @@ pg_stop() {
   fi
 }
 
-. "$ROOT/scripts/lib.sh"
 build_programs "$ROOT" release bench_proxy_server flow_driver
 
 pg_up() { pg_isready -d "$PG_ADMIN_URL" -q 2>/dev/null; }
@@ -154,18 +152,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    # Below the kernel's ephemeral range (32768+): no outgoing connection holds it.
-    port=$((20000 + RANDOM % 12000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  return 1
-}
 
 psql "$PG_ADMIN_URL" -XAtqc "CREATE DATABASE $DB" >/dev/null
 PORT="$(free_port)" || die "no free port"

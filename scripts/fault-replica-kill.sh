@@ -39,17 +39,15 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 PG_ADMIN_URL="${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 KILL_POINTS="${KILL_POINTS:-authorize consent-page consent-post callback}"
 
-die() { echo "error: $*" >&2; exit 1; }
-log() { printf '==> %s\n' "$*"; }
-now_ms() { date +%s%3N; }
 
 for tool in curl psql; do
   command -v "$tool" >/dev/null || die "$tool not found"
 done
-. "$ROOT/scripts/lib.sh"
 build_programs "$ROOT" release replica flow_driver
 
 WORK="$(mktemp -d)"
@@ -75,31 +73,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    # Below the kernel's ephemeral range (32768+): no outgoing connection holds it.
-    port=$((20000 + RANDOM % 12000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  return 1
-}
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-random_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
 
-# wait_line FILE PATTERN PID SECONDS: waits until FILE has a line matching PATTERN.
-wait_line() {
-  local file="$1" pattern="$2" pid="$3" seconds="$4"
-  for _ in $(seq 1 $((seconds * 20))); do
-    grep -q "$pattern" "$file" 2>/dev/null && return 0
-    kill -0 "$pid" 2>/dev/null || { grep -q "$pattern" "$file" 2>/dev/null && return 0; return 1; }
-    sleep 0.05
-  done
-  return 1
-}
 
 psql "$PG_ADMIN_URL" -XAtqc "CREATE DATABASE $DB" >/dev/null
 PORT_A="$(free_port)" || die "no free port"

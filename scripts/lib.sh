@@ -6,6 +6,9 @@
 #   random_hex N             N random bytes as hex
 #   wait_line FILE RE PID S  wait up to S seconds for a line matching RE in FILE while PID lives
 #   wait_http URL PID S      wait up to S seconds for URL to answer 2xx while PID lives
+#   now_ms                   milliseconds since the epoch
+#   mcp_post URL [ARGS]      POST $BODY as MCP JSON-RPC; prints the status, body in $WORK/body
+#   run_wrk L URL TOKEN [S]  a wrk run labelled L; result_field L NAME reads its RESULT line
 #   spawn LOG CMD...         start CMD in the background (stdout+stderr to LOG), remember its
 #                            pid for cleanup; the pid is in $SPAWNED
 #   show_logs DIR N          print the last N lines of every DIR/*.log to stderr (once)
@@ -42,13 +45,16 @@ random_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
 
 wait_line() {
   local file="$1" pattern="$2" pid="$3" seconds="$4"
-  for _ in $(seq 1 $((seconds * 10))); do
+  for _ in $(seq 1 $((seconds * 20))); do
     grep -q -- "$pattern" "$file" 2>/dev/null && return 0
-    kill -0 "$pid" 2>/dev/null || return 1
-    sleep 0.1
+    # The process may have printed the line and exited since the last look.
+    kill -0 "$pid" 2>/dev/null || { grep -q -- "$pattern" "$file" 2>/dev/null && return 0; return 1; }
+    sleep 0.05
   done
   return 1
 }
+
+now_ms() { date +%s%3N; }
 
 wait_http() {
   local url="$1" pid="$2" seconds="$3"
@@ -58,6 +64,29 @@ wait_http() {
     sleep 0.1
   done
   return 1
+}
+
+# MCP over HTTP with curl: the request body is $BODY, the protocol version $MCP_PROTOCOL.
+mcp_post() { # URL [extra curl args...] -> prints the HTTP status, body in $WORK/body
+  local url="$1"
+  shift
+  curl -sS -o "$WORK/body" -w '%{http_code}' -X POST "$url" \
+    -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
+    -H "MCP-Protocol-Version: $MCP_PROTOCOL" "$@" -d "$BODY"
+}
+
+# wrk runs (THREADS, CONNECTIONS, DURATION) with a Lua script that prints one `RESULT k=v ...`
+# line (scripts/wrk-mcp.lua, the default $LUA).
+run_wrk() { # LABEL URL TOKEN [SCRIPT] -> echoes wrk's report, the RESULT line in $WORK/LABEL.result
+  local label="$1" url="$2" token="$3" script="${4:-$LUA}"
+  echo
+  echo "==> wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency $url ($label)"
+  WRK_LABEL="$label" MCP_TOKEN="$token" \
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$script" "$url" | tee "$WORK/$label.wrk"
+  grep '^RESULT ' "$WORK/$label.wrk" >"$WORK/$label.result" || die "wrk printed no RESULT line"
+}
+result_field() { # LABEL NAME -> the value of NAME in $WORK/LABEL.result
+  sed -n "s/.* $2=\([^ ]*\).*/\1/p" "$WORK/$1.result"
 }
 
 show_logs() {

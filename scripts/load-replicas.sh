@@ -55,6 +55,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 LUA="$ROOT/scripts/wrk-mcp.lua"
 if [[ "${SHORT:-}" == 1 ]]; then
   DURATION="${DURATION:-3s}" FLOW_SECONDS="${FLOW_SECONDS:-3}"
@@ -75,9 +77,6 @@ CACHE_CAPACITY=100000
 MCP_PROTOCOL="${MCP_PROTOCOL:-2025-06-18}"
 export MCP_PROTOCOL
 
-die() { echo "error: $*" >&2; exit 1; }
-log() { printf '==> %s\n' "$*"; }
-now_ms() { date +%s%3N; }
 SCRIPT_START="$(now_ms)"
 
 for tool in curl psql wrk; do
@@ -87,7 +86,6 @@ for n in TOKENS MEM_TOKENS EXTRA_TOKENS; do
   [[ "${!n}" =~ ^[0-9]+$ ]] || die "$n must be a number"
 done
 ((TOKENS >= 1)) || die "TOKENS must be at least 1"
-. "$ROOT/scripts/lib.sh"
 build_programs "$ROOT" release replica flow_driver
 
 WORK="$(mktemp -d)"
@@ -113,27 +111,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    # Below the kernel's ephemeral range (32768+): no outgoing connection holds it.
-    port=$((20000 + RANDOM % 12000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  return 1
-}
-random_hex() { od -An -N"$1" -tx1 /dev/urandom | tr -d ' \n'; }
-wait_line() { # FILE PATTERN PID SECONDS
-  for _ in $(seq 1 $(($4 * 20))); do
-    grep -q "$2" "$1" 2>/dev/null && return 0
-    kill -0 "$3" 2>/dev/null || return 1
-    sleep 0.05
-  done
-  return 1
-}
 seconds_since() { awk -v a="$1" -v b="$(now_ms)" 'BEGIN { printf "%.1f", (b - a) / 1000 }'; }
 
 psql "$PG_ADMIN_URL" -XAtqc "CREATE DATABASE $DB" >/dev/null
@@ -235,7 +212,6 @@ run_pair() {
   done
 }
 WRK_PIDS=()
-field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" "$WORK/$1.result"; }
 
 USERINFO_0="$(counter userinfo)"
 run_pair open /open/mcp "" "$LUA"
@@ -304,9 +280,9 @@ fi
 failed=0
 for f in "$WORK"/*.result; do
   label="$(basename "$f" .result)"
-  if [[ "$(field "$label" non200)" != 0 || "$(field "$label" errors)" != 0 ]]; then
-    echo "error: $label had $(field "$label" non200) non-200 answers (first $(field "$label" first_bad_status))" \
-      "and $(field "$label" errors) socket errors" >&2
+  if [[ "$(result_field "$label" non200)" != 0 || "$(result_field "$label" errors)" != 0 ]]; then
+    echo "error: $label had $(result_field "$label" non200) non-200 answers (first $(result_field "$label" first_bad_status))" \
+      "and $(result_field "$label" errors) socket errors" >&2
     failed=1
   fi
 done
@@ -323,7 +299,7 @@ if [[ -n "${CACHED_EXTRA:-}" ]] && ((CACHED_EXTRA > CACHE_CAPACITY)); then
   echo "error: $CACHED_EXTRA cached tokens > capacity after $((MEM_TOKENS + EXTRA_TOKENS)) distinct tokens" >&2; failed=1
 fi
 
-sum_rps() { awk -v a="$(field "$1-A" rps)" -v b="$(field "$1-B" rps)" 'BEGIN { printf "%.0f", a + b }'; }
+sum_rps() { awk -v a="$(result_field "$1-A" rps)" -v b="$(result_field "$1-B" rps)" 'BEGIN { printf "%.0f", a + b }'; }
 OPEN_RPS="$(sum_rps open)"
 echo
 log "summary ($MODE mode; 2 replicas, PostgreSQL; per replica wrk -t$THREADS -c$CONNECTIONS -d$DURATION; tools/list)"
@@ -332,9 +308,9 @@ for label in open one-token open-rotating "$TOKENS-tokens"; do
   rps="$(sum_rps "$label")"
   printf '%-14s %10s %8s %16s %16s %10s\n' "$label" "$rps" \
     "$(awk -v r="$rps" -v o="$OPEN_RPS" 'BEGIN { printf "%.3f", r / o }')" \
-    "$(field "$label-A" p50_ms)/$(field "$label-B" p50_ms)" \
-    "$(field "$label-A" p99_ms)/$(field "$label-B" p99_ms)" \
-    "$(($(field "$label-A" requests) + $(field "$label-B" requests)))"
+    "$(result_field "$label-A" p50_ms)/$(result_field "$label-B" p50_ms)" \
+    "$(result_field "$label-A" p99_ms)/$(result_field "$label-B" p99_ms)" \
+    "$(($(result_field "$label-A" requests) + $(result_field "$label-B" requests)))"
 done
 cold_field() { sed -n "s/.* $2=\([^ ]*\).*/\1/p" "$WORK/cold-$1.out"; }
 printf '%-14s %10s %8s %16s %16s %10s\n' "$TOKENS-cold" \

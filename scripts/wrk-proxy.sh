@@ -39,6 +39,8 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+# shellcheck source=scripts/lib.sh
+. "$ROOT/scripts/lib.sh"
 LUA="$ROOT/scripts/wrk-mcp.lua"
 DURATION="${DURATION:-10s}"
 THREADS="${THREADS:-2}"
@@ -48,13 +50,11 @@ PG_STATS_WAIT="${PG_STATS_WAIT:-11}"
 MCP_PROTOCOL="${MCP_PROTOCOL:-2025-06-18}"
 export MCP_PROTOCOL
 
-die() { echo "error: $*" >&2; exit 1; }
 
 command -v wrk >/dev/null || die "wrk not found; install it with: apt-get install -y wrk"
 command -v curl >/dev/null || die "curl not found; install it with: apt-get install -y curl"
 [[ "$TOKENS" =~ ^[1-9][0-9]*$ ]] || die "TOKENS must be a positive number"
 
-. "$ROOT/scripts/lib.sh"
 PROFILE=release build_programs "$ROOT" release bench_proxy_server
 
 WORK="$(mktemp -d)"
@@ -80,19 +80,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A port nobody listens on (connection refused), chosen at random.
-free_port() {
-  local port
-  for _ in $(seq 1 100); do
-    # Below the kernel's ephemeral range (32768+): no outgoing connection holds it.
-    port=$((20000 + RANDOM % 12000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      echo "$port"
-      return 0
-    fi
-  done
-  return 1
-}
 
 PORT="${MCP_PORT:-$(free_port)}" || die "no free port found"
 BASE="http://127.0.0.1:$PORT"
@@ -131,12 +118,6 @@ echo "    logged in through the OAuth flow: $TOKENS access token(s)"
 
 # Sanity checks, which also warm the server's caches before measuring.
 BODY='{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}'
-mcp_post() { # url [extra curl args...] -> prints the HTTP status, body in $WORK/body
-  local url="$1"; shift
-  curl -sS -o "$WORK/body" -w '%{http_code}' -X POST "$url" \
-    -H 'Content-Type: application/json' -H 'Accept: application/json, text/event-stream' \
-    -H "MCP-Protocol-Version: $MCP_PROTOCOL" "$@" -d "$BODY"
-}
 status="$(mcp_post "$BASE$MCP_PATH")"
 [[ "$status" == 401 ]] || die "POST $MCP_PATH without a token answered $status, expected 401"
 while read -r token; do
@@ -177,18 +158,6 @@ end
 EOF
 fi
 
-# run_wrk LABEL URL TOKEN SCRIPT -> echoes wrk's report, leaves the RESULT line in $WORK/LABEL.result
-run_wrk() {
-  local label="$1" url="$2" token="$3" script="$4"
-  echo
-  echo "==> wrk -t$THREADS -c$CONNECTIONS -d$DURATION --latency $url ($label)"
-  WRK_LABEL="$label" MCP_TOKEN="$token" \
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "$script" "$url" | tee "$WORK/$label.wrk"
-  grep '^RESULT ' "$WORK/$label.wrk" >"$WORK/$label.result" || die "wrk printed no RESULT line"
-}
-field() { # field LABEL NAME
-  sed -n "s/.* $2=\([^ ]*\).*/\1/p" "$WORK/$1.result"
-}
 
 if [[ "$ENGINE" == postgres ]]; then
   echo "    waiting ${PG_STATS_WAIT}s for PostgreSQL to publish the statistics of the warm-up"
@@ -213,9 +182,9 @@ fi
 
 failed=0
 for label in open protected; do
-  if [[ "$(field "$label" non200)" != 0 || "$(field "$label" errors)" != 0 ]]; then
-    echo "error: $label run had $(field "$label" non200) non-200 responses" \
-      "(first status $(field "$label" first_bad_status)) and $(field "$label" errors) socket errors" >&2
+  if [[ "$(result_field "$label" non200)" != 0 || "$(result_field "$label" errors)" != 0 ]]; then
+    echo "error: $label run had $(result_field "$label" non200) non-200 responses" \
+      "(first status $(result_field "$label" first_bad_status)) and $(result_field "$label" errors) socket errors" >&2
     failed=1
   fi
 done
@@ -226,9 +195,9 @@ echo "==> summary (-t$THREADS -c$CONNECTIONS -d$DURATION, tools/list, $ENGINE, $
   "token cache ${TOKEN_CACHE}s, userinfo cache ${USERINFO_CACHE}s)"
 printf '%-10s %12s %10s %10s %10s %10s %10s\n' endpoint req/s p50_ms p90_ms p99_ms requests non200
 for label in open protected; do
-  printf '%-10s %12s %10s %10s %10s %10s %10s\n' "$label" "$(field "$label" rps)" \
-    "$(field "$label" p50_ms)" "$(field "$label" p90_ms)" "$(field "$label" p99_ms)" \
-    "$(field "$label" requests)" "$(field "$label" non200)"
+  printf '%-10s %12s %10s %10s %10s %10s %10s\n' "$label" "$(result_field "$label" rps)" \
+    "$(result_field "$label" p50_ms)" "$(result_field "$label" p90_ms)" "$(result_field "$label" p99_ms)" \
+    "$(result_field "$label" requests)" "$(result_field "$label" non200)"
 done
 awk -v p="$(field protected rps)" -v o="$(field open rps)" \
   'BEGIN { if (o > 0) printf "ratio protected/unprotected req/s: %.3f (%.1f%% of baseline)\n", p / o, 100 * p / o }'
