@@ -7,8 +7,11 @@
 //!   a separate "session confirmed" cache: a grant is here only while its session is confirmed
 //!   (at most `userinfo_cache_ttl`).
 //! * the **token level** (SHA-256 of the token → [`CachedToken`]): a reference to its grant, its
-//!   own expiry, and until when the entry may answer. A few dozen bytes plus the cache's own
-//!   bookkeeping.
+//!   own expiry, and until when the entry may answer: 64 bytes. It is a `quick_cache` (S3-FIFO,
+//!   a few bytes of bookkeeping per entry) rather than a moka cache, whose per-entry
+//!   bookkeeping (access and write-order deques, timer nodes) was several times the entry at
+//!   100,000 tokens; no time-to-live is needed from the cache because every hit checks
+//!   `valid_until` and a stale entry is dropped on sight or pushed out by newer ones.
 //!
 //! A token entry answers only while its grant entry is *usable*: removing a grant entry (revoked
 //! here, evicted for capacity, expired, or replaced by a newer confirmation) clears that flag, so
@@ -24,6 +27,7 @@ use std::{
 };
 
 use moka::sync::Cache;
+use quick_cache::sync::Cache as TokenTable;
 
 use crate::{Authenticated, verify::cache::TokenDigest};
 
@@ -63,7 +67,7 @@ struct CachedToken {
 
 /// Both levels; cloning is not needed (the verifier holds it in an `Arc`).
 pub(crate) struct ProxyTokenCache {
-    tokens: Cache<TokenDigest, CachedToken>,
+    tokens: TokenTable<TokenDigest, CachedToken>,
     grants: Cache<String, Arc<GrantSession>>,
     token_ttl: Duration,
 }
@@ -78,10 +82,8 @@ impl ProxyTokenCache {
         session_ttl: Duration,
     ) -> Self {
         Self {
-            tokens: Cache::builder()
-                .max_capacity(token_capacity)
-                .time_to_live(token_ttl)
-                .build(),
+            // quick_cache needs a capacity of at least 1.
+            tokens: TokenTable::new(usize::try_from(token_capacity.max(1)).unwrap_or(usize::MAX)),
             grants: Cache::builder()
                 .max_capacity(grant_capacity)
                 .time_to_live(session_ttl)
@@ -99,7 +101,7 @@ impl ProxyTokenCache {
         if now < hit.valid_until && hit.grant.is_live(now) {
             return Some(hit.caller);
         }
-        self.tokens.invalidate(key);
+        self.tokens.remove(key);
         None
     }
 
@@ -171,7 +173,7 @@ impl ProxyTokenCache {
 
     /// Forgets one token.
     pub(crate) fn forget(&self, key: &TokenDigest) {
-        self.tokens.invalidate(key);
+        self.tokens.remove(key);
     }
 
     /// Forgets a grant's session and, with it, every cached token of the grant (O(1): the
@@ -182,10 +184,9 @@ impl ProxyTokenCache {
         }
     }
 
-    /// Number of cached tokens (moka counts lazily: pending work is done first).
+    /// Number of cached tokens (stale ones included until they are dropped or pushed out).
     pub(crate) fn len(&self) -> u64 {
-        self.tokens.run_pending_tasks();
-        self.tokens.entry_count()
+        self.tokens.len() as u64
     }
 
     /// Number of cached grant sessions.
