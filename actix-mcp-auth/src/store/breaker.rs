@@ -35,6 +35,9 @@ pub(crate) enum Admission {
 pub(crate) struct Breaker {
     probe_interval: Duration,
     state: Mutex<State>,
+    /// Bumped each time the breaker opens, so operations still waiting for a connection give
+    /// up at once instead of waiting out the acquire timeout.
+    opened: tokio::sync::watch::Sender<u64>,
 }
 
 #[derive(Debug, Default)]
@@ -51,7 +54,13 @@ impl Breaker {
         Self {
             probe_interval,
             state: Mutex::default(),
+            opened: tokio::sync::watch::Sender::new(0),
         }
+    }
+
+    /// Changes each time the breaker opens (from closed).
+    pub(crate) fn openings(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.opened.subscribe()
     }
 
     /// Whether an operation starting at `now` may use the database.
@@ -86,7 +95,12 @@ impl Breaker {
             return;
         }
         let until = now + self.probe_interval;
+        let was_closed = state.next_probe.is_none();
         state.next_probe = Some(state.next_probe.map_or(until, |at| at.max(until)));
+        drop(state);
+        if was_closed {
+            self.opened.send_modify(|openings| *openings += 1);
+        }
     }
 
     /// Whether the breaker is open (for logs and tests).

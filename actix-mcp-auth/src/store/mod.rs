@@ -81,7 +81,10 @@ use sqlx::{
 mod cimd;
 pub use crate::clock::Clock;
 
-use self::breaker::{Admission, Breaker};
+use self::{
+    breaker::{Admission, Breaker},
+    reachability::Reachability,
+};
 
 mod breaker;
 mod clients;
@@ -92,6 +95,7 @@ mod error;
 mod grants;
 mod migrate;
 mod pending;
+mod reachability;
 mod sweeper;
 mod tokens;
 
@@ -258,6 +262,8 @@ pub struct Store {
     write_gate: Arc<tokio::sync::Mutex<()>>,
     clock: Clock,
     breaker: Arc<Breaker>,
+    /// PostgreSQL over TCP: tells an outage from a busy pool while an acquire waits.
+    reachability: Option<Arc<Reachability>>,
     operations: Arc<AtomicU64>,
 }
 
@@ -324,6 +330,7 @@ impl Store {
             write_gate: Arc::default(),
             clock: options.clock,
             breaker: Arc::new(Breaker::new(options.probe_interval)),
+            reachability: Reachability::for_url(&url).map(Arc::new),
             operations: Arc::default(),
         })
     }
@@ -409,8 +416,7 @@ impl Store {
     /// (then a transient error at once, see [`StoreOptions::probe_interval`]).
     pub(crate) async fn conn(&self, op: &'static str) -> Result<PoolConnection<Any>, StoreError> {
         let started = self.admit(op)?;
-        let result = self.pool.acquire().await;
-        self.record(op, started, result)
+        self.unless_outage(op, started, self.pool.acquire()).await
     }
 
     /// A transaction for store operation `op`, through the same breaker as [`Store::conn`].
@@ -419,8 +425,47 @@ impl Store {
         op: &'static str,
     ) -> Result<Transaction<'static, Any>, StoreError> {
         let started = self.admit(op)?;
-        let result = self.pool.begin().await;
-        self.record(op, started, result)
+        self.unless_outage(op, started, self.pool.begin()).await
+    }
+
+    /// Waits for `acquire` (a connection or a transaction) unless an outage shows meanwhile:
+    /// the breaker opening (another operation found the database gone), or, after
+    /// [`reachability::SUSPECT_AFTER`], the server refusing a bare TCP connection. Then the
+    /// operation fails fast like those the open breaker refuses, instead of waiting out the
+    /// acquire timeout.
+    async fn unless_outage<T>(
+        &self,
+        op: &'static str,
+        started: Instant,
+        acquire: impl std::future::Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        use futures_util::future::{Either, select};
+
+        let mut openings = self.breaker.openings();
+        let outage = async {
+            tokio::time::sleep(reachability::SUSPECT_AFTER).await;
+            if let Some(probe) = &self.reachability
+                && probe.server_is_up().await == Some(false)
+            {
+                self.connection_failed(op, started);
+                if self.breaker.is_open() {
+                    return;
+                }
+            }
+            // Until another operation opens the breaker (the sender lives as long as we do).
+            while openings.changed().await.is_ok() {
+                if self.breaker.is_open() {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await;
+        };
+        let acquire = std::pin::pin!(acquire);
+        let outage = std::pin::pin!(outage);
+        match select(acquire, outage).await {
+            Either::Left((result, _)) => self.record(op, started, result),
+            Either::Right(((), _)) => Err(StoreError::failing_fast(op)),
+        }
     }
 
     /// Whether the store is failing fast after a connection failure (until a probe succeeds).
@@ -462,17 +507,22 @@ impl Store {
             }
             Err(error) => {
                 if breaker::is_connection_failure(&error) {
-                    if !self.breaker.is_open() {
-                        tracing::warn!(
-                            op,
-                            "database unreachable; failing fast until a probe reaches it"
-                        );
-                    }
-                    self.breaker.failed(started, Instant::now());
+                    self.connection_failed(op, started);
                 }
                 Err(StoreError::from_sqlx(op, error))
             }
         }
+    }
+
+    /// Operation `op`, admitted at `started`, found the database unreachable: open the breaker.
+    fn connection_failed(&self, op: &'static str, started: Instant) {
+        if !self.breaker.is_open() {
+            tracing::warn!(
+                op,
+                "database unreachable; failing fast until a probe reaches it"
+            );
+        }
+        self.breaker.failed(started, Instant::now());
     }
 
     /// Closes the pool, waiting for checked-out connections to come back.

@@ -25,6 +25,7 @@ struct Forwarder {
     down: Arc<AtomicBool>,
     accepted: Arc<AtomicUsize>,
     links: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+    acceptor: tokio::task::AbortHandle,
 }
 
 impl Forwarder {
@@ -35,7 +36,7 @@ impl Forwarder {
         let accepted = Arc::new(AtomicUsize::new(0));
         let links = Arc::new(Mutex::new(Vec::new()));
         let (d, a, l) = (down.clone(), accepted.clone(), links.clone());
-        tokio::spawn(async move {
+        let acceptor = tokio::spawn(async move {
             let mut held = Vec::new();
             while let Ok((mut inbound, _)) = listener.accept().await {
                 a.fetch_add(1, Ordering::SeqCst);
@@ -57,6 +58,19 @@ impl Forwarder {
             down,
             accepted,
             links,
+            acceptor: acceptor.abort_handle(),
+        }
+    }
+
+    /// The server is gone: connections are refused (the port is closed) and open ones dropped.
+    async fn close_port(&self) {
+        self.acceptor.abort();
+        for link in self.links.lock().unwrap().drain(..) {
+            link.abort();
+        }
+        // Let the runtime drop the aborted task (and with it the listener).
+        while TcpStream::connect(self.addr).await.is_ok() {
+            tokio::task::yield_now().await;
         }
     }
 
@@ -136,6 +150,37 @@ async fn an_unreachable_database_is_not_asked_again_until_a_probe_is_due() {
         attempts,
         "no connection while failing fast"
     );
+    assert!(store.is_failing_fast());
+}
+
+/// With the server gone (connections refused), an operation does not wait out the acquire
+/// timeout (an hour here): the reachability probe finds the port closed and the breaker opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(mcp_auth_test_postgres),
+    ignore = "needs PostgreSQL: set TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test)"
+)]
+async fn a_refused_connection_opens_the_breaker_without_waiting_for_the_acquire_timeout() {
+    let db = TestDb::postgres("a_refused_connection_opens_the_breaker").await;
+    let options = StoreOptions::default()
+        .max_connections(2)
+        .acquire_timeout(Duration::from_secs(3600))
+        .probe_interval(Duration::from_secs(3600));
+    let (store, forwarder) = through_forwarder(&db, options).await;
+    assert!(store.get_client("nobody").await.unwrap().is_none());
+
+    forwarder.close_port().await;
+    // Concurrent operations all come back (none waits for the hour), each a transient error.
+    let results = futures_util::future::join_all((0..8).map(|i| {
+        let store = store.clone();
+        async move { store.get_client(&format!("client-{i}")).await }
+    }));
+    let results = tokio::time::timeout(Duration::from_secs(60), results)
+        .await
+        .expect("operations waited for the acquire timeout instead of failing fast");
+    for result in results {
+        assert_transient(result);
+    }
     assert!(store.is_failing_fast());
 }
 
