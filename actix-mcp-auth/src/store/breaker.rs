@@ -4,9 +4,11 @@
 //! timeout, so every request that needs the database waits that long for its 503, and under load
 //! such waiting requests pile up. After one acquire fails with a connection error the breaker
 //! *opens*: store operations fail at once with a transient error (a 503 with `Retry-After`) and
-//! touch neither the pool nor the network. Once per `probe_interval` one operation is let through
-//! as a probe; if it reaches the database the breaker closes, otherwise it stays open for
-//! another interval.
+//! touch neither the pool nor the network. Once per `probe_interval` an operation that arrives
+//! starts a probe in the background (and fails fast itself: no request waits on a probe); if the
+//! probe reaches the database the breaker closes, otherwise it stays open for another interval.
+//! An outage is noticed by the first operation whose acquire fails, or sooner when the server
+//! refuses connections (see `reachability`): operations still waiting then give up at once.
 //!
 //! A pool that is merely busy also times out acquires. That is not an outage as long as other
 //! operations keep completing, so a failure opens the breaker only if no operation reached the
@@ -24,7 +26,7 @@ use std::{
 pub(crate) enum Admission {
     /// The database answered last time: go ahead.
     Pass,
-    /// The breaker is open but a probe is due: this operation is the probe.
+    /// The breaker is open but a probe is due: this operation starts it (and fails fast).
     Probe,
     /// The breaker is open: fail without touching the database.
     Refuse,

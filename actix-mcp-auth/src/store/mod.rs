@@ -487,8 +487,9 @@ impl Store {
         match self.breaker.admit(now) {
             Admission::Pass => Ok(now),
             Admission::Probe => {
-                tracing::info!(op, "probing whether the database is back");
-                Ok(now)
+                // No request waits on the probe: it runs on its own, this one fails fast.
+                self.spawn_probe();
+                Err(StoreError::failing_fast(op))
             }
             Admission::Refuse => Err(StoreError::failing_fast(op)),
         }
@@ -512,6 +513,28 @@ impl Store {
                 Err(StoreError::from_sqlx(op, error))
             }
         }
+    }
+
+    /// Asks, in a task of its own, whether the database answers again: a connection from the
+    /// pool (sqlx pings an idle one before handing it out, or opens a new one). Success closes
+    /// the breaker; a connection failure keeps it open for another interval.
+    fn spawn_probe(&self) {
+        let store = self.clone();
+        tokio::spawn(async move {
+            tracing::info!("probing whether the database is back");
+            let started = Instant::now();
+            match store.pool.acquire().await {
+                Ok(_connection) => {
+                    store.breaker.succeeded(Instant::now());
+                    tracing::info!("the database answers again; the store no longer fails fast");
+                }
+                Err(error) if breaker::is_connection_failure(&error) => {
+                    store.breaker.failed(started, Instant::now());
+                }
+                // Not an outage (e.g. the pool was closed): the next interval probes again.
+                Err(_) => {}
+            }
+        });
     }
 
     /// Operation `op`, admitted at `started`, found the database unreachable: open the breaker.
