@@ -218,7 +218,10 @@ async fn a_probe_that_reaches_the_database_closes_the_breaker() {
         }
     };
     assert!(answer.is_none());
-    assert!(refused >= 1, "the first operation after the outage started the probe");
+    assert!(
+        refused >= 1,
+        "the first operation after the outage started the probe"
+    );
     assert!(!store.is_failing_fast(), "closed by the successful probe");
 }
 
