@@ -34,6 +34,15 @@ pub fn missing<'a>(requested: &'a [String], allowed: &[String]) -> Vec<&'a str> 
         .collect()
 }
 
+/// Scopes clients may ask for: the configured ones, plus `offline_access`.
+pub fn supported(configured: &[String]) -> Vec<String> {
+    let mut scopes = configured.to_vec();
+    if !scopes.iter().any(|s| s == "offline_access") {
+        scopes.push("offline_access".to_owned());
+    }
+    scopes
+}
+
 /// Joins scopes for a `scope` parameter.
 pub fn join(scopes: &[String]) -> String {
     scopes.join(" ")
