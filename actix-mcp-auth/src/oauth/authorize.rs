@@ -178,7 +178,7 @@ fn requested_scopes(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oauth::error::testing::assert_rejected;
+    use crate::oauth::error::testing::{Pairs, assert_rejected};
 
     // RFC 7636 appendix B.
     const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
@@ -247,7 +247,7 @@ mod tests {
     #[test]
     fn every_error_redirected_to_the_client() {
         use ErrorCode::*;
-        let cases: &[(&[(&str, &str)], Option<&str>, ErrorCode, &str)] = &[
+        let cases: &[(Pairs, Option<&str>, ErrorCode, &str)] = &[
             (
                 &[("response_type", "")],
                 None,

@@ -122,7 +122,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::oauth::error::testing::assert_rejected;
+    use crate::oauth::error::testing::{Pairs, assert_rejected};
 
     const AUTHKIT: &str = "https://auth.example.com";
 
@@ -163,7 +163,7 @@ mod tests {
         let code =
             |pairs: &[(&str, &str)]| upstream_code(&Params::from_pairs(pairs)).map(str::to_owned);
         assert_eq!(code(&[("code", "abc")]).unwrap(), "abc");
-        let cases: &[(&[(&str, &str)], ErrorCode, &str)] = &[
+        let cases: &[(Pairs, ErrorCode, &str)] = &[
             (
                 &[("error", "access_denied")],
                 ErrorCode::AccessDenied,

@@ -159,7 +159,7 @@ fn form_unescape(value: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oauth::error::testing::assert_rejected;
+    use crate::oauth::error::testing::{Pairs, assert_rejected};
 
     fn basic(raw: &str) -> String {
         format!("Basic {}", STANDARD.encode(raw))
@@ -195,7 +195,7 @@ mod tests {
 
     #[test]
     fn every_refusal_of_presented_credentials() {
-        let cases: &[(Option<&str>, &[(&str, &str)], ErrorCode, &str, bool)] = &[
+        let cases: &[(Option<&str>, Pairs, ErrorCode, &str, bool)] = &[
             // No client id at all.
             (
                 None,

@@ -132,6 +132,9 @@ impl std::error::Error for Rejection {}
 pub(crate) mod testing {
     use super::{ErrorCode, Rejection};
 
+    /// Request parameters of a crafted test case.
+    pub type Pairs = &'static [(&'static str, &'static str)];
+
     /// Panics unless `result` is a rejection with `code` whose description contains `words`.
     #[track_caller]
     pub fn assert_rejected<T: std::fmt::Debug>(

@@ -428,7 +428,24 @@ mod tests {
         let policy = policy(&redirects, &[]);
         assert_rejected(validate(JSON, b"{", &policy), Meta, "JSON object");
         let body = json!({"redirect_uris": uris}).to_string();
-        for content_type in [None, Some("text/plain"), Some("application/jsonp")] {
+        for ok in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON;charset=UTF-8",
+            " application/json ",
+        ] {
+            assert!(validate(Some(ok), body.as_bytes(), &policy).is_ok(), "{ok}");
+        }
+        for content_type in [
+            None,
+            Some(""),
+            Some("text/plain"),
+            Some("text/plain; charset=application/json"),
+            Some("application/x-www-form-urlencoded"),
+            Some("multipart/form-data"),
+            Some("application/jsonp"),
+            Some("application/json-patch+json"),
+        ] {
             assert_rejected(
                 validate(content_type, body.as_bytes(), &policy),
                 Meta,

@@ -57,6 +57,15 @@ mod tests {
     }
 
     #[test]
+    fn offline_access_is_always_supported_once() {
+        let configured = vec!["mcp".to_owned()];
+        assert_eq!(supported(&configured), ["mcp", "offline_access"]);
+        let both = vec!["offline_access".to_owned(), "mcp".to_owned()];
+        assert_eq!(supported(&both), ["offline_access", "mcp"]);
+        assert_eq!(supported(&[]), ["offline_access"]);
+    }
+
+    #[test]
     fn parses_and_dedupes() {
         assert_eq!(
             parse("openid  profile openid").unwrap(),

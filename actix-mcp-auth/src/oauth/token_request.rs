@@ -245,7 +245,7 @@ pub fn expires_in(expires_at: i64, now: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oauth::error::testing::assert_rejected;
+    use crate::oauth::error::testing::{Pairs, assert_rejected};
 
     const CODE: &str = "mcp_ac_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
     const REFRESH: &str = "mcp_rt_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
@@ -296,7 +296,7 @@ mod tests {
     #[test]
     fn every_refusal_of_a_token_request() {
         let code_only = vec!["authorization_code".to_owned()];
-        let cases: &[(&[(&str, &str)], &[String], ErrorCode, &str)] = &[
+        let cases: &[(Pairs, &[String], ErrorCode, &str)] = &[
             (
                 &[],
                 &both(),

@@ -13,7 +13,7 @@ use crate::{
 };
 
 /// The value of header `name` as text, if present and visible ASCII.
-pub(crate) fn header_text<'a>(req: &'a HttpRequest, name: header::HeaderName) -> Option<&'a str> {
+pub(crate) fn header_text(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
