@@ -5,10 +5,10 @@
 //! client id metadata documents, what pages may show about a client.
 //!
 //! Endpoint decisions, one module each, as plain functions over parsed parameters
-//! ([`params::Params`]), records the caller loaded, a policy value and the time passed in:
-//! [`registration`], [`authorize`], [`consent_form`], [`callback`], [`client_auth`],
-//! [`token_request`], [`revocation`]. They answer with a [`error::Rejection`] that the actix
-//! adapters (`src/proxy/`) render; they never read the clock, the network or the store.
+//! (`params::Params`), records the caller loaded, a policy value and the time passed in:
+//! `registration`, `authorize`, `consent_form`, `callback`, `client_auth`, `token_request`,
+//! `revocation`. They answer with an `error::Rejection` that the actix adapters
+//! (`src/proxy/`) render; they never read the clock, the network or the store.
 
 pub(crate) mod authorize;
 pub(crate) mod callback;
