@@ -10,6 +10,8 @@
 //! Comparing a presented secret with the stored digest is the caller's (it owns the digest
 //! format); counting failures per client is the rate limiter's.
 
+use std::fmt;
+
 use base64::{Engine, engine::general_purpose::STANDARD};
 
 use super::{
@@ -18,8 +20,8 @@ use super::{
     params::Params,
 };
 
-/// Credentials as presented by a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Credentials as presented by a request (`Debug` hides the secret).
+#[derive(Clone)]
 pub struct Credentials {
     /// The client id.
     pub client_id: String,
@@ -27,6 +29,16 @@ pub struct Credentials {
     pub secret: Option<String>,
     /// Presented with HTTP Basic (`client_secret_basic`).
     pub via_basic: bool,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("client_id", &self.client_id)
+            .field("secret", &self.secret.as_ref().map(|_| "[redacted]"))
+            .field("via_basic", &self.via_basic)
+            .finish()
+    }
 }
 
 /// The authentication rules a client registered.
@@ -172,14 +184,10 @@ mod tests {
     #[test]
     fn basic_credentials_are_form_decoded() {
         let found = presented(Some(&basic("my%20id:s%3Acret+x")), &[]).unwrap();
-        assert_eq!(
-            found,
-            Credentials {
-                client_id: "my id".into(),
-                secret: Some("s:cret x".into()),
-                via_basic: true,
-            }
-        );
+        assert_eq!(found.client_id, "my id");
+        assert_eq!(found.secret.as_deref(), Some("s:cret x"));
+        assert!(found.via_basic);
+        assert!(!format!("{found:?}").contains("s:cret"));
         // The same client id in the form is allowed beside Basic.
         assert!(presented(Some(&basic("c:s")), &[("client_id", "c")]).is_ok());
     }

@@ -6,7 +6,7 @@
 //! code is consumed ([`check_redemption`]), so a wrong guess burns nothing and only an
 //! otherwise valid replay revokes what the code issued (OAuth 2.1 §7.5.3).
 
-use std::time::Duration;
+use std::{fmt, time::Duration};
 
 use url::Url;
 
@@ -20,7 +20,7 @@ use super::{
 };
 
 /// A token request, after its grant type was checked against the client's registration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum TokenRequest<'a> {
     /// `grant_type=authorization_code`.
     AuthorizationCode(CodeRedemption<'a>),
@@ -28,8 +28,8 @@ pub enum TokenRequest<'a> {
     RefreshToken(RefreshRequest<'a>),
 }
 
-/// The parameters of an authorization-code redemption.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The parameters of an authorization-code redemption (`Debug` hides code and verifier).
+#[derive(Clone)]
 pub struct CodeRedemption<'a> {
     /// The code (shaped like one of ours).
     pub code: &'a str,
@@ -41,13 +41,33 @@ pub struct CodeRedemption<'a> {
     pub resource: Option<&'a str>,
 }
 
-/// The parameters of a refresh.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The parameters of a refresh (`Debug` hides the token).
+#[derive(Clone)]
 pub struct RefreshRequest<'a> {
     /// The refresh token (shaped like one of ours).
     pub refresh_token: &'a str,
     /// A narrower scope, when asked for (checked against the grant by the store).
     pub scopes: Option<Vec<String>>,
+}
+
+impl fmt::Debug for CodeRedemption<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CodeRedemption")
+            .field("code", &"[redacted]")
+            .field("code_verifier", &"[redacted]")
+            .field("redirect_uri", &self.redirect_uri)
+            .field("resource", &self.resource)
+            .finish()
+    }
+}
+
+impl fmt::Debug for RefreshRequest<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RefreshRequest")
+            .field("refresh_token", &"[redacted]")
+            .field("scopes", &self.scopes)
+            .finish()
+    }
 }
 
 /// Reads a token request of a client that registered `client_grant_types` (client
@@ -266,14 +286,17 @@ mod tests {
             ("code_verifier", VERIFIER),
             ("redirect_uri", "https://app.example/cb"),
         ]);
-        assert_eq!(
-            parse(&params, &both()).unwrap(),
-            TokenRequest::AuthorizationCode(CodeRedemption {
-                code: CODE,
-                code_verifier: VERIFIER,
-                redirect_uri: Some("https://app.example/cb"),
-                resource: None,
-            })
+        let TokenRequest::AuthorizationCode(request) = parse(&params, &both()).unwrap() else {
+            panic!("a code redemption");
+        };
+        assert_eq!((request.code, request.code_verifier), (CODE, VERIFIER));
+        assert_eq!(request.redirect_uri, Some("https://app.example/cb"));
+        assert_eq!(request.resource, None);
+        // Debug output never shows the code or the verifier.
+        let shown = format!("{request:?}");
+        assert!(
+            !shown.contains(CODE) && !shown.contains(VERIFIER),
+            "{shown}"
         );
     }
 
@@ -284,13 +307,12 @@ mod tests {
             ("refresh_token", REFRESH),
             ("scope", "a b a"),
         ]);
-        assert_eq!(
-            parse(&params, &both()).unwrap(),
-            TokenRequest::RefreshToken(RefreshRequest {
-                refresh_token: REFRESH,
-                scopes: Some(vec!["a".into(), "b".into()]),
-            })
-        );
+        let TokenRequest::RefreshToken(request) = parse(&params, &both()).unwrap() else {
+            panic!("a refresh");
+        };
+        assert_eq!(request.refresh_token, REFRESH);
+        assert_eq!(request.scopes, Some(vec!["a".into(), "b".into()]));
+        assert!(!format!("{request:?}").contains(REFRESH));
     }
 
     #[test]
