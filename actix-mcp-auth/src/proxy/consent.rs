@@ -219,7 +219,7 @@ async fn redirects_changed_since_remembered(
     state: &ProxyState,
     client: &ClientRecord,
 ) -> bool {
-    if state.settings.remember_consent.is_zero() {
+    if consent_policy(state).remember_secs().is_none() {
         return false;
     }
     let secure = state.settings.base_url.scheme() == "https";
