@@ -429,6 +429,18 @@ impl ResponseError for OAuthError {
     }
 }
 
+impl OAuthErrorCode {
+    /// Status of an HTML error page showing this error (the endpoints that answer with pages
+    /// rather than JSON: authorization, consent, callback).
+    pub(crate) fn status_for_page(self) -> u16 {
+        match self {
+            Self::TemporarilyUnavailable => 503,
+            Self::ServerError => 500,
+            _ => 400,
+        }
+    }
+}
+
 #[cfg(test)]
 mod oauth_error_tests {
     use super::*;

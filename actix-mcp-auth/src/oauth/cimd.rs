@@ -19,7 +19,7 @@ use serde_json::{Map, Value};
 use url::{Host, Url};
 
 use super::{
-    client_metadata,
+    client_metadata::{self, MAX_REDIRECT_URIS},
     redirect_uri::{MAX_REDIRECT_URI_LEN, RedirectUriPolicy},
 };
 
@@ -33,8 +33,6 @@ pub const MAX_CACHE_SECS: i64 = 24 * 3600;
 pub const DEFAULT_CACHE_SECS: i64 = 3600;
 /// How long past its expiry a cached document may still be used when its host is down.
 pub const STALE_GRACE_SECS: i64 = 24 * 3600;
-/// Most redirect URIs a document may list.
-const MAX_REDIRECT_URIS: usize = 10;
 /// Longest client name we show.
 const MAX_NAME_LEN: usize = 200;
 
@@ -363,22 +361,8 @@ pub fn validate_document(
             .check_registration(uri)
             .map_err(|e| invalid(e.to_string()))?;
     }
-    let grant_types =
-        string_list(&doc, "grant_types")?.unwrap_or_else(|| vec!["authorization_code".into()]);
-    if !grant_types.iter().any(|g| g == "authorization_code")
-        || grant_types
-            .iter()
-            .any(|g| g != "authorization_code" && g != "refresh_token")
-    {
-        return Err(invalid(
-            "`grant_types` must include authorization_code and may add refresh_token only",
-        ));
-    }
-    if let Some(types) = string_list(&doc, "response_types")?
-        && types != ["code"]
-    {
-        return Err(invalid("`response_types` must be [\"code\"]"));
-    }
+    let grant_types = client_metadata::grant_types(&doc).map_err(CimdError::Invalid)?;
+    client_metadata::check_response_types(&doc).map_err(CimdError::Invalid)?;
     let application_type = match text(&doc, "application_type")? {
         Some(kind @ ("native" | "web")) => kind.to_owned(),
         Some(_) => return Err(invalid("`application_type` must be native or web")),

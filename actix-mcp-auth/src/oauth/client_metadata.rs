@@ -4,6 +4,9 @@
 
 use serde_json::{Map, Value};
 
+/// Most redirect URIs one client may register (or list in its metadata document).
+pub const MAX_REDIRECT_URIS: usize = 10;
+
 /// The array-of-strings field `name`, if present (`null` counts as absent).
 pub fn string_list(doc: &Map<String, Value>, name: &str) -> Result<Option<Vec<String>>, String> {
     let shape = || format!("`{name}` must be an array of strings");
@@ -15,6 +18,33 @@ pub fn string_list(doc: &Map<String, Value>, name: &str) -> Result<Option<Vec<St
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
         Some(_) => Err(shape()),
+    }
+}
+
+/// `grant_types` (default `["authorization_code"]`): it must include `authorization_code` and
+/// may add `refresh_token` only (the only grants we serve).
+pub fn grant_types(doc: &Map<String, Value>) -> Result<Vec<String>, String> {
+    let grant_types =
+        string_list(doc, "grant_types")?.unwrap_or_else(|| vec!["authorization_code".into()]);
+    let supported = grant_types.iter().any(|g| g == "authorization_code")
+        && grant_types
+            .iter()
+            .all(|g| g == "authorization_code" || g == "refresh_token");
+    if supported {
+        Ok(grant_types)
+    } else {
+        Err(
+            "`grant_types` must include authorization_code and may add refresh_token only"
+                .to_owned(),
+        )
+    }
+}
+
+/// `response_types`, when present, must be `["code"]` (the only flow we serve).
+pub fn check_response_types(doc: &Map<String, Value>) -> Result<(), String> {
+    match string_list(doc, "response_types")? {
+        Some(types) if types != ["code"] => Err("`response_types` must be [\"code\"]".to_owned()),
+        _ => Ok(()),
     }
 }
 
@@ -47,6 +77,36 @@ mod tests {
             assert_eq!(
                 string_list(doc, bad).unwrap_err(),
                 format!("`{bad}` must be an array of strings")
+            );
+        }
+    }
+
+    #[test]
+    fn grant_and_response_types() {
+        let doc = |value: serde_json::Value| value.as_object().unwrap().clone();
+        assert_eq!(
+            grant_types(&doc(json!({}))).unwrap(),
+            vec!["authorization_code".to_owned()]
+        );
+        let both = json!({"grant_types": ["authorization_code", "refresh_token"]});
+        assert_eq!(grant_types(&doc(both)).unwrap().len(), 2);
+        for bad in [
+            json!({"grant_types": []}),
+            json!({"grant_types": ["refresh_token"]}),
+            json!({"grant_types": ["authorization_code", "implicit"]}),
+        ] {
+            assert!(grant_types(&doc(bad)).unwrap_err().contains("must include"));
+        }
+        assert!(check_response_types(&doc(json!({}))).is_ok());
+        assert!(check_response_types(&doc(json!({"response_types": ["code"]}))).is_ok());
+        for bad in [
+            json!({"response_types": ["token"]}),
+            json!({"response_types": []}),
+        ] {
+            assert!(
+                check_response_types(&doc(bad))
+                    .unwrap_err()
+                    .contains("must be")
             );
         }
     }

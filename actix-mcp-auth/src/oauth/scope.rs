@@ -34,6 +34,15 @@ pub fn missing<'a>(requested: &'a [String], allowed: &[String]) -> Vec<&'a str> 
         .collect()
 }
 
+/// Scopes clients may ask for: the configured ones, plus `offline_access`.
+pub fn supported(configured: &[String]) -> Vec<String> {
+    let mut scopes = configured.to_vec();
+    if !scopes.iter().any(|s| s == "offline_access") {
+        scopes.push("offline_access".to_owned());
+    }
+    scopes
+}
+
 /// Joins scopes for a `scope` parameter.
 pub fn join(scopes: &[String]) -> String {
     scopes.join(" ")
@@ -45,6 +54,15 @@ mod tests {
 
     fn v(s: &[&str]) -> Vec<String> {
         s.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn offline_access_is_always_supported_once() {
+        let configured = vec!["mcp".to_owned()];
+        assert_eq!(supported(&configured), ["mcp", "offline_access"]);
+        let both = vec!["offline_access".to_owned(), "mcp".to_owned()];
+        assert_eq!(supported(&both), ["offline_access", "mcp"]);
+        assert_eq!(supported(&[]), ["offline_access"]);
     }
 
     #[test]

@@ -1,26 +1,26 @@
-//! `GET|POST /authorize`: the start of an MCP client's login.
+//! `GET|POST /authorize`: the start of an MCP client's login; the decisions are in
+//! [`crate::oauth::authorize`].
 //!
-//! Order matters (RFC 6749 §4.1.2.1): until the client and its redirect URI are validated,
-//! errors are shown here and never redirected; afterwards they go back to the client with
-//! `state` and `iss`. A valid request becomes a pending authorization in the database (so any
-//! replica can continue it), a browser-binding cookie is set, and the user is sent to our consent
-//! page (or straight to AuthKit when consent is switched off).
+//! Until the client and its redirect URI are validated, errors are pages; afterwards they go
+//! back to the client with `state` and `iss`. A valid request becomes a pending authorization
+//! in the database (so any replica can continue it), a browser-binding cookie is set, and the
+//! user is sent to our consent page (or straight to AuthKit when consent is switched off or a
+//! remembered approval covers the request).
 
-use actix_web::{HttpRequest, HttpResponse, web::Bytes};
+use actix_web::{HttpRequest, HttpResponse, http::header::HeaderName, web::Bytes};
 
 use super::{
-    ProxyState, State, cimd::CimdFailure, cookies, error_redirect, form::Params, html,
-    redirect_with, store_error, store_error_page,
+    ProxyState, State, cimd::CimdFailure, consent::consent_policy, cookies, error_redirect,
+    form::header_text, html, redirect_with, store_error, store_error_page,
 };
 use crate::{
     clock::unix_now,
-    error::{OAuthError, OAuthErrorCode},
+    error::OAuthError,
     oauth::{
+        authorize::{self, AuthorizationRequest, AuthorizePolicy, PageError, RedirectTarget},
         cimd::is_url_client_id,
         consent::{ConsentRequest, RememberedApproval, Reuse, remembered_reuse},
-        pkce::{self, S256},
-        redirect_uri::matches_registered,
-        resource::{ResourceError, match_resource},
+        params::Params,
         scope,
         tokens::random_value,
     },
@@ -41,27 +41,25 @@ pub(crate) async fn authorize_post(req: HttpRequest, state: State, body: Bytes) 
 async fn authorize(req: &HttpRequest, state: State, raw: &[u8]) -> HttpResponse {
     let params = match Params::parse(raw) {
         Ok(p) => p,
-        Err(e) => return html::error_page(400, &e.description()),
+        Err(e) => return html::error_page(400, &OAuthError::from(e).description()),
     };
-    let (client, redirect_uri) = match client_and_redirect(&state, &params).await {
+    let (client, target) = match client_and_redirect(&state, &params).await {
         Ok(found) => found,
         Err(page) => return page,
     };
     let client_state = params.get("state");
-    match validate(&state, &client, &params) {
+    let supported = scope::supported(&state.settings.required_scopes);
+    let policy = AuthorizePolicy {
+        required_scopes: &state.settings.required_scopes,
+        supported_scopes: &supported,
+        resource: &state.settings.resource,
+    };
+    match authorize::validate(&params, client.scope.as_deref(), &policy) {
         Ok(request) => {
             let remembered = remembered_approval(req, &state, &client, &request).await;
-            start(
-                &state,
-                &client,
-                redirect_uri,
-                client_state,
-                request,
-                remembered,
-            )
-            .await
+            start(&state, &client, target, client_state, request, remembered).await
         }
-        Err(error) => error_redirect(&state, &redirect_uri, client_state, &error),
+        Err(error) => error_redirect(&state, &target.uri, client_state, &OAuthError::from(error)),
     }
 }
 
@@ -69,10 +67,9 @@ async fn authorize(req: &HttpRequest, state: State, raw: &[u8]) -> HttpResponse 
 async fn client_and_redirect(
     state: &ProxyState,
     params: &Params,
-) -> Result<(ClientRecord, String), HttpResponse> {
-    let Some(client_id) = params.get("client_id") else {
-        return Err(html::error_page(400, "The request has no client_id."));
-    };
+) -> Result<(ClientRecord, RedirectTarget), HttpResponse> {
+    let page = |error: PageError| html::error_page(400, error.message());
+    let client_id = authorize::client_id(params).map_err(page)?;
     let found = if is_url_client_id(client_id) {
         match state.cimd.client(&state.store, client_id).await {
             Ok(client) => Ok(Some(client)),
@@ -85,151 +82,28 @@ async fn client_and_redirect(
     };
     let client = match found {
         Ok(Some(client)) => client,
-        Ok(None) => {
-            return Err(html::error_page(
-                400,
-                "This client is not registered with this server. MCP clients register again \
-                 automatically; reconnect the client.",
-            ));
-        }
+        Ok(None) => return Err(page(PageError::UnknownClient)),
         Err(e) => return Err(store_error_page(e)),
     };
-    let redirect_uri = match params.get("redirect_uri") {
-        Some(uri) if matches_registered(uri, &client.redirect_uris) => uri.to_owned(),
-        Some(_) => {
-            return Err(html::error_page(
-                400,
-                "The redirect_uri is not registered for this client.",
-            ));
-        }
-        // OAuth 2.1 §2.3.2: optional only when exactly one URI is registered (and it passes
-        // today's checks: a registration stored before them may not).
-        None if client.redirect_uris.len() == 1
-            && matches_registered(&client.redirect_uris[0], &client.redirect_uris) =>
-        {
-            client.redirect_uris[0].clone()
-        }
-        None => return Err(html::error_page(400, "The request has no redirect_uri.")),
-    };
-    Ok((client, redirect_uri))
-}
-
-/// What a valid request asks for.
-struct ValidRequest {
-    /// Whether `redirect_uri` was in the request (then `/token` must repeat it).
-    redirect_uri_sent: bool,
-    code_challenge: String,
-    scopes: Vec<String>,
-    resource: String,
-}
-
-fn invalid(code: OAuthErrorCode, description: &str) -> OAuthError {
-    OAuthError::new(code, description)
-}
-
-fn validate(
-    state: &ProxyState,
-    client: &ClientRecord,
-    params: &Params,
-) -> Result<ValidRequest, OAuthError> {
-    match params.get("response_type") {
-        Some("code") => {}
-        Some(_) => {
-            return Err(invalid(
-                OAuthErrorCode::UnsupportedResponseType,
-                "only response_type=code is supported",
-            ));
-        }
-        None => {
-            return Err(invalid(
-                OAuthErrorCode::InvalidRequest,
-                "missing response_type",
-            ));
-        }
-    }
-    let challenge = params.get("code_challenge").ok_or_else(|| {
-        invalid(
-            OAuthErrorCode::InvalidRequest,
-            "PKCE code_challenge is required",
-        )
-    })?;
-    if params.get("code_challenge_method") != Some(S256) {
-        return Err(invalid(
-            OAuthErrorCode::InvalidRequest,
-            "code_challenge_method must be S256",
-        ));
-    }
-    if !pkce::is_valid_s256_challenge(challenge) {
-        return Err(invalid(
-            OAuthErrorCode::InvalidRequest,
-            "malformed code_challenge",
-        ));
-    }
-    let scopes = requested_scopes(state, client, params.get("scope"))?;
-    let resource = match params.get("resource") {
-        None => crate::oauth::resource::canonical(&state.settings.resource),
-        Some(value) => match_resource(value, &state.settings.resource).map_err(|e| {
-            invalid(
-                OAuthErrorCode::InvalidTarget,
-                match e {
-                    ResourceError::Malformed => "resource must be an absolute URI without fragment",
-                    ResourceError::NotThisServer => "resource does not match this server",
-                },
-            )
-        })?,
-    };
-    Ok(ValidRequest {
-        redirect_uri_sent: params.get("redirect_uri").is_some(),
-        code_challenge: challenge.to_owned(),
-        scopes,
-        resource,
-    })
-}
-
-/// The scopes of the request: as asked (each one supported and registered by the client), or
-/// by default the client's registered scopes, else the configured required scopes.
-fn requested_scopes(
-    state: &ProxyState,
-    client: &ClientRecord,
-    requested: Option<&str>,
-) -> Result<Vec<String>, OAuthError> {
-    let registered = client.scope.as_deref().and_then(scope::parse);
-    let Some(requested) = requested else {
-        return Ok(registered.unwrap_or_else(|| state.settings.required_scopes.clone()));
-    };
-    let scopes = scope::parse(requested)
-        .ok_or_else(|| invalid(OAuthErrorCode::InvalidScope, "malformed scope"))?;
-    let allowed = registered.unwrap_or_else(|| super::register::supported_scopes(state));
-    let missing = scope::missing(&scopes, &allowed);
-    if !missing.is_empty() {
-        return Err(OAuthError::new(
-            OAuthErrorCode::InvalidScope,
-            format!("scope not allowed for this client: {}", missing.join(" ")),
-        ));
-    }
-    Ok(scopes)
+    let target = authorize::redirect_target(params, &client.redirect_uris).map_err(page)?;
+    Ok((client, target))
 }
 
 /// Whether this browser already approved this client for these scopes and resource, with
-/// "remember", while the client had the redirect URIs it has now (only when the operator enabled it, and only on a first-party navigation: a
-/// cross-site page must not be able to complete a login silently).
+/// "remember", while the client had the redirect URIs it has now.
 async fn remembered_approval(
     req: &HttpRequest,
     state: &ProxyState,
     client: &ClientRecord,
-    request: &ValidRequest,
+    request: &AuthorizationRequest,
 ) -> bool {
-    let settings = &state.settings;
-    if settings.remember_consent.is_zero() || !settings.consent_required {
+    let policy = consent_policy(state);
+    let site = header_text(req, HeaderName::from_static("sec-fetch-site"));
+    if !policy.may_reuse_approval(site) {
         return false;
     }
-    let first_party = req
-        .headers()
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| matches!(v, "none" | "same-origin" | "same-site"));
-    let secure = settings.base_url.scheme() == "https";
-    let Some(device) = cookies::device_secret(req, secure).filter(|_| first_party) else {
+    let secure = state.settings.base_url.scheme() == "https";
+    let Some(device) = cookies::device_secret(req, secure) else {
         return false;
     };
     match state
@@ -258,21 +132,21 @@ async fn remembered_approval(
 async fn start(
     state: &ProxyState,
     client: &ClientRecord,
-    redirect_uri: String,
+    target: RedirectTarget,
     client_state: Option<&str>,
-    request: ValidRequest,
+    request: AuthorizationRequest,
     remembered: bool,
 ) -> HttpResponse {
     let secure = state.settings.base_url.scheme() == "https";
     let txn_id = random_value();
     let (binding_secret, cookie) = cookies::new_binding(secure, &txn_id);
     let now = unix_now();
-    let consent_required = state.settings.consent_required && !remembered;
+    let consent_required = consent_policy(state).page_needed(remembered);
     let pending = PendingAuthorization {
         txn_id: txn_id.clone(),
         client_id: client.client_id.clone(),
-        redirect_uri: redirect_uri.clone(),
-        redirect_uri_sent: request.redirect_uri_sent,
+        redirect_uri: target.uri.clone(),
+        redirect_uri_sent: target.sent,
         client_state: client_state.map(str::to_owned),
         code_challenge: request.code_challenge,
         scopes: request.scopes,
@@ -289,7 +163,7 @@ async fn start(
         expires_at: now + cookies::REQUEST_TTL_SECS,
     };
     if let Err(e) = state.store.create_pending(&pending).await {
-        return error_redirect(state, &redirect_uri, client_state, &store_error(e));
+        return error_redirect(state, &target.uri, client_state, &store_error(e));
     }
     let mut response = if consent_required {
         redirect_with(&state.settings.endpoint("/consent"), &[("txn_id", &txn_id)])
@@ -298,15 +172,4 @@ async fn start(
     };
     let _ = response.add_cookie(&cookie);
     response
-}
-
-impl OAuthErrorCode {
-    /// Status of an error page showing this error.
-    pub(crate) fn status_for_page(self) -> u16 {
-        match self {
-            Self::TemporarilyUnavailable => 503,
-            Self::ServerError => 500,
-            _ => 400,
-        }
-    }
 }

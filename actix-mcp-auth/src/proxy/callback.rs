@@ -1,41 +1,42 @@
-//! `GET {redirect_path}` (default `/auth/callback`): AuthKit sends the user back here.
+//! `GET {redirect_path}` (default `/auth/callback`): AuthKit sends the user back here; the
+//! decisions are in [`crate::oauth::callback`].
 //!
-//! Checks, in order: AuthKit's `iss` if present (mix-up defence, RFC 9207); the pending request
-//! exists and this browser started it (binding cookie) and approved it; then the request is
-//! consumed atomically, so a callback is honoured once even across replicas. AuthKit's code is
+//! After AuthKit's `iss` and our `state`, the pending request must exist and this browser must
+//! have started it (binding cookie) and approved it; then the request is consumed atomically, so a callback is honoured once even across replicas. AuthKit's code is
 //! exchanged server-side with our client secret and PKCE verifier; AuthKit's tokens are sealed
 //! into a new grant, and the MCP client receives *our* code, with its `state` and our `iss`.
 
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::{
-    ProxyState, State, cookies, error_redirect, form::Params, html, redirect_with, store_error,
-    store_error_page,
+    ProxyState, State, cookies, error_redirect, html, redirect_with, store_error, store_error_page,
 };
 use crate::{
     clock::unix_now,
-    error::{OAuthError, OAuthErrorCode},
-    oauth::tokens::{CODE_PREFIX, generate, random_value},
+    error::OAuthError,
+    oauth::{
+        callback::{self, CODE_TTL_SECS, PageError, UpstreamFailure},
+        error::Rejection,
+        params::Params,
+        tokens::{CODE_PREFIX, generate, random_value},
+    },
     store::{AuthorizationCode, Grant, PendingAuthorization, TokenHash},
     upstream::{self, TokenCallError, UserinfoError},
 };
 
-/// Lifetime of the codes we hand to MCP clients.
-const CODE_TTL_SECS: i64 = 5 * 60;
+fn page(error: PageError) -> HttpResponse {
+    html::error_page(error.status(), error.message())
+}
 
 /// `GET /auth/callback`.
 pub(crate) async fn callback(req: HttpRequest, state: State) -> HttpResponse {
     let params = match Params::parse(req.query_string().as_bytes()) {
         Ok(p) => p,
-        Err(e) => return html::error_page(400, &e.description()),
+        Err(e) => return html::error_page(400, &OAuthError::from(e).description()),
     };
-    if let Some(iss) = params.get("iss")
-        && iss != state.settings.authkit
-    {
-        return html::error_page(400, "The login answer came from an unexpected issuer.");
-    }
-    let Some(txn_id) = params.get("state") else {
-        return html::error_page(400, "Missing authorization state.");
+    let txn_id = match callback::transaction(&params, &state.settings.authkit) {
+        Ok(txn_id) => txn_id,
+        Err(error) => return page(error),
     };
     let pending = match claim_pending(&req, &state, txn_id).await {
         Ok(p) => p,
@@ -54,15 +55,10 @@ async fn claim_pending(
     txn_id: &str,
 ) -> Result<PendingAuthorization, HttpResponse> {
     let (pending, _) = super::consent::pending_for_browser(req, state, Some(txn_id)).await?;
-    if pending.consented_at.is_none() {
-        return Err(html::error_page(
-            403,
-            "This authorization request was not approved.",
-        ));
-    }
+    callback::check_approved(pending.consented_at.is_some()).map_err(page)?;
     match state.store.consume_pending(txn_id).await {
         Ok(Some(p)) => Ok(p),
-        Ok(None) => Err(html::error_page(400, "This login was already completed.")),
+        Ok(None) => Err(page(PageError::AlreadyCompleted)),
         Err(e) => Err(store_error_page(e)),
     }
 }
@@ -81,25 +77,9 @@ async fn finish(
             &error,
         )
     };
-    if let Some(error) = params.get("error") {
-        // Relay AuthKit's verdict with a code from our own list, never its free text.
-        let code = if error == "access_denied" {
-            OAuthErrorCode::AccessDenied
-        } else if error == "temporarily_unavailable" {
-            OAuthErrorCode::TemporarilyUnavailable
-        } else {
-            OAuthErrorCode::ServerError
-        };
-        return back(OAuthError::new(
-            code,
-            "the identity provider did not complete the login",
-        ));
-    }
-    let Some(upstream_code) = params.get("code") else {
-        return back(OAuthError::new(
-            OAuthErrorCode::ServerError,
-            "the identity provider sent no code",
-        ));
+    let upstream_code = match callback::upstream_code(params) {
+        Ok(code) => code,
+        Err(error) => return back(error.into()),
     };
     let grant = match exchange(state, pending, upstream_code).await {
         Ok(grant) => grant,
@@ -157,14 +137,11 @@ async fn exchange(
     .map_err(|e| match e {
         TokenCallError::Rejected(code) => {
             tracing::warn!(upstream_error = %code, "AuthKit refused the code exchange");
-            OAuthError::new(
-                OAuthErrorCode::ServerError,
-                "the identity provider refused the login",
-            )
+            failed(UpstreamFailure::Refused)
         }
         TokenCallError::Transient(error) => {
             tracing::warn!(%error, "AuthKit code exchange failed");
-            unavailable()
+            failed(UpstreamFailure::Unavailable)
         }
     })?;
     let profile = upstream::userinfo(
@@ -174,26 +151,13 @@ async fn exchange(
     )
     .await
     .map_err(|e| match e {
-        UserinfoError::Unauthorized => OAuthError::new(
-            OAuthErrorCode::ServerError,
-            "the identity provider refused the login",
-        ),
+        UserinfoError::Unauthorized => failed(UpstreamFailure::Refused),
         UserinfoError::Transient(error) => {
             tracing::warn!(%error, "AuthKit userinfo failed");
-            unavailable()
+            failed(UpstreamFailure::Unavailable)
         }
     })?;
-    let subject = profile
-        .get("sub")
-        .and_then(|v| v.as_str())
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| {
-            OAuthError::new(
-                OAuthErrorCode::ServerError,
-                "the identity provider sent no user",
-            )
-        })?
-        .to_owned();
+    let subject = callback::subject(&profile)?;
     let now = unix_now();
     Ok(Grant {
         grant_id: random_value(),
@@ -211,9 +175,6 @@ async fn exchange(
     })
 }
 
-fn unavailable() -> OAuthError {
-    OAuthError::new(
-        OAuthErrorCode::TemporarilyUnavailable,
-        "the identity provider is unavailable; try again",
-    )
+fn failed(failure: UpstreamFailure) -> OAuthError {
+    Rejection::from(failure).into()
 }

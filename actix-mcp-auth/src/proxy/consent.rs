@@ -1,9 +1,5 @@
-//! `GET|POST /consent`: our own consent page.
-//!
-//! Why it exists: AuthKit remembers that a user approved *our* Connect application and will not
-//! ask again, but every MCP client that registers with us is a different party. Without this
-//! page, a malicious client could get a code for a user who once logged in elsewhere, without
-//! the user noticing (the confused-deputy attack of the MCP security best practices).
+//! `GET|POST /consent`: our own consent page (why it exists, and what an answer means:
+//! [`crate::oauth::consent_form`]).
 //!
 //! The page names the client, shows where the code will go and what it may do (its content and
 //! markup are in [`super::consent_page`]). The form carries
@@ -16,20 +12,29 @@ use super::{
     ICON_PATH, ProxyState, State,
     consent_page::{self, ClientView, ConsentView, FormView, Provenance, ServerView},
     cookies, error_redirect,
-    form::Params,
     html::{self, Problem},
     redirect_with, store_error_page,
 };
 use crate::{
-    error::{OAuthError, OAuthErrorCode},
+    error::OAuthError,
     oauth::{
         consent,
+        consent_form::{self, Answer, ConsentPolicy},
         display::{redirect_uri_display, strip_unsafe_for_display},
+        params::Params,
         pkce::{S256, s256_challenge},
         provenance::ClientProvenance,
     },
     store::{ClientRecord, ConsentApproval, PendingAuthorization, TokenHash},
 };
+
+/// The operator's consent settings.
+pub(crate) fn consent_policy(state: &ProxyState) -> ConsentPolicy {
+    ConsentPolicy {
+        required: state.settings.consent_required,
+        remember: state.settings.remember_consent,
+    }
+}
 
 /// The AuthKit authorization URL for a pending request: our client id and callback, our own
 /// PKCE pair, the transaction id as `state`, a nonce (AuthKit requires one).
@@ -214,7 +219,7 @@ async fn redirects_changed_since_remembered(
     state: &ProxyState,
     client: &ClientRecord,
 ) -> bool {
-    if state.settings.remember_consent.is_zero() {
+    if consent_policy(state).remember_secs().is_none() {
         return false;
     }
     let secure = state.settings.base_url.scheme() == "https";
@@ -238,42 +243,52 @@ async fn redirects_changed_since_remembered(
 pub(crate) async fn decide(req: HttpRequest, state: State, body: Bytes) -> HttpResponse {
     let params = match Params::parse(&body) {
         Ok(p) => p,
-        Err(e) => return html::error_page(400, &e.description()),
+        Err(e) => return html::error_page(400, &OAuthError::from(e).description()),
     };
     let (pending, secret) = match pending_for_browser(&req, &state, params.get("txn_id")).await {
         Ok(found) => found,
         Err(page) => return page,
     };
     let expected = cookies::consent_token(&secret, &pending.txn_id);
-    let sent = params.get("csrf_token").unwrap_or_default();
-    // Compare digests: equal-length values, no early exit on the secret-derived token.
-    if TokenHash::of(sent) != TokenHash::of(&expected) {
-        return html::problem_page(400, Problem::Expired, "Invalid or expired consent form.");
-    }
-    match params.get("action") {
-        Some("approve") => {
-            match state
-                .store
-                .approve_pending(&pending.txn_id, &TokenHash::of(&expected))
-                .await
-            {
-                Ok(Some(approved)) => {
-                    let mut response = upstream_redirect(&state, &approved);
-                    if params.get("remember") == Some("1") {
-                        remember(&req, &state, &approved, &mut response).await;
-                    }
-                    response
-                }
-                Ok(None) => html::problem_page(
-                    400,
-                    Problem::Expired,
-                    "This consent form was already used or has expired.",
-                ),
-                Err(e) => store_error_page(e),
-            }
+    match consent_form::answer(&params, &expected) {
+        Ok(Answer::Approve { remember }) => {
+            approve(&req, &state, &pending, &expected, remember).await
         }
-        Some("deny") => deny(&state, &pending).await,
-        _ => html::error_page(400, "Invalid action."),
+        Ok(Answer::Deny) => deny(&state, &pending).await,
+        Err(error @ consent_form::FormError::BadToken) => {
+            html::problem_page(400, Problem::Expired, error.message())
+        }
+        Err(error) => html::error_page(400, error.message()),
+    }
+}
+
+/// Records the approval (once, whatever the number of submissions) and sends the browser to
+/// AuthKit.
+async fn approve(
+    req: &HttpRequest,
+    state: &ProxyState,
+    pending: &PendingAuthorization,
+    expected_token: &str,
+    remember_it: bool,
+) -> HttpResponse {
+    match state
+        .store
+        .approve_pending(&pending.txn_id, &TokenHash::of(expected_token))
+        .await
+    {
+        Ok(Some(approved)) => {
+            let mut response = upstream_redirect(state, &approved);
+            if remember_it {
+                remember(req, state, &approved, &mut response).await;
+            }
+            response
+        }
+        Ok(None) => html::problem_page(
+            400,
+            Problem::Expired,
+            "This consent form was already used or has expired.",
+        ),
+        Err(e) => store_error_page(e),
     }
 }
 
@@ -286,7 +301,7 @@ async fn deny(state: &ProxyState, pending: &PendingAuthorization) -> HttpRespons
                 state,
                 &p.redirect_uri,
                 p.client_state.as_deref(),
-                &OAuthError::new(OAuthErrorCode::AccessDenied, "the user denied access"),
+                &consent_form::denied().into(),
             );
             let _ = res.add_cookie(&cookies::expired_binding(secure, &p.txn_id));
             res
@@ -308,11 +323,9 @@ async fn remember(
     approved: &PendingAuthorization,
     response: &mut HttpResponse,
 ) {
-    let ttl = state.settings.remember_consent;
-    if ttl.is_zero() {
+    let Some(ttl_secs) = consent_policy(state).remember_secs() else {
         return;
-    }
-    let ttl_secs = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2);
+    };
     let secure = state.settings.base_url.scheme() == "https";
     let device = match cookies::device_secret(req, secure) {
         Some(device) => device,

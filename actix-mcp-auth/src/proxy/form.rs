@@ -1,89 +1,65 @@
-//! Parameters of OAuth requests (`application/x-www-form-urlencoded` bodies and query strings).
-//!
-//! OAuth 2.1 §3.1/§3.2: a parameter sent twice makes the request invalid (it is how parameter
-//! pollution attacks start); a parameter sent without a value counts as absent. A NUL character
-//! (`%00`) anywhere makes the request invalid: no parameter needs one, and PostgreSQL refuses it
-//! in text, which would turn a client's mistake into a server error.
+//! What the OAuth endpoints share on the HTTP side: the request headers the core reads, and
+//! the core's [`Rejection`]s rendered as OAuth errors. The parameter rules themselves are in
+//! [`crate::oauth::params`].
 
-use std::collections::HashMap;
+use actix_web::{HttpRequest, HttpResponse, http::header};
 
-use actix_web::{HttpResponse, http::header};
+use crate::{
+    error::{OAuthError, OAuthErrorCode},
+    oauth::{
+        error::{ErrorCode, Rejection, RetryAfter},
+        params,
+    },
+};
 
-use crate::error::{OAuthError, OAuthErrorCode};
-
-/// Request parameters, each present at most once.
-#[derive(Debug, Default)]
-pub(crate) struct Params(HashMap<String, String>);
-
-impl Params {
-    /// Parses `input` (a query string or form body).
-    pub fn parse(input: &[u8]) -> Result<Self, OAuthError> {
-        let mut map = HashMap::new();
-        for (name, value) in url::form_urlencoded::parse(input) {
-            if name.contains('\0') || value.contains('\0') {
-                return Err(OAuthError::new(
-                    OAuthErrorCode::InvalidRequest,
-                    format!("parameter `{}` contains a NUL character", printable(&name)),
-                ));
-            }
-            if value.is_empty() {
-                continue;
-            }
-            if map
-                .insert(name.clone().into_owned(), value.into_owned())
-                .is_some()
-            {
-                return Err(OAuthError::new(
-                    OAuthErrorCode::InvalidRequest,
-                    format!("parameter `{}` is repeated", printable(&name)),
-                ));
-            }
-        }
-        Ok(Self(map))
-    }
-
-    /// The value of `name`, if present.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
-    }
-
-    /// The value of `name`, or `invalid_request`.
-    pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
-        self.get(name).ok_or_else(|| {
-            OAuthError::new(
-                OAuthErrorCode::InvalidRequest,
-                format!("missing parameter `{name}`"),
-            )
-        })
-    }
-}
-
-/// A parameter name as it may appear in an error description (bounded, printable).
-fn printable(name: &str) -> String {
-    name.chars()
-        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .take(40)
-        .collect()
+/// The value of header `name` as text, if present and visible ASCII.
+pub(crate) fn header_text(req: &HttpRequest, name: header::HeaderName) -> Option<&str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Requires a form body.
-pub(crate) fn require_form_content_type(req: &actix_web::HttpRequest) -> Result<(), OAuthError> {
-    let is_form = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|v| {
-            v.trim()
-                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-        });
-    if is_form {
-        Ok(())
-    } else {
-        Err(OAuthError::new(
-            OAuthErrorCode::InvalidRequest,
-            "the body must be application/x-www-form-urlencoded",
-        ))
+pub(crate) fn require_form_content_type(req: &HttpRequest) -> Result<(), OAuthError> {
+    Ok(params::require_form(header_text(
+        req,
+        header::CONTENT_TYPE,
+    ))?)
+}
+
+impl From<ErrorCode> for OAuthErrorCode {
+    fn from(code: ErrorCode) -> Self {
+        match code {
+            ErrorCode::InvalidRequest => Self::InvalidRequest,
+            ErrorCode::InvalidClient => Self::InvalidClient,
+            ErrorCode::InvalidGrant => Self::InvalidGrant,
+            ErrorCode::UnauthorizedClient => Self::UnauthorizedClient,
+            ErrorCode::UnsupportedGrantType => Self::UnsupportedGrantType,
+            ErrorCode::UnsupportedResponseType => Self::UnsupportedResponseType,
+            ErrorCode::InvalidScope => Self::InvalidScope,
+            ErrorCode::InvalidTarget => Self::InvalidTarget,
+            ErrorCode::AccessDenied => Self::AccessDenied,
+            ErrorCode::InvalidRedirectUri => Self::InvalidRedirectUri,
+            ErrorCode::InvalidClientMetadata => Self::InvalidClientMetadata,
+            ErrorCode::ServerError => Self::ServerError,
+            ErrorCode::TemporarilyUnavailable => Self::TemporarilyUnavailable,
+        }
+    }
+}
+
+impl From<Rejection> for OAuthError {
+    fn from(rejection: Rejection) -> Self {
+        let description = rejection.description;
+        match rejection.retry_after {
+            Some(RetryAfter {
+                secs,
+                throttled: true,
+            }) => Self::too_many_requests(description, secs),
+            Some(RetryAfter {
+                secs,
+                throttled: false,
+            }) => Self::unavailable_for(description, secs),
+            None if rejection.basic_challenge => Self::invalid_basic_client(description),
+            None => Self::new(rejection.code.into(), description),
+        }
     }
 }
 
@@ -104,55 +80,48 @@ pub(crate) fn json_error(error: &OAuthError) -> HttpResponse {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn repeated_parameters_are_refused() {
-        let err = Params::parse(b"scope=a&scope=b").unwrap_err();
-        assert_eq!(err.code(), OAuthErrorCode::InvalidRequest);
-    }
-
-    #[test]
-    fn nul_characters_are_refused() {
-        for input in [
-            &b"state=a%00b"[..],
-            b"client_id=%00",
-            b"x%00=1",
-            b"state=a\0b",
-        ] {
-            let err = Params::parse(input).unwrap_err();
-            assert_eq!(err.code(), OAuthErrorCode::InvalidRequest, "{input:?}");
-        }
-    }
-
-    #[test]
-    fn empty_values_count_as_absent() {
-        let p = Params::parse(b"state=&code=x").unwrap();
-        assert_eq!(p.get("state"), None);
-        assert_eq!(p.require("code").unwrap(), "x");
-        assert!(p.require("state").is_err());
-    }
-}
-
-#[cfg(test)]
-mod properties {
-    use proptest::prelude::*;
+    use actix_web::{ResponseError, http::StatusCode};
 
     use super::*;
 
-    proptest! {
-        #[test]
-        fn parsing_never_panics_and_keeps_one_value_per_name(body in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let has_nul = url::form_urlencoded::parse(&body)
-                .any(|(name, value)| name.contains('\0') || value.contains('\0'));
-            prop_assert!(!(has_nul && Params::parse(&body).is_ok()));
-            if let Ok(params) = Params::parse(&body) {
-                for (name, value) in url::form_urlencoded::parse(&body) {
-                    if !value.is_empty() {
-                        prop_assert_eq!(params.get(&name), Some(value.as_ref()));
-                    }
-                }
-            }
+    #[test]
+    fn rejections_keep_their_code_description_and_answer() {
+        let plain: OAuthError = Rejection::invalid_grant("code already used").into();
+        assert_eq!(plain.code(), OAuthErrorCode::InvalidGrant);
+        assert_eq!(plain.description(), "code already used");
+        assert_eq!(plain.status_code(), StatusCode::BAD_REQUEST);
+        let basic: OAuthError = crate::oauth::client_auth::invalid_client(true).into();
+        assert_eq!(
+            basic,
+            OAuthError::invalid_basic_client("client authentication failed")
+        );
+        let throttled: OAuthError = Rejection::throttled("slow", 3).into();
+        assert_eq!(throttled, OAuthError::too_many_requests("slow", 3));
+        assert_eq!(throttled.status_code(), StatusCode::TOO_MANY_REQUESTS);
+        let busy: OAuthError = Rejection::unavailable_for("busy", 9).into();
+        assert_eq!(busy, OAuthError::unavailable_for("busy", 9));
+    }
+
+    #[test]
+    fn every_code_maps_to_the_same_wire_value() {
+        use ErrorCode::*;
+        let wire = [
+            (InvalidRequest, "invalid_request"),
+            (InvalidClient, "invalid_client"),
+            (InvalidGrant, "invalid_grant"),
+            (UnauthorizedClient, "unauthorized_client"),
+            (UnsupportedGrantType, "unsupported_grant_type"),
+            (UnsupportedResponseType, "unsupported_response_type"),
+            (InvalidScope, "invalid_scope"),
+            (InvalidTarget, "invalid_target"),
+            (AccessDenied, "access_denied"),
+            (InvalidRedirectUri, "invalid_redirect_uri"),
+            (InvalidClientMetadata, "invalid_client_metadata"),
+            (ServerError, "server_error"),
+            (TemporarilyUnavailable, "temporarily_unavailable"),
+        ];
+        for (code, value) in wire {
+            assert_eq!(OAuthErrorCode::from(code).as_str(), value);
         }
     }
 }

@@ -37,7 +37,7 @@ use actix_web::{
 use url::Url;
 
 use crate::{
-    error::{OAuthError, OAuthErrorCode},
+    error::OAuthError,
     metadata::{public_json, public_preflight},
     providers::ProxySettings,
     store::{Store, StoreError},
@@ -66,16 +66,13 @@ pub(crate) type State = web::Data<Arc<ProxyState>>;
 /// A store failure as an OAuth error: 503 when retrying may help, 500 otherwise. Never shows
 /// the database error to the client.
 pub(crate) fn store_error(error: StoreError) -> OAuthError {
-    if error.is_transient() {
+    let transient = error.is_transient();
+    if transient {
         tracing::warn!(%error, "database unavailable");
-        OAuthError::new(
-            OAuthErrorCode::TemporarilyUnavailable,
-            "the service is temporarily unavailable; retry later",
-        )
     } else {
         tracing::error!(%error, "database error");
-        OAuthError::new(OAuthErrorCode::ServerError, "internal error")
     }
+    crate::oauth::error::Rejection::storage(transient).into()
 }
 
 /// A store failure as an error page (503 or 500, never the database error itself).

@@ -1,20 +1,22 @@
-//! `POST /revoke`: token revocation (RFC 7009).
+//! `POST /revoke`: token revocation (RFC 7009); the decisions are in
+//! [`crate::oauth::revocation`].
 //!
-//! Answers 200 whether or not the token was known (§2.2), after authenticating the client; a
-//! client can only revoke its own tokens. Revoking a refresh token ends its whole grant (access
-//! tokens included, §2.1 SHOULD); revoking an access token ends that token only. The in-process
-//! token cache of this replica forgets the token at once; other replicas within their cache TTL.
+//! The in-process token cache of this replica forgets a revoked token at once; other replicas
+//! within their cache TTL.
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web::Bytes};
 
 use super::{
     ProxyState, State, client_auth, end_grant,
-    form::{Params, json_error, require_form_content_type, with_cors},
+    form::{json_error, require_form_content_type, with_cors},
     store_error,
 };
 use crate::{
     error::OAuthError,
-    oauth::tokens::{ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX, has_shape},
+    oauth::{
+        params::Params,
+        revocation::{self, FoundToken, Revocation},
+    },
     store::{TokenHash, TokenKind},
 };
 
@@ -34,23 +36,25 @@ async fn handle(req: &HttpRequest, state: &ProxyState, body: &[u8]) -> Result<()
     require_form_content_type(req)?;
     let params = Params::parse(body)?;
     let client = client_auth::authenticate(req, state, &params).await?;
-    let token = params.require("token")?;
-    // Any hint is ignored: we look the token up whatever its kind (RFC 7009 §2.1).
-    if !has_shape(token, ACCESS_TOKEN_PREFIX) && !has_shape(token, REFRESH_TOKEN_PREFIX) {
+    let Some(token) = revocation::token_to_revoke(&params)? else {
         return Ok(());
-    }
+    };
     let hash = TokenHash::of(token);
     let Some(found) = state.store.find_token(&hash).await.map_err(store_error)? else {
         return Ok(());
     };
-    if found.client_id != client.client_id {
-        return Ok(());
-    }
-    match found.kind {
-        TokenKind::Refresh => {
-            end_grant(state, &found.grant_id).await?;
-        }
-        TokenKind::Access => {
+    let kind = match found.kind {
+        TokenKind::Access => revocation::TokenKind::Access,
+        TokenKind::Refresh => revocation::TokenKind::Refresh,
+    };
+    let seen = FoundToken {
+        kind,
+        client_id: &found.client_id,
+    };
+    match revocation::decide(seen, &client.client_id) {
+        Revocation::Nothing => {}
+        Revocation::Grant => end_grant(state, &found.grant_id).await?,
+        Revocation::AccessToken => {
             state.store.revoke_token(&hash).await.map_err(store_error)?;
             state.bearer.forget(token);
         }

@@ -1,37 +1,37 @@
-//! `POST /token`: authorization-code and refresh-token grants (OAuth 2.1 §3.2, §4.1.3, §4.3).
+//! `POST /token`: authorization-code and refresh-token grants; the decisions are in
+//! [`crate::oauth::token_request`].
 //!
-//! Codes are single-use: client, redirect URI and PKCE are checked first, then the code is
-//! consumed atomically on exactly those values, so a wrong guess burns nothing and only a valid
-//! replay revokes what the code issued. Refresh tokens rotate with a compare-and-swap: of any
-//! number of concurrent uses exactly one mints a pair, and within the grace
-//! (`MCP_AUTH_REFRESH_GRACE_SECONDS`) every retry gets that same pair; after it, or once the
-//! successor was used, the old token is a replay that revokes the whole grant (RFC 9700
-//! §4.14.2), logged at WARN with the grant and client ids. Our tokens are opaque; AuthKit's never
-//! leave the server.
+//! A code is consumed atomically on exactly the values checked, so only a valid replay revokes
+//! what it issued. Refresh tokens rotate with a compare-and-swap: of any number of concurrent
+//! uses exactly one mints a pair, and within the grace (`MCP_AUTH_REFRESH_GRACE_SECONDS`)
+//! every retry gets that same pair; after it, or once the successor was used, the old token is
+//! a replay that revokes the whole grant (RFC 9700 §4.14.2), logged at WARN with the grant and
+//! client ids. Our tokens are opaque; AuthKit's never leave the server.
 
 use actix_web::{HttpRequest, HttpResponse, http::header, web::Bytes};
 use serde_json::json;
 
 use super::{
     ProxyState, State, client_auth, end_grant,
-    form::{Params, json_error, require_form_content_type, with_cors},
+    form::{json_error, require_form_content_type, with_cors},
     store_error,
 };
 use crate::{
-    error::{OAuthError, OAuthErrorCode},
+    error::OAuthError,
     oauth::{
-        pkce, scope,
-        tokens::{ACCESS_TOKEN_PREFIX, CODE_PREFIX, REFRESH_TOKEN_PREFIX, generate, has_shape},
+        error::Rejection,
+        params::Params,
+        token_request::{
+            self, CodeRedemption, GrantFailure, IssuedCode, RefreshRequest, TokenLifetimes,
+            TokenRequest, expires_in, issues_refresh_tokens,
+        },
+        tokens::{ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX, generate},
     },
     store::{
-        AuthorizationCode, ClientRecord, CodeConsumed, CodeRedemption, IssuedTokens, NewTokens,
-        Rotation, Secret, SuccessorTokens, TokenHash,
+        ClientRecord, CodeConsumed, CodeRedemption as ConsumeOn, IssuedTokens, NewTokens, Rotation,
+        Secret, SuccessorTokens, TokenHash,
     },
 };
-
-fn invalid_grant(description: &str) -> OAuthError {
-    OAuthError::new(OAuthErrorCode::InvalidGrant, description)
-}
 
 /// `POST /token`.
 pub(crate) async fn token(req: HttpRequest, state: State, body: Bytes) -> HttpResponse {
@@ -52,66 +52,46 @@ async fn handle(
     require_form_content_type(req)?;
     let params = Params::parse(body)?;
     let client = client_auth::authenticate(req, state, &params).await?;
-    let grant_type = params.require("grant_type")?;
-    if !client.grant_types.iter().any(|g| g == grant_type) {
-        return Err(match grant_type {
-            "authorization_code" | "refresh_token" => OAuthError::new(
-                OAuthErrorCode::UnauthorizedClient,
-                "this client did not register this grant type",
-            ),
-            _ => OAuthError::new(
-                OAuthErrorCode::UnsupportedGrantType,
-                "unsupported grant_type",
-            ),
-        });
+    match token_request::parse(&params, &client.grant_types)? {
+        TokenRequest::AuthorizationCode(request) => {
+            authorization_code(state, &client, &request).await
+        }
+        TokenRequest::RefreshToken(request) => refresh(state, &client, &request).await,
     }
-    match grant_type {
-        "authorization_code" => authorization_code(state, &client, &params).await,
-        "refresh_token" => refresh(state, &client, &params).await,
-        _ => Err(OAuthError::new(
-            OAuthErrorCode::UnsupportedGrantType,
-            "unsupported grant_type",
-        )),
-    }
+}
+
+fn failed(failure: GrantFailure) -> OAuthError {
+    Rejection::from(failure).into()
 }
 
 async fn authorization_code(
     state: &ProxyState,
     client: &ClientRecord,
-    params: &Params,
+    request: &CodeRedemption<'_>,
 ) -> Result<HttpResponse, OAuthError> {
-    let code = params.require("code")?;
-    let verifier = params.require("code_verifier")?;
-    if !has_shape(code, CODE_PREFIX) {
-        return Err(invalid_grant("unknown or expired code"));
-    }
-    let code_hash = TokenHash::of(code);
+    let code_hash = TokenHash::of(request.code);
     let code = state
         .store
         .find_code(&code_hash)
         .await
         .map_err(store_error)?
-        .ok_or_else(|| invalid_grant("unknown or expired code"))?;
+        .ok_or_else(|| failed(GrantFailure::UnknownCode))?;
     // Every check before anything is consumed: a wrong guess neither burns the code nor
-    // revokes its grant (OAuth 2.1 §7.5.3: only an otherwise valid replay revokes).
-    check_redemption(
-        &code,
+    // revokes its grant.
+    let issued = IssuedCode {
+        client_id: &code.client_id,
+        redirect_uri: &code.redirect_uri,
+        redirect_uri_sent: code.redirect_uri_sent,
+        code_challenge: &code.code_challenge,
+        resource: code.resource.as_deref(),
+    };
+    token_request::check_redemption(
+        &issued,
         &client.client_id,
-        params.get("redirect_uri"),
-        verifier,
+        request,
+        &state.settings.resource,
     )?;
-    if let Some(resource) = params.get("resource") {
-        crate::oauth::resource::match_resource(resource, &state.settings.resource)
-            .ok()
-            .filter(|r| Some(r) == code.resource.as_ref())
-            .ok_or_else(|| {
-                OAuthError::new(
-                    OAuthErrorCode::InvalidTarget,
-                    "resource does not match the grant",
-                )
-            })?;
-    }
-    let checked = CodeRedemption {
+    let checked = ConsumeOn {
         client_id: &code.client_id,
         redirect_uri: &code.redirect_uri,
         code_challenge: &code.code_challenge,
@@ -137,73 +117,30 @@ async fn authorization_code(
                 "authorization code replayed; revoking its grant"
             );
             end_grant(state, &grant_id).await?;
-            return Err(invalid_grant("code already used"));
+            return Err(failed(GrantFailure::CodeReplayed));
         }
-        CodeConsumed::NotFound => return Err(invalid_grant("unknown or expired code")),
+        CodeConsumed::NotFound => return Err(failed(GrantFailure::UnknownCode)),
     };
-    let (access, refresh, new) = new_pair(state, client);
+    let refresh =
+        issues_refresh_tokens(&client.grant_types).then(|| generate(REFRESH_TOKEN_PREFIX));
+    let (access, new) = new_tokens(state, refresh.as_deref());
     let issued = state
         .store
         .issue_tokens(&code.grant_id, &code.scopes, &new)
         .await
         .map_err(store_error)?
-        .ok_or_else(|| invalid_grant("the authorization was revoked"))?;
+        .ok_or_else(|| failed(GrantFailure::GrantRevoked))?;
     Ok(token_response(state, &access, refresh.as_deref(), &issued))
-}
-
-/// Whether a token request may redeem `code` (RFC 6749 §4.1.3, RFC 7636 §4.6): issued to this
-/// client, the same redirect URI (required when the authorization request carried one), and a
-/// verifier matching the challenge.
-fn check_redemption(
-    code: &AuthorizationCode,
-    client_id: &str,
-    redirect_uri: Option<&str>,
-    verifier: &str,
-) -> Result<(), OAuthError> {
-    if code.client_id != client_id {
-        return Err(invalid_grant("code issued to another client"));
-    }
-    match redirect_uri {
-        Some(uri) if uri != code.redirect_uri => {
-            return Err(invalid_grant(
-                "redirect_uri does not match the authorization request",
-            ));
-        }
-        None if code.redirect_uri_sent => {
-            return Err(invalid_grant(
-                "redirect_uri is required: the authorization request carried one",
-            ));
-        }
-        _ => {}
-    }
-    if !pkce::verify_s256(verifier, &code.code_challenge) {
-        return Err(invalid_grant(
-            "code_verifier does not match the code_challenge",
-        ));
-    }
-    Ok(())
 }
 
 async fn refresh(
     state: &ProxyState,
     client: &ClientRecord,
-    params: &Params,
+    request: &RefreshRequest<'_>,
 ) -> Result<HttpResponse, OAuthError> {
-    let presented = params.require("refresh_token")?;
-    if !has_shape(presented, REFRESH_TOKEN_PREFIX) {
-        return Err(invalid_grant("unknown refresh token"));
-    }
-    let requested = params
-        .get("scope")
-        .map(|s| {
-            scope::parse(s)
-                .ok_or_else(|| OAuthError::new(OAuthErrorCode::InvalidScope, "malformed scope"))
-        })
-        .transpose()?;
-    let (access, refresh, new) = new_pair(state, client);
-    let Some(refresh) = refresh else {
-        return Err(invalid_grant("refresh is not allowed for this client"));
-    };
+    // The client registered the refresh grant (`token_request::parse` checked it).
+    let refresh = generate(REFRESH_TOKEN_PREFIX);
+    let (access, new) = new_tokens(state, Some(&refresh));
     let successor = SuccessorTokens {
         access_token: Secret::new(access),
         access_expires_at: new.access_expires_at,
@@ -213,9 +150,9 @@ async fn refresh(
     let rotation = state
         .store
         .rotate_refresh_token(
-            &TokenHash::of(presented),
+            &TokenHash::of(request.refresh_token),
             &client.client_id,
-            requested.as_deref(),
+            request.scopes.as_deref(),
             &successor,
             state.settings.refresh_grace,
         )
@@ -249,15 +186,10 @@ async fn refresh(
                  being superseded); revoking its grant"
             );
             end_grant(state, &grant_id).await?;
-            Err(invalid_grant("refresh token already used"))
+            Err(failed(GrantFailure::RefreshReplayed))
         }
-        Rotation::InvalidScope => Err(OAuthError::new(
-            OAuthErrorCode::InvalidScope,
-            "the requested scope exceeds the original grant",
-        )),
-        Rotation::NotFound => Err(invalid_grant("unknown, expired or revoked refresh token")),
-        #[allow(unreachable_patterns)]
-        _ => Err(invalid_grant("refresh token not accepted")),
+        Rotation::InvalidScope => Err(failed(GrantFailure::ScopeExceedsGrant)),
+        Rotation::NotFound => Err(failed(GrantFailure::UnknownRefreshToken)),
     }
 }
 
@@ -277,35 +209,31 @@ async fn answer_rotation(
             Some(pair.refresh_token.expose()),
             issued,
         )),
-        Ok(None) => Err(invalid_grant("the authorization was revoked")),
+        Ok(None) => Err(failed(GrantFailure::GrantRevoked)),
         Err(error) if error.is_transient() => Err(store_error(error)),
         Err(error) => {
             tracing::warn!(%error, "grant cannot be read; ending it");
             end_grant(state, &issued.grant_id).await?;
-            Err(invalid_grant(
-                "the authorization can no longer be used; log in again",
-            ))
+            Err(failed(GrantFailure::GrantUnusable))
         }
     }
 }
 
-/// A new access token, and a refresh token when the client registered the refresh grant.
-fn new_pair(state: &ProxyState, client: &ClientRecord) -> (String, Option<String>, NewTokens) {
-    let now = state.store.clock().now();
-    let secs = |d: std::time::Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 2);
+/// A new access token, and what the store keeps of it and of `refresh` (if any).
+fn new_tokens(state: &ProxyState, refresh: Option<&str>) -> (String, NewTokens) {
+    let lifetimes = TokenLifetimes {
+        access: state.settings.access_token_ttl,
+        refresh: state.settings.refresh_token_ttl,
+    };
+    let expiries = lifetimes.expiries(state.store.clock().now());
     let access = generate(ACCESS_TOKEN_PREFIX);
-    let refresh = client
-        .grant_types
-        .iter()
-        .any(|g| g == "refresh_token")
-        .then(|| generate(REFRESH_TOKEN_PREFIX));
     let new = NewTokens {
         access_hash: TokenHash::of(&access),
-        access_expires_at: now + secs(state.settings.access_token_ttl),
-        refresh_hash: refresh.as_deref().map(TokenHash::of),
-        refresh_expires_at: now + secs(state.settings.refresh_token_ttl),
+        access_expires_at: expiries.access,
+        refresh_hash: refresh.map(TokenHash::of),
+        refresh_expires_at: expiries.refresh,
     };
-    (access, refresh, new)
+    (access, new)
 }
 
 fn token_response(
@@ -317,7 +245,7 @@ fn token_response(
     let mut body = json!({
         "access_token": access,
         "token_type": "Bearer",
-        "expires_in": (issued.access_expires_at - state.store.clock().now()).max(0),
+        "expires_in": expires_in(issued.access_expires_at, state.store.clock().now()),
     });
     if !issued.scopes.is_empty() {
         body["scope"] = json!(issued.scopes.join(" "));
@@ -331,42 +259,4 @@ fn token_response(
             .insert_header((header::PRAGMA, "no-cache"))
             .json(body),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn code(redirect_uri_sent: bool) -> AuthorizationCode {
-        AuthorizationCode {
-            code_hash: TokenHash::of("mcp_ac_x"),
-            grant_id: "g".into(),
-            client_id: "c".into(),
-            redirect_uri: "https://app.example/cb".into(),
-            redirect_uri_sent,
-            // RFC 7636 appendix B.
-            code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
-            scopes: vec![],
-            resource: None,
-            created_at: 0,
-            expires_at: 1,
-            used_at: None,
-        }
-    }
-
-    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-
-    #[test]
-    fn redemption_needs_client_redirect_uri_and_verifier() {
-        let uri = Some("https://app.example/cb");
-        assert!(check_redemption(&code(true), "c", uri, VERIFIER).is_ok());
-        assert!(check_redemption(&code(true), "other", uri, VERIFIER).is_err());
-        assert!(check_redemption(&code(true), "c", uri, &"w".repeat(43)).is_err());
-        let moved = Some("https://app.example/cb2");
-        assert!(check_redemption(&code(true), "c", moved, VERIFIER).is_err());
-        assert!(check_redemption(&code(false), "c", moved, VERIFIER).is_err());
-        // Required only when the authorization request carried it.
-        assert!(check_redemption(&code(true), "c", None, VERIFIER).is_err());
-        assert!(check_redemption(&code(false), "c", None, VERIFIER).is_ok());
-    }
 }
