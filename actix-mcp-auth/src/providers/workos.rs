@@ -85,12 +85,7 @@ impl WorkOsProviderBuilder {
                  fetched. For local development and tests only; never in production"
             );
         }
-        // One sweeper per provider (built once per process, before the server starts).
-        let sweeper = (!settings.sweep_interval.is_zero()
-            && tokio::runtime::Handle::try_current().is_ok())
-        .then(|| store.spawn_sweeper(settings.sweep_interval, 500));
         let state = ProxyState {
-            _sweeper: sweeper,
             as_metadata: Bytes::from(as_metadata.to_string()),
             resource_metadata: Bytes::from(
                 serde_json::to_vec(&resource_metadata).expect("metadata serializes"),
@@ -160,6 +155,21 @@ impl WorkOsProvider {
     /// The store behind the provider.
     pub fn store(&self) -> &Store {
         &self.state.store
+    }
+
+    /// How often expired rows should be deleted (`MCP_AUTH_SWEEP_INTERVAL_SECONDS`, default
+    /// 5 min; zero when turned off with
+    /// [`sweep_interval`](WorkOsProviderBuilder::sweep_interval)). Building the provider starts
+    /// nothing: pass it to [`Store::spawn_sweeper`] once per process, and keep the handle for as
+    /// long as the server runs:
+    ///
+    /// ```no_run
+    /// # async fn run(auth: actix_mcp_auth::WorkOsProvider) {
+    /// let _sweeper = auth.store().spawn_sweeper(auth.sweep_interval(), 500);
+    /// # }
+    /// ```
+    pub fn sweep_interval(&self) -> std::time::Duration {
+        self.state.settings.sweep_interval
     }
 
     /// Addresses the metadata-document fetcher tried to connect to, oldest first (for tests

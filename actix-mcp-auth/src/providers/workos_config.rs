@@ -560,10 +560,12 @@ impl WorkOsProviderBuilder {
         self
     }
 
-    /// How often expired rows are deleted from the database (default 5 min). The sweeper
-    /// starts with the provider when it is built inside a Tokio (actix) runtime;
-    /// `Duration::ZERO` turns it off (use [`Store::purge_expired`](crate::store::Store::purge_expired)
-    /// from a cron job instead).
+    /// How often expired rows should be deleted from the database (default 5 min), read back
+    /// with [`WorkOsProvider::sweep_interval`](crate::WorkOsProvider::sweep_interval). Building
+    /// the provider starts no background task: the application starts the sweeper explicitly
+    /// with [`Store::spawn_sweeper`](crate::store::Store::spawn_sweeper). `Duration::ZERO` says
+    /// it is off (use [`Store::purge_expired`](crate::store::Store::purge_expired) from a cron
+    /// job instead).
     pub fn sweep_interval(mut self, interval: Duration) -> Self {
         self.sweep_interval = interval;
         self

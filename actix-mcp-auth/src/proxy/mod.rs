@@ -57,8 +57,6 @@ pub(crate) struct ProxyState {
     pub limiters: crate::rate_limit::Limiters,
     /// Clients identified by a metadata-document URL.
     pub cimd: cimd::CimdClients,
-    /// Deletes expired rows while the provider lives.
-    pub _sweeper: Option<crate::store::SweeperHandle>,
 }
 
 pub(crate) type State = web::Data<Arc<ProxyState>>;
