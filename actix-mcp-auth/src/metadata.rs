@@ -9,7 +9,10 @@ use std::{
 use actix_web::{HttpResponse, http::header, web::Bytes};
 use serde::Serialize;
 
-use crate::upstream::{self, UpstreamError};
+use crate::{
+    clock::Clock,
+    upstream::{self, UpstreamError},
+};
 
 /// The protected-resource metadata document (RFC 9728 §2) of an MCP endpoint.
 ///
@@ -135,15 +138,21 @@ struct Cached {
 ///
 /// One upstream fetch at a time: while a refresh runs, other requests get the stale copy at
 /// once (or wait for the fetch when there is no copy yet). After a failure, no new attempt is
-/// made for `error_backoff`; the stale copy is served meanwhile.
+/// made for `error_backoff`; the stale copy is served meanwhile. Ages and the back-off are
+/// measured with `clock`, so tests move time instead of waiting for it.
 pub(crate) struct MetadataForwarder {
     url: String,
     timeout: Duration,
     ttl: Duration,
     error_backoff: Duration,
+    clock: Clock,
     cached: RwLock<Option<Cached>>,
     last_failure: tokio::sync::Mutex<Option<Instant>>,
 }
+
+/// How long a failed metadata fetch keeps us from asking again (tests move the forwarder's
+/// clock past it).
+pub(crate) const METADATA_ERROR_BACKOFF: Duration = Duration::from_secs(5);
 
 impl MetadataForwarder {
     pub(crate) fn new(url: String, timeout: Duration, ttl: Duration) -> Self {
@@ -151,10 +160,17 @@ impl MetadataForwarder {
             url,
             timeout,
             ttl,
-            error_backoff: Duration::from_secs(5),
+            error_backoff: METADATA_ERROR_BACKOFF,
+            clock: Clock::system(),
             cached: RwLock::new(None),
             last_failure: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Measures ages and the back-off with `clock` instead of the system clock.
+    pub(crate) fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub(crate) fn max_age(&self) -> Duration {
@@ -169,7 +185,7 @@ impl MetadataForwarder {
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         guard
             .as_ref()
-            .map(|c| (c.body.clone(), c.fetched_at.elapsed() < self.ttl))
+            .map(|c| (c.body.clone(), self.clock.elapsed_since(c.fetched_at) < self.ttl))
     }
 
     /// The document: fresh from cache, or refetched, or stale when the upstream fails.
@@ -189,7 +205,7 @@ impl MetadataForwarder {
         if let Some((body, true)) = self.cached() {
             return Ok(body);
         }
-        if last_failure.is_some_and(|at| at.elapsed() < self.error_backoff) {
+        if last_failure.is_some_and(|at| self.clock.elapsed_since(at) < self.error_backoff) {
             return stale.ok_or(UpstreamError::Unreachable);
         }
         match upstream::get_json_object(&self.url, self.timeout, None).await {
@@ -200,12 +216,12 @@ impl MetadataForwarder {
                     .write()
                     .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Cached {
                     body: body.clone(),
-                    fetched_at: Instant::now(),
+                    fetched_at: self.clock.instant(),
                 });
                 Ok(body)
             }
             Err(error) => {
-                *last_failure = Some(Instant::now());
+                *last_failure = Some(self.clock.instant());
                 tracing::warn!(%error, url = %self.url, "authorization server metadata fetch failed");
                 stale.ok_or(error)
             }
