@@ -52,7 +52,7 @@ pub mod access_log;
 mod backend;
 pub mod body_deadline;
 mod clock;
-mod config;
+mod settings;
 mod error;
 mod metadata;
 mod middleware;

@@ -1,12 +1,19 @@
-//! Discovery documents: protected-resource metadata (RFC 9728) and the forwarding of AuthKit's
-//! authorization-server metadata (RFC 8414).
+//! Discovery documents: protected-resource metadata (RFC 9728), authorization-server metadata
+//! (RFC 8414; ours in proxy mode, AuthKit's forwarded in AuthKit mode), and the one function
+//! that registers their routes for both providers ([`DiscoveryRoutes::register`]).
 
 use std::{
-    sync::RwLock,
+    sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
 
-use actix_web::{HttpResponse, http::header, web::Bytes};
+use actix_web::{
+    HttpResponse, Route,
+    dev::{AppService, HttpServiceFactory},
+    guard,
+    http::{Method, header},
+    web::{self, Bytes},
+};
 use serde::Serialize;
 
 use crate::{
@@ -90,6 +97,93 @@ pub(crate) fn authorization_server_metadata(
 /// (RFC 9728 §3.1: the well-known segment goes between host and path).
 pub(crate) fn protected_resource_path(resource_path: &str) -> String {
     format!("/.well-known/oauth-protected-resource{resource_path}")
+}
+
+/// How long clients and shared caches may keep the documents we write ourselves.
+const OWN_DOCUMENT_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// Where the authorization-server metadata comes from.
+#[derive(Clone)]
+pub(crate) enum AuthorizationServerMetadata {
+    /// Our own document (proxy mode), fixed at start-up.
+    Own(Bytes),
+    /// AuthKit's document, forwarded (AuthKit mode).
+    Forwarded(Arc<MetadataForwarder>),
+}
+
+/// The discovery documents of a provider and where they are served.
+#[derive(Clone)]
+pub(crate) struct DiscoveryRoutes {
+    /// Path of the protected-resource metadata of the MCP endpoint.
+    pub resource_metadata_path: String,
+    /// That document, serialized once.
+    pub resource_metadata: Bytes,
+    /// Path of the authorization-server metadata.
+    pub authorization_server_path: String,
+    /// That document.
+    pub authorization_server: AuthorizationServerMetadata,
+}
+
+impl DiscoveryRoutes {
+    /// Registers, at the host root, `GET`/`HEAD` and CORS preflight of:
+    /// * the protected-resource metadata at its RFC 9728 path and at the bare well-known path
+    ///   (for clients that do not insert the resource path);
+    /// * the authorization-server metadata.
+    ///
+    /// Resources are registered one by one, never as a scope, so the application's own routes
+    /// stay reachable.
+    pub(crate) fn register(&self, config: &mut AppService) {
+        let mut prm_paths = vec![self.resource_metadata_path.clone()];
+        let root = protected_resource_path("");
+        if !prm_paths.contains(&root) {
+            prm_paths.push(root);
+        }
+        for path in prm_paths {
+            let body = self.resource_metadata.clone();
+            web::resource(path)
+                .route(get_or_head().to(move || {
+                    let body = body.clone();
+                    async move { public_json(body, OWN_DOCUMENT_MAX_AGE) }
+                }))
+                .route(preflight())
+                .register(config);
+        }
+        let serve_as_metadata = match &self.authorization_server {
+            AuthorizationServerMetadata::Own(body) => {
+                let body = body.clone();
+                get_or_head().to(move || {
+                    let body = body.clone();
+                    async move { public_json(body, OWN_DOCUMENT_MAX_AGE) }
+                })
+            }
+            AuthorizationServerMetadata::Forwarded(forwarder) => {
+                let forwarder = forwarder.clone();
+                get_or_head().to(move || {
+                    let forwarder = forwarder.clone();
+                    async move {
+                        match forwarder.get().await {
+                            Ok(body) => public_json(body, forwarder.max_age()),
+                            Err(_) => bad_gateway(),
+                        }
+                    }
+                })
+            }
+        };
+        web::resource(self.authorization_server_path.clone())
+            .route(serve_as_metadata)
+            .route(preflight())
+            .register(config);
+    }
+}
+
+/// A route answering `GET` and `HEAD`.
+pub(crate) fn get_or_head() -> Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+/// A route answering CORS preflights (`OPTIONS`) of public documents and endpoints.
+pub(crate) fn preflight() -> Route {
+    web::method(Method::OPTIONS).to(|| async { public_preflight() })
 }
 
 /// A public, cacheable JSON document readable from any origin.

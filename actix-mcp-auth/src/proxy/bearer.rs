@@ -20,8 +20,10 @@ use crate::{
     Authenticated,
     clock::unix_now,
     oauth::tokens::{ACCESS_TOKEN_PREFIX, has_shape},
-    providers::ProxySettings,
-    proxy::token_cache::{GrantSession, ProxyTokenCache},
+    proxy::{
+        ProxySettings,
+        token_cache::{GrantSession, ProxyTokenCache},
+    },
     store::{Grant, Store, TokenHash, UpstreamTokens, UpstreamUpdate},
     upstream::{self, TokenCallError, UserinfoError},
     verify::{
