@@ -277,9 +277,12 @@ impl MetadataForwarder {
             .cached
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        guard
-            .as_ref()
-            .map(|c| (c.body.clone(), self.clock.elapsed_since(c.fetched_at) < self.ttl))
+        guard.as_ref().map(|c| {
+            (
+                c.body.clone(),
+                self.clock.elapsed_since(c.fetched_at) < self.ttl,
+            )
+        })
     }
 
     /// The document: fresh from cache, or refetched, or stale when the upstream fails.

@@ -135,7 +135,11 @@ impl Env {
 
     /// `1`/`true`/`on`/`yes` or `0`/`false`/`off`/`no`.
     pub(crate) fn flag(&self, name: &str) -> Result<Option<bool>, ConfigError> {
-        match self.optional(name).map(|v| v.to_ascii_lowercase()).as_deref() {
+        match self
+            .optional(name)
+            .map(|v| v.to_ascii_lowercase())
+            .as_deref()
+        {
             None => Ok(None),
             Some("1" | "true" | "on" | "yes") => Ok(Some(true)),
             Some("0" | "false" | "off" | "no") => Ok(Some(false)),
@@ -434,7 +438,10 @@ mod tests {
             "https://h.example/.well-known/oauth-protected-resource/api/tools"
         );
         let root = shared(&[("MCP_PATH", "")]).unwrap().resolve().unwrap();
-        assert_eq!(root.resource_url, "https://mcp.example.com", "blank: base URL");
+        assert_eq!(
+            root.resource_url, "https://mcp.example.com",
+            "blank: base URL"
+        );
     }
 
     #[test]
@@ -484,18 +491,29 @@ mod tests {
             ("WORKOS_TIMEOUT_SECONDS", "0"),
         ] {
             let err = error(&[(name, bad)]);
-            assert!(err.starts_with(&format!("{name} is invalid")), "{name}={bad}: {err}");
+            assert!(
+                err.starts_with(&format!("{name} is invalid")),
+                "{name}={bad}: {err}"
+            );
         }
     }
 
     #[test]
     fn builder_values_name_the_method() {
         let mut s = SharedSettings::new(Duration::from_secs(5));
-        assert_eq!(s.resolve().unwrap_err().to_string(), "authkit_domain is not set");
+        assert_eq!(
+            s.resolve().unwrap_err().to_string(),
+            "authkit_domain is not set"
+        );
         s.authkit_domain = Some("t.authkit.app".into());
         assert_eq!(s.resolve().unwrap_err().to_string(), "base_url is not set");
         s.base_url = Some("ftp://a.example".into());
-        assert!(s.resolve().unwrap_err().to_string().starts_with("base_url is invalid"));
+        assert!(
+            s.resolve()
+                .unwrap_err()
+                .to_string()
+                .starts_with("base_url is invalid")
+        );
     }
 
     #[test]
@@ -508,11 +526,21 @@ mod tests {
             ("L", "a, b,a"),
         ]);
         assert_eq!(e.positive("N").unwrap(), Some(12));
-        assert!(e.positive("Z").unwrap_err().to_string().starts_with("Z is invalid"));
+        assert!(
+            e.positive("Z")
+                .unwrap_err()
+                .to_string()
+                .starts_with("Z is invalid")
+        );
         assert_eq!(e.seconds("N").unwrap(), Some(Duration::from_secs(12)));
         assert_eq!(e.seconds("UNSET").unwrap(), None);
         assert_eq!(e.flag("F").unwrap(), Some(false));
-        assert!(e.flag("BAD_FLAG").unwrap_err().to_string().starts_with("BAD_FLAG"));
+        assert!(
+            e.flag("BAD_FLAG")
+                .unwrap_err()
+                .to_string()
+                .starts_with("BAD_FLAG")
+        );
         assert_eq!(e.list("L").unwrap(), vec!["a", "b"]);
         assert!(e.required("UNSET").is_err());
     }

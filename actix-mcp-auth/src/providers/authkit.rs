@@ -18,8 +18,7 @@ use crate::{
     clock::Clock,
     error::ConfigError,
     metadata::{
-        AuthorizationServerMetadata, DiscoveryRoutes, MetadataForwarder,
-        ProtectedResourceMetadata,
+        AuthorizationServerMetadata, DiscoveryRoutes, MetadataForwarder, ProtectedResourceMetadata,
     },
     settings::{
         Env, Setting, SharedSettings, normalize_public_url, setting, url_without_trailing_slash,

@@ -643,9 +643,7 @@ impl WorkOsProviderBuilder {
         let icon = self
             .server_icon_file
             .as_deref()
-            .map(|path| {
-                load_icon(self.name(SERVER_ICON_FILE), path)
-            })
+            .map(|path| load_icon(self.name(SERVER_ICON_FILE), path))
             .transpose()?;
         Ok(ProxySettings {
             cimd,
@@ -863,7 +861,10 @@ mod tests {
         let cases: &[(&str, &str)] = &[
             ("WORKOS_REDIRECT_PATH", "/a/../b"),
             ("WORKOS_REDIRECT_PATH", "/cb?x=1"),
-            ("WORKOS_ALLOWED_CLIENT_REDIRECT_URIS", "https://a*b.example/cb"),
+            (
+                "WORKOS_ALLOWED_CLIENT_REDIRECT_URIS",
+                "https://a*b.example/cb",
+            ),
             ("MCP_AUTH_ACCESS_TOKEN_TTL_SECONDS", "0"),
             ("MCP_AUTH_REFRESH_TOKEN_TTL_SECONDS", "1h"),
             ("MCP_AUTH_REFRESH_GRACE_SECONDS", "301"),

@@ -326,7 +326,6 @@ impl User {
     }
 }
 
-
 /// Whether AuthKit's access token is (about to be) expired. AuthKit's `exp` is AuthKit's time,
 /// so this reads the system clock, not the store's (a test moving ours does not move AuthKit's).
 fn upstream_expired(tokens: &UpstreamTokens) -> bool {
