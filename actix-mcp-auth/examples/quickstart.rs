@@ -144,6 +144,11 @@ async fn main() -> std::io::Result<()> {
         // Names the builder method; the variables behind them are in the table above.
         Err(e) => support::exit_with(format!("{e} (check MCP_BASE_URL and MCP_PATH)")),
     };
+    // Building the provider starts nothing in the background: delete expired OAuth state every
+    // MCP_AUTH_SWEEP_INTERVAL_SECONDS while the server runs (dropping the handle stops it).
+    let _sweeper = provider
+        .store()
+        .spawn_sweeper(provider.sweep_interval(), 500);
     // The redirect URI exactly as the provider sends it to AuthKit: issuer + callback path.
     let callback = format!("{}{REDIRECT_PATH}", provider.issuer());
     fake.register_connect_app(&client_id, &client_secret, &[callback.as_str()]);

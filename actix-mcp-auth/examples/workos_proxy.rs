@@ -118,6 +118,11 @@ async fn main() -> std::io::Result<()> {
         Ok(provider) => provider,
         Err(e) => support::exit_with(e),
     };
+    // Building the provider starts nothing in the background: delete expired OAuth state every
+    // MCP_AUTH_SWEEP_INTERVAL_SECONDS while the server runs (dropping the handle stops it).
+    let _sweeper = provider
+        .store()
+        .spawn_sweeper(provider.sweep_interval(), 500);
 
     let resource_url = provider.resource_url().to_owned();
     let issuer = provider.issuer().to_owned();

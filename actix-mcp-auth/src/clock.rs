@@ -1,15 +1,17 @@
-//! Wall-clock time as unix seconds: what tokens, codes and database rows carry.
+//! Time for everything that expires: unix seconds (what tokens, codes and database rows carry)
+//! and monotonic instants (cache ages, back-offs).
 //!
-//! [`Clock`] is the time source of a [`Store`](crate::store::Store) and of proxy mode's token
-//! endpoint. It is the system clock, unless a test made it [`adjustable`](Clock::adjustable) so
-//! it can jump forward over a time limit (the refresh-token grace) instead of sleeping through it.
+//! [`Clock`] is the time source of a [`Store`](crate::store::Store), of proxy mode's token
+//! endpoint and bearer caches, and of AuthKit mode's JWT checks, JWKS and metadata caches. It is
+//! the system clock, unless a test made it [`adjustable`](Clock::adjustable) so it can jump
+//! forward over a time limit (an expiry, a cache TTL, a back-off) instead of sleeping through it.
 
 use std::{
     sync::{
         Arc,
         atomic::{AtomicI64, Ordering},
     },
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
 };
 
 /// Seconds since the unix epoch (0 if the clock is before 1970).
@@ -61,6 +63,25 @@ impl Clock {
             .map_or(0, |offset| offset.load(Ordering::SeqCst));
         unix_now().saturating_add(shift)
     }
+
+    /// The current monotonic instant, moved like [`now`](Self::now): what cache ages and
+    /// back-offs are measured with.
+    pub(crate) fn instant(&self) -> Instant {
+        let shift = self
+            .offset
+            .as_ref()
+            .map_or(0, |offset| offset.load(Ordering::SeqCst));
+        let now = Instant::now();
+        // The offset only ever grows (see `advance`), so it is never negative.
+        now.checked_add(Duration::from_secs(u64::try_from(shift).unwrap_or(0)))
+            .unwrap_or(now)
+    }
+
+    /// Time elapsed since `earlier` (an [`instant`](Self::instant) of this clock); zero if
+    /// `earlier` is in the future.
+    pub(crate) fn elapsed_since(&self, earlier: Instant) -> Duration {
+        self.instant().saturating_duration_since(earlier)
+    }
 }
 
 #[cfg(test)]
@@ -72,6 +93,20 @@ mod tests {
         let clock = Clock::system();
         assert!(!clock.advance(Duration::from_secs(3600)));
         assert!((clock.now() - unix_now()).abs() <= 1);
+    }
+
+    #[test]
+    fn instants_move_with_the_clock() {
+        let clock = Clock::adjustable();
+        let start = clock.instant();
+        assert!(clock.elapsed_since(start) < Duration::from_secs(1));
+        clock.advance(Duration::from_secs(10));
+        assert!(clock.elapsed_since(start) >= Duration::from_secs(10));
+        assert_eq!(
+            Clock::system().elapsed_since(Instant::now() + Duration::from_secs(5)),
+            Duration::ZERO,
+            "an instant in the future is no time ago"
+        );
     }
 
     #[test]

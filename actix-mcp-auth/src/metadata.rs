@@ -1,15 +1,25 @@
-//! Discovery documents: protected-resource metadata (RFC 9728) and the forwarding of AuthKit's
-//! authorization-server metadata (RFC 8414).
+//! Discovery documents: protected-resource metadata (RFC 9728), authorization-server metadata
+//! (RFC 8414; ours in proxy mode, AuthKit's forwarded in AuthKit mode), and the one function
+//! that registers their routes for both providers ([`DiscoveryRoutes::register`]).
 
 use std::{
-    sync::RwLock,
+    sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
 
-use actix_web::{HttpResponse, http::header, web::Bytes};
+use actix_web::{
+    HttpResponse, Route,
+    dev::{AppService, HttpServiceFactory},
+    guard,
+    http::{Method, header},
+    web::{self, Bytes},
+};
 use serde::Serialize;
 
-use crate::upstream::{self, UpstreamError};
+use crate::{
+    clock::Clock,
+    upstream::{self, UpstreamError},
+};
 
 /// The protected-resource metadata document (RFC 9728 §2) of an MCP endpoint.
 ///
@@ -89,6 +99,93 @@ pub(crate) fn protected_resource_path(resource_path: &str) -> String {
     format!("/.well-known/oauth-protected-resource{resource_path}")
 }
 
+/// How long clients and shared caches may keep the documents we write ourselves.
+const OWN_DOCUMENT_MAX_AGE: Duration = Duration::from_secs(3600);
+
+/// Where the authorization-server metadata comes from.
+#[derive(Clone)]
+pub(crate) enum AuthorizationServerMetadata {
+    /// Our own document (proxy mode), fixed at start-up.
+    Own(Bytes),
+    /// AuthKit's document, forwarded (AuthKit mode).
+    Forwarded(Arc<MetadataForwarder>),
+}
+
+/// The discovery documents of a provider and where they are served.
+#[derive(Clone)]
+pub(crate) struct DiscoveryRoutes {
+    /// Path of the protected-resource metadata of the MCP endpoint.
+    pub resource_metadata_path: String,
+    /// That document, serialized once.
+    pub resource_metadata: Bytes,
+    /// Path of the authorization-server metadata.
+    pub authorization_server_path: String,
+    /// That document.
+    pub authorization_server: AuthorizationServerMetadata,
+}
+
+impl DiscoveryRoutes {
+    /// Registers, at the host root, `GET`/`HEAD` and CORS preflight of:
+    /// * the protected-resource metadata at its RFC 9728 path and at the bare well-known path
+    ///   (for clients that do not insert the resource path);
+    /// * the authorization-server metadata.
+    ///
+    /// Resources are registered one by one, never as a scope, so the application's own routes
+    /// stay reachable.
+    pub(crate) fn register(&self, config: &mut AppService) {
+        let mut prm_paths = vec![self.resource_metadata_path.clone()];
+        let root = protected_resource_path("");
+        if !prm_paths.contains(&root) {
+            prm_paths.push(root);
+        }
+        for path in prm_paths {
+            let body = self.resource_metadata.clone();
+            web::resource(path)
+                .route(get_or_head().to(move || {
+                    let body = body.clone();
+                    async move { public_json(body, OWN_DOCUMENT_MAX_AGE) }
+                }))
+                .route(preflight())
+                .register(config);
+        }
+        let serve_as_metadata = match &self.authorization_server {
+            AuthorizationServerMetadata::Own(body) => {
+                let body = body.clone();
+                get_or_head().to(move || {
+                    let body = body.clone();
+                    async move { public_json(body, OWN_DOCUMENT_MAX_AGE) }
+                })
+            }
+            AuthorizationServerMetadata::Forwarded(forwarder) => {
+                let forwarder = forwarder.clone();
+                get_or_head().to(move || {
+                    let forwarder = forwarder.clone();
+                    async move {
+                        match forwarder.get().await {
+                            Ok(body) => public_json(body, forwarder.max_age()),
+                            Err(_) => bad_gateway(),
+                        }
+                    }
+                })
+            }
+        };
+        web::resource(self.authorization_server_path.clone())
+            .route(serve_as_metadata)
+            .route(preflight())
+            .register(config);
+    }
+}
+
+/// A route answering `GET` and `HEAD`.
+pub(crate) fn get_or_head() -> Route {
+    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
+}
+
+/// A route answering CORS preflights (`OPTIONS`) of public documents and endpoints.
+pub(crate) fn preflight() -> Route {
+    web::method(Method::OPTIONS).to(|| async { public_preflight() })
+}
+
 /// A public, cacheable JSON document readable from any origin.
 pub(crate) fn public_json(body: Bytes, max_age: Duration) -> HttpResponse {
     HttpResponse::Ok()
@@ -135,15 +232,21 @@ struct Cached {
 ///
 /// One upstream fetch at a time: while a refresh runs, other requests get the stale copy at
 /// once (or wait for the fetch when there is no copy yet). After a failure, no new attempt is
-/// made for `error_backoff`; the stale copy is served meanwhile.
+/// made for `error_backoff`; the stale copy is served meanwhile. Ages and the back-off are
+/// measured with `clock`, so tests move time instead of waiting for it.
 pub(crate) struct MetadataForwarder {
     url: String,
     timeout: Duration,
     ttl: Duration,
     error_backoff: Duration,
+    clock: Clock,
     cached: RwLock<Option<Cached>>,
     last_failure: tokio::sync::Mutex<Option<Instant>>,
 }
+
+/// How long a failed metadata fetch keeps us from asking again (tests move the forwarder's
+/// clock past it).
+pub(crate) const METADATA_ERROR_BACKOFF: Duration = Duration::from_secs(5);
 
 impl MetadataForwarder {
     pub(crate) fn new(url: String, timeout: Duration, ttl: Duration) -> Self {
@@ -151,10 +254,17 @@ impl MetadataForwarder {
             url,
             timeout,
             ttl,
-            error_backoff: Duration::from_secs(5),
+            error_backoff: METADATA_ERROR_BACKOFF,
+            clock: Clock::system(),
             cached: RwLock::new(None),
             last_failure: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// Measures ages and the back-off with `clock` instead of the system clock.
+    pub(crate) fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     pub(crate) fn max_age(&self) -> Duration {
@@ -167,9 +277,12 @@ impl MetadataForwarder {
             .cached
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        guard
-            .as_ref()
-            .map(|c| (c.body.clone(), c.fetched_at.elapsed() < self.ttl))
+        guard.as_ref().map(|c| {
+            (
+                c.body.clone(),
+                self.clock.elapsed_since(c.fetched_at) < self.ttl,
+            )
+        })
     }
 
     /// The document: fresh from cache, or refetched, or stale when the upstream fails.
@@ -189,7 +302,7 @@ impl MetadataForwarder {
         if let Some((body, true)) = self.cached() {
             return Ok(body);
         }
-        if last_failure.is_some_and(|at| at.elapsed() < self.error_backoff) {
+        if last_failure.is_some_and(|at| self.clock.elapsed_since(at) < self.error_backoff) {
             return stale.ok_or(UpstreamError::Unreachable);
         }
         match upstream::get_json_object(&self.url, self.timeout, None).await {
@@ -200,12 +313,12 @@ impl MetadataForwarder {
                     .write()
                     .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(Cached {
                     body: body.clone(),
-                    fetched_at: Instant::now(),
+                    fetched_at: self.clock.instant(),
                 });
                 Ok(body)
             }
             Err(error) => {
-                *last_failure = Some(Instant::now());
+                *last_failure = Some(self.clock.instant());
                 tracing::warn!(%error, url = %self.url, "authorization server metadata fetch failed");
                 stale.ok_or(error)
             }

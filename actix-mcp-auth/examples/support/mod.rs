@@ -216,8 +216,8 @@ pub fn exit_with(message: impl std::fmt::Display) -> ! {
 }
 
 /// Opens the proxy-mode store at `url` (pool settings from `MCP_AUTH_DB_MAX_CONNECTIONS` and
-/// `MCP_AUTH_DB_ACQUIRE_TIMEOUT_SECONDS`) and applies the migrations. (The provider built over it
-/// starts the sweeper of expired rows itself, see `MCP_AUTH_SWEEP_INTERVAL_SECONDS`.)
+/// `MCP_AUTH_DB_ACQUIRE_TIMEOUT_SECONDS`) and applies the migrations. The sweeper of expired
+/// rows is started by the caller once the provider is built (`Store::spawn_sweeper`).
 ///
 /// Exits the process with a message on failure. The URL is never printed: it may hold a
 /// password.

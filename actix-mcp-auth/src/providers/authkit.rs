@@ -9,22 +9,19 @@ use std::{sync::Arc, time::Duration};
 
 use actix_web::{
     dev::{AppService, HttpServiceFactory},
-    guard, web,
     web::Bytes,
 };
-use serde::Deserialize;
 use url::Url;
 
 use crate::{
     BearerAuth, JwtVerifier,
-    config::{
-        load_env, non_blank, normalize_mcp_path, normalize_public_url, parse_scope_list, required,
-        url_without_trailing_slash,
-    },
+    clock::Clock,
     error::ConfigError,
     metadata::{
-        MetadataForwarder, ProtectedResourceMetadata, bad_gateway, protected_resource_path,
-        public_json, public_preflight,
+        AuthorizationServerMetadata, DiscoveryRoutes, MetadataForwarder, ProtectedResourceMetadata,
+    },
+    settings::{
+        Env, Setting, SharedSettings, normalize_public_url, setting, url_without_trailing_slash,
     },
 };
 
@@ -61,12 +58,11 @@ struct Inner {
     mcp_path: String,
     resource_url: String,
     resource_metadata_url: String,
-    resource_metadata_path: String,
     required_scopes: Vec<String>,
     resource_metadata: ProtectedResourceMetadata,
-    resource_metadata_body: Bytes,
     verifier: JwtVerifier,
-    as_metadata: MetadataForwarder,
+    /// Our protected-resource metadata and AuthKit's forwarded metadata, and their routes.
+    discovery: DiscoveryRoutes,
 }
 
 impl std::fmt::Debug for AuthKitProvider {
@@ -79,88 +75,50 @@ impl std::fmt::Debug for AuthKitProvider {
     }
 }
 
-/// The raw environment, one field per variable (lower-cased names, read by `envy`).
-#[derive(Deserialize)]
-struct AuthKitEnv {
-    workos_authkit_domain: String,
-    mcp_base_url: String,
-    mcp_path: Option<String>,
-    workos_required_scopes: Option<String>,
-    workos_jwks_uri: Option<String>,
-    workos_accepted_audiences: Option<String>,
-    workos_timeout_seconds: Option<String>,
-}
+/// Default of [`AuthKitProviderBuilder::http_timeout`].
+const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Names used in error messages: environment variables when configured from the environment,
-/// builder methods otherwise.
-#[derive(Debug, Clone, Copy)]
-struct SettingNames {
-    domain: &'static str,
-    base_url: &'static str,
-    mcp_path: &'static str,
-    jwks_uri: &'static str,
-}
-
-const BUILDER_NAMES: SettingNames = SettingNames {
-    domain: "authkit_domain",
-    base_url: "base_url",
-    mcp_path: "mcp_path",
-    jwks_uri: "jwks_uri",
-};
-
-const ENV_NAMES: SettingNames = SettingNames {
-    domain: "WORKOS_AUTHKIT_DOMAIN",
-    base_url: "MCP_BASE_URL",
-    mcp_path: "MCP_PATH",
-    jwks_uri: "WORKOS_JWKS_URI",
-};
+const JWKS_URI: Setting = setting("WORKOS_JWKS_URI", "jwks_uri");
 
 /// Builder of an [`AuthKitProvider`]. Only the AuthKit domain and the public base URL are
 /// required; every other setting has a secure default.
 #[must_use]
 #[derive(Debug, Clone)]
 pub struct AuthKitProviderBuilder {
-    names: SettingNames,
-    authkit_domain: Option<String>,
-    base_url: Option<String>,
-    mcp_path: String,
-    required_scopes: Vec<String>,
+    /// Domain, base URL, MCP path, required scopes, HTTP timeout (shared with proxy mode).
+    shared: SharedSettings,
     scopes_supported: Option<Vec<String>>,
     jwks_uri: Option<String>,
     extra_audiences: Vec<String>,
     accept_any_audience: bool,
     resource_name: Option<String>,
     resource_documentation: Option<String>,
-    http_timeout: Duration,
     metadata_cache_ttl: Duration,
     leeway: Duration,
     jwks_cache_ttl: Duration,
     jwks_min_refresh_interval: Duration,
     token_cache_capacity: u64,
     token_cache_max_ttl: Duration,
+    clock: Clock,
 }
 
 impl Default for AuthKitProviderBuilder {
     fn default() -> Self {
         Self {
-            names: BUILDER_NAMES,
-            authkit_domain: None,
-            base_url: None,
-            mcp_path: "/mcp".to_owned(),
-            required_scopes: Vec::new(),
+            shared: SharedSettings::new(DEFAULT_HTTP_TIMEOUT),
             scopes_supported: None,
             jwks_uri: None,
             extra_audiences: Vec::new(),
             accept_any_audience: false,
             resource_name: None,
             resource_documentation: None,
-            http_timeout: Duration::from_secs(5),
             metadata_cache_ttl: Duration::from_secs(300),
             leeway: Duration::from_secs(5),
             jwks_cache_ttl: Duration::from_secs(3600),
             jwks_min_refresh_interval: Duration::from_secs(15),
             token_cache_capacity: 10_000,
             token_cache_max_ttl: Duration::from_secs(300),
+            clock: Clock::system(),
         }
     }
 }
@@ -190,35 +148,16 @@ impl AuthKitProviderBuilder {
         K: Into<String>,
         V: Into<String>,
     {
-        let env: AuthKitEnv = load_env(vars)?;
+        let env = Env::from_iter(vars);
         let mut builder = Self {
-            names: ENV_NAMES,
+            shared: SharedSettings::from_env(&env, DEFAULT_HTTP_TIMEOUT)?,
             ..Self::default()
-        }
-        .authkit_domain(required(
-            "WORKOS_AUTHKIT_DOMAIN",
-            env.workos_authkit_domain,
-        )?)
-        .base_url(required("MCP_BASE_URL", env.mcp_base_url)?);
-        if let Some(path) = env.mcp_path {
-            builder = builder.mcp_path(path);
-        }
-        if let Some(scopes) = non_blank(env.workos_required_scopes) {
-            builder = builder.required_scopes(parse_scope_list(&scopes));
-        }
-        if let Some(uri) = non_blank(env.workos_jwks_uri) {
+        };
+        if let Some(uri) = env.optional(JWKS_URI.env) {
             builder = builder.jwks_uri(uri);
         }
-        if let Some(audiences) = non_blank(env.workos_accepted_audiences) {
-            for audience in parse_scope_list(&audiences) {
-                builder = builder.accept_audience(audience);
-            }
-        }
-        if let Some(seconds) = non_blank(env.workos_timeout_seconds) {
-            let seconds: u64 = seconds.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
-                ConfigError::invalid("WORKOS_TIMEOUT_SECONDS", "expected a positive number")
-            })?;
-            builder = builder.http_timeout(Duration::from_secs(seconds));
+        for audience in env.list("WORKOS_ACCEPTED_AUDIENCES").unwrap_or_default() {
+            builder = builder.accept_audience(audience);
         }
         Ok(builder)
     }
@@ -226,19 +165,19 @@ impl AuthKitProviderBuilder {
     /// The AuthKit domain (`tenant.authkit.app`, a custom domain, or a full URL). It is the
     /// issuer of the tokens and the authorization server announced to clients.
     pub fn authkit_domain(mut self, domain: impl Into<String>) -> Self {
-        self.authkit_domain = Some(domain.into());
+        self.shared.authkit_domain = Some(domain.into());
         self
     }
 
     /// The public URL of this server (scheme, host, optional port and path prefix).
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
+        self.shared.base_url = Some(url.into());
         self
     }
 
     /// Path of the MCP endpoint below the base URL (default `/mcp`).
     pub fn mcp_path(mut self, path: impl Into<String>) -> Self {
-        self.mcp_path = path.into();
+        self.shared.mcp_path = path.into();
         self
     }
 
@@ -248,7 +187,7 @@ impl AuthKitProviderBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.required_scopes = scopes.into_iter().map(Into::into).collect();
+        self.shared.required_scopes = scopes.into_iter().map(Into::into).collect();
         self
     }
 
@@ -296,7 +235,7 @@ impl AuthKitProviderBuilder {
 
     /// Timeout of each call to AuthKit (default 5 s).
     pub fn http_timeout(mut self, timeout: Duration) -> Self {
-        self.http_timeout = timeout;
+        self.shared.http_timeout = timeout;
         self
     }
 
@@ -336,45 +275,36 @@ impl AuthKitProviderBuilder {
         self
     }
 
+    /// The time source of token expiry, the token cache, the JWKS refresh intervals and the
+    /// metadata cache and its error back-off (default: the system clock). Tests pass a
+    /// [`Clock::adjustable`](crate::store::Clock::adjustable) and move it past an expiry or a
+    /// back-off instead of sleeping.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Validates the configuration and builds the provider.
     pub fn build(self) -> Result<AuthKitProvider, ConfigError> {
-        let names = self.names;
-        let domain = self
-            .authkit_domain
-            .as_deref()
-            .ok_or_else(|| ConfigError::Missing(names.domain.to_owned()))?;
-        let issuer_url = normalize_public_url(names.domain, domain, true)?;
-        if issuer_url.path() != "/" && !issuer_url.path().is_empty() {
-            return Err(ConfigError::invalid(names.domain, "must not have a path"));
-        }
-        let issuer = url_without_trailing_slash(&issuer_url);
-        let base = self
-            .base_url
-            .as_deref()
-            .ok_or_else(|| ConfigError::Missing(names.base_url.to_owned()))?;
-        let base_url = normalize_public_url(names.base_url, base, false)?;
-        let mcp_path = normalize_mcp_path(names.mcp_path, &self.mcp_path)?;
-        let base_str = url_without_trailing_slash(&base_url);
-        let resource_url = format!("{base_str}{mcp_path}");
-        let base_path = base_url.path().trim_end_matches('/').to_owned();
-        let resource_metadata_path = protected_resource_path(&format!("{base_path}{mcp_path}"));
-        let origin = base_url.origin().ascii_serialization();
-        let resource_metadata_url = format!("{origin}{resource_metadata_path}");
-
+        let urls = self.shared.resolve()?;
+        let issuer = urls.authkit.clone();
         let jwks_uri = match self.jwks_uri.as_deref() {
-            Some(uri) => {
-                url_without_trailing_slash(&normalize_public_url(names.jwks_uri, uri, false)?)
-            }
+            Some(uri) => url_without_trailing_slash(&normalize_public_url(
+                self.shared.name(JWKS_URI),
+                uri,
+                false,
+            )?),
             None => format!("{issuer}/oauth2/jwks"),
         };
         let mut verifier = JwtVerifier::builder(jwks_uri, issuer.clone())
-            .audience(resource_url.clone())
+            .audience(urls.resource_url.clone())
             .leeway(self.leeway)
-            .jwks_timeout(self.http_timeout)
+            .jwks_timeout(self.shared.http_timeout)
             .jwks_cache_ttl(self.jwks_cache_ttl)
             .jwks_min_refresh_interval(self.jwks_min_refresh_interval)
             .cache_capacity(self.token_cache_capacity)
-            .cache_max_ttl(self.token_cache_max_ttl);
+            .cache_max_ttl(self.token_cache_max_ttl)
+            .clock(self.clock.clone());
         for audience in self.extra_audiences {
             verifier = verifier.audience(audience);
         }
@@ -383,34 +313,42 @@ impl AuthKitProviderBuilder {
         }
         let verifier = verifier.build()?;
 
+        let required_scopes = self.shared.required_scopes;
         let scopes_supported = self
             .scopes_supported
-            .unwrap_or_else(|| self.required_scopes.clone());
-        let mut resource_metadata =
-            ProtectedResourceMetadata::new(resource_url.clone(), issuer.clone(), &scopes_supported);
+            .unwrap_or_else(|| required_scopes.clone());
+        let mut resource_metadata = ProtectedResourceMetadata::new(
+            urls.resource_url.clone(),
+            issuer.clone(),
+            &scopes_supported,
+        );
         resource_metadata.resource_name = self.resource_name;
         resource_metadata.resource_documentation = self.resource_documentation;
-        let resource_metadata_body = Bytes::from(
-            serde_json::to_vec(&resource_metadata).expect("metadata serializes to JSON"),
-        );
-        let as_metadata = MetadataForwarder::new(
+        let forwarder = MetadataForwarder::new(
             format!("{issuer}/.well-known/oauth-authorization-server"),
-            self.http_timeout,
+            self.shared.http_timeout,
             self.metadata_cache_ttl,
-        );
+        )
+        .clock(self.clock);
+        let discovery = DiscoveryRoutes {
+            resource_metadata_path: urls.resource_metadata_path,
+            resource_metadata: Bytes::from(
+                serde_json::to_vec(&resource_metadata).expect("metadata serializes to JSON"),
+            ),
+            authorization_server_path: "/.well-known/oauth-authorization-server".to_owned(),
+            authorization_server: AuthorizationServerMetadata::Forwarded(Arc::new(forwarder)),
+        };
         Ok(AuthKitProvider {
             inner: Arc::new(Inner {
                 issuer,
-                base_url,
-                mcp_path: format!("{base_path}{mcp_path}"),
-                resource_url,
-                resource_metadata_url,
-                resource_metadata_path,
-                required_scopes: self.required_scopes,
+                base_url: urls.base_url,
+                mcp_path: urls.mount_path,
+                resource_url: urls.resource_url,
+                resource_metadata_url: urls.resource_metadata_url,
+                required_scopes,
                 resource_metadata,
-                resource_metadata_body,
                 verifier,
-                as_metadata,
+                discovery,
             }),
         })
     }
@@ -494,50 +432,9 @@ pub struct AuthKitRoutes {
     provider: AuthKitProvider,
 }
 
-fn get_or_head() -> actix_web::Route {
-    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
-}
-
 impl HttpServiceFactory for AuthKitRoutes {
     fn register(self, config: &mut AppService) {
-        let provider = self.provider;
-        let serve_resource_metadata = {
-            let provider = provider.clone();
-            move || {
-                let body = provider.inner.resource_metadata_body.clone();
-                async move { public_json(body, Duration::from_secs(3600)) }
-            }
-        };
-        let mut prm_paths = vec![provider.inner.resource_metadata_path.clone()];
-        let root = protected_resource_path("");
-        if !prm_paths.contains(&root) {
-            prm_paths.push(root);
-        }
-        for path in prm_paths {
-            web::resource(path)
-                .route(get_or_head().to(serve_resource_metadata.clone()))
-                .route(
-                    web::method(actix_web::http::Method::OPTIONS)
-                        .to(|| async { public_preflight() }),
-                )
-                .register(config);
-        }
-        let forward_as_metadata = move || {
-            let provider = provider.clone();
-            async move {
-                let forwarder = &provider.inner.as_metadata;
-                match forwarder.get().await {
-                    Ok(body) => public_json(body, forwarder.max_age()),
-                    Err(_) => bad_gateway(),
-                }
-            }
-        };
-        web::resource("/.well-known/oauth-authorization-server")
-            .route(get_or_head().to(forward_as_metadata))
-            .route(
-                web::method(actix_web::http::Method::OPTIONS).to(|| async { public_preflight() }),
-            )
-            .register(config);
+        self.provider.inner.discovery.register(config);
     }
 }
 
@@ -622,6 +519,31 @@ mod tests {
             .unwrap();
         assert!(
             err.to_string().starts_with("WORKOS_TIMEOUT_SECONDS"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn authkit_only_variables_are_read_and_named() {
+        let p = AuthKitProviderBuilder::from_vars(vars(&[
+            ("WORKOS_JWKS_URI", "https://keys.example/jwks/"),
+            ("WORKOS_ACCEPTED_AUDIENCES", "client_a, client_b"),
+            ("WORKOS_TIMEOUT_SECONDS", "2"),
+        ]))
+        .unwrap();
+        assert_eq!(p.jwks_uri.as_deref(), Some("https://keys.example/jwks/"));
+        assert_eq!(p.extra_audiences, vec!["client_a", "client_b"]);
+        assert_eq!(p.shared.http_timeout, Duration::from_secs(2));
+        assert!(p.build().is_ok());
+        let err = AuthKitProviderBuilder::from_vars(vars(&[(
+            "WORKOS_JWKS_URI",
+            "http://keys.example/jwks",
+        )]))
+        .unwrap()
+        .build()
+        .unwrap_err();
+        assert!(
+            err.to_string().starts_with("WORKOS_JWKS_URI is invalid"),
             "{err}"
         );
     }

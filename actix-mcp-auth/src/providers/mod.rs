@@ -1,13 +1,13 @@
-//! Identity-provider integrations. Each provider owns its configuration, its routes
+//! Identity-provider integrations: wiring only. Each provider reads its settings (the shared
+//! ones through [`crate::settings`]), builds its verifier and state, and hands out its routes
 //! (`routes()`, an actix `HttpServiceFactory`) and its bearer middleware (`bearer()`).
+//! Dependencies point one way: providers use `proxy`, `settings`, `metadata` and `verify`;
+//! none of those uses `providers`.
 
 mod authkit;
-mod branding;
 mod workos;
 mod workos_config;
 
 pub use authkit::{AuthKitProvider, AuthKitProviderBuilder, AuthKitRoutes};
-pub(crate) use branding::Icon;
 pub use workos::WorkOsProvider;
-pub(crate) use workos_config::ProxySettings;
 pub use workos_config::WorkOsProviderBuilder;

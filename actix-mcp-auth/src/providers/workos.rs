@@ -5,16 +5,13 @@
 //! tokens stay sealed in the database and are only used server-side to check that the user's
 //! session is alive and to refresh it. See [`crate::proxy`] for the endpoints.
 
-use std::sync::Arc;
-
-use actix_web::web::Bytes;
+use std::{sync::Arc, time::Duration};
 
 use super::workos_config::WorkOsProviderBuilder;
 use crate::{
     BearerAuth,
     error::ConfigError,
-    metadata::{ProtectedResourceMetadata, authorization_server_metadata, protected_resource_path},
-    proxy::{ProxyRoutes, ProxyState, bearer::ProxyVerifier, cimd::CimdClients},
+    proxy::{ProxyRoutes, ProxyState},
     store::Store,
 };
 
@@ -65,53 +62,19 @@ impl WorkOsProviderBuilder {
         self.clone().settings().map(|_| ())
     }
 
-    /// Validates the configuration and builds the provider over `store` (migrated).
+    /// Validates the configuration and builds the provider over `store` (migrated). Starts
+    /// nothing in the background: the sweeper of expired rows is the application's explicit
+    /// call, see [`WorkOsProvider::sweep_interval`].
     pub fn build(self, store: Store) -> Result<WorkOsProvider, ConfigError> {
         let settings = self.settings()?;
-        let mut scopes = settings.required_scopes.clone();
-        let resource_metadata = ProtectedResourceMetadata::new(
-            settings.resource_url.clone(),
-            settings.issuer.clone(),
-            &scopes,
-        );
-        if !scopes.iter().any(|s| s == "offline_access") {
-            scopes.push("offline_access".to_owned());
-        }
-        let as_metadata =
-            authorization_server_metadata(&settings.issuer, &scopes, settings.cimd.enabled);
         if settings.cimd.enabled && settings.cimd.allow_loopback {
             tracing::warn!(
                 "MCP_AUTH_CIMD_ALLOW_LOOPBACK is on: client id URLs on loopback are accepted and \
                  fetched. For local development and tests only; never in production"
             );
         }
-        // One sweeper per provider (built once per process, before the server starts).
-        let sweeper = (!settings.sweep_interval.is_zero()
-            && tokio::runtime::Handle::try_current().is_ok())
-        .then(|| store.spawn_sweeper(settings.sweep_interval, 500));
-        let state = ProxyState {
-            _sweeper: sweeper,
-            as_metadata: Bytes::from(as_metadata.to_string()),
-            resource_metadata: Bytes::from(
-                serde_json::to_vec(&resource_metadata).expect("metadata serializes"),
-            ),
-            resource_metadata_path: protected_resource_path(&format!(
-                "{}{}",
-                settings.base_path, settings.mcp_path
-            )),
-            mount_path: format!("{}{}", settings.base_path, settings.mcp_path),
-            bearer: ProxyVerifier::new(settings.clone(), store.clone()),
-            limiters: settings.rate_limits.build(),
-            cimd: CimdClients::new(
-                settings.cimd.clone(),
-                settings.redirect_policy.clone(),
-                scopes.clone(),
-            ),
-            settings,
-            store,
-        };
         Ok(WorkOsProvider {
-            state: Arc::new(state),
+            state: Arc::new(ProxyState::new(settings, store)),
         })
     }
 }
@@ -135,7 +98,7 @@ impl WorkOsProvider {
     /// Where to mount the MCP endpoint in the application: the base URL's path followed by
     /// `MCP_PATH`.
     pub fn mcp_path(&self) -> &str {
-        &self.state.mount_path
+        &self.state.settings.mount_path
     }
 
     /// Canonical URL of the MCP endpoint (the resource our tokens are bound to).
@@ -143,11 +106,10 @@ impl WorkOsProvider {
         &self.state.settings.resource_url
     }
 
-    /// Absolute URL of the protected-resource metadata.
-    pub fn resource_metadata_url(&self) -> String {
-        // RFC 9728 §3.1: the well-known path sits at the origin, before the resource's path.
-        let origin = self.state.settings.base_url.origin().ascii_serialization();
-        format!("{origin}{}", self.state.resource_metadata_path)
+    /// Absolute URL of the protected-resource metadata, as announced in challenges (RFC 9728
+    /// §3.1: the well-known path sits at the origin, before the resource's path).
+    pub fn resource_metadata_url(&self) -> &str {
+        &self.state.settings.resource_metadata_url
     }
 
     /// Our callback URL: register it as the redirect URI of the WorkOS Connect application.
@@ -160,6 +122,21 @@ impl WorkOsProvider {
     /// The store behind the provider.
     pub fn store(&self) -> &Store {
         &self.state.store
+    }
+
+    /// How often expired rows should be deleted (`MCP_AUTH_SWEEP_INTERVAL_SECONDS`, default
+    /// 5 min; zero when turned off with
+    /// [`sweep_interval`](WorkOsProviderBuilder::sweep_interval)). Building the provider starts
+    /// nothing: pass it to [`Store::spawn_sweeper`] once per process, and keep the handle for as
+    /// long as the server runs:
+    ///
+    /// ```no_run
+    /// # async fn run(auth: actix_mcp_auth::WorkOsProvider) {
+    /// let _sweeper = auth.store().spawn_sweeper(auth.sweep_interval(), 500);
+    /// # }
+    /// ```
+    pub fn sweep_interval(&self) -> Duration {
+        self.state.settings.sweep_interval
     }
 
     /// Addresses the metadata-document fetcher tried to connect to, oldest first (for tests
@@ -184,7 +161,7 @@ impl WorkOsProvider {
     pub fn bearer(&self) -> BearerAuth {
         BearerAuth::new(
             Arc::new(self.state.bearer.clone()),
-            self.resource_metadata_url(),
+            self.resource_metadata_url().to_owned(),
         )
         .required_scopes(self.state.settings.required_scopes.clone())
     }

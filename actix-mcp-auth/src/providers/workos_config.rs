@@ -1,129 +1,51 @@
-//! Configuration of proxy mode ([`WorkOsProvider`](super::WorkOsProvider)).
+//! The builder of proxy mode ([`WorkOsProvider`](super::WorkOsProvider)): its environment
+//! variables, its setters, and their validation into [`ProxySettings`]. The settings shared with
+//! AuthKit mode are read and checked by [`SharedSettings`].
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use rustls::pki_types::{CertificateDer, pem::PemObject};
-use serde::Deserialize;
 use url::Url;
 
-use super::branding::{Branding, default_server_name, load_icon};
 use crate::{
-    config::{
-        load_env, non_blank, normalize_mcp_path, normalize_public_url, parse_scope_list, required,
-        url_without_trailing_slash,
-    },
     error::ConfigError,
     oauth::redirect_uri::{RedirectPattern, RedirectUriPolicy},
-    proxy::cimd::{CimdSettings, HostResolver, SystemResolver},
+    proxy::{
+        ProxySettings,
+        branding::{Branding, default_server_name, load_icon},
+        cimd::{CimdSettings, HostResolver, SystemResolver},
+    },
     rate_limit::RateLimits,
+    settings::{Env, Setting, SharedSettings, normalize_mcp_path, setting},
 };
 
-/// The raw environment of proxy mode, one field per variable (lower-cased names, read by envy).
-#[derive(Deserialize)]
-struct WorkOsEnv {
-    workos_client_id: String,
-    workos_client_secret: String,
-    workos_authkit_domain: String,
-    mcp_base_url: String,
-    mcp_path: Option<String>,
-    workos_redirect_path: Option<String>,
-    workos_required_scopes: Option<String>,
-    workos_timeout_seconds: Option<String>,
-    workos_allowed_client_redirect_uris: Option<String>,
-    workos_allowed_client_redirect_schemes: Option<String>,
-    mcp_auth_access_token_ttl_seconds: Option<String>,
-    mcp_auth_refresh_token_ttl_seconds: Option<String>,
-    mcp_auth_refresh_grace_seconds: Option<String>,
-    mcp_auth_userinfo_cache_seconds: Option<String>,
-    mcp_auth_token_cache_seconds: Option<String>,
-    mcp_auth_sweep_interval_seconds: Option<String>,
-    mcp_auth_remember_consent_seconds: Option<String>,
-    mcp_auth_token_cache_capacity: Option<String>,
-    mcp_auth_grant_cache_capacity: Option<String>,
-    mcp_auth_rate_limits: Option<String>,
-    mcp_auth_trusted_proxies: Option<String>,
-    mcp_auth_rate_limit_ipv6_prefix: Option<String>,
-    mcp_auth_unused_client_ttl_seconds: Option<String>,
-    mcp_auth_max_unused_clients: Option<String>,
-    mcp_auth_cimd: Option<String>,
-    mcp_auth_cimd_allow_loopback: Option<String>,
-    mcp_auth_cimd_extra_ca_file: Option<String>,
-    mcp_auth_server_name: Option<String>,
-    mcp_auth_server_icon_file: Option<String>,
-}
+/// Default of [`WorkOsProviderBuilder::http_timeout`].
+const DEFAULT_HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Validated settings of proxy mode.
-#[derive(Debug, Clone)]
-pub(crate) struct ProxySettings {
-    pub client_id: String,
-    pub client_secret: crate::store::Secret,
-    /// AuthKit's issuer (no trailing slash).
-    pub authkit: String,
-    /// Our issuer: the base URL without trailing slash.
-    pub issuer: String,
-    pub base_url: Url,
-    /// Path of the base URL (`""` at the host root): prefix of every route we serve.
-    pub base_path: String,
-    pub mcp_path: String,
-    pub resource_url: String,
-    pub resource: Url,
-    pub redirect_path: String,
-    pub required_scopes: Vec<String>,
-    /// Scopes asked from AuthKit (always includes `openid` and `offline_access`).
-    pub upstream_scopes: Vec<String>,
-    pub timeout: Duration,
-    pub redirect_policy: RedirectUriPolicy,
-    pub access_token_ttl: Duration,
-    pub refresh_token_ttl: Duration,
-    /// How long a rotated refresh token may be retried for the same successor pair.
-    pub refresh_grace: Duration,
-    pub userinfo_cache_ttl: Duration,
-    pub token_cache_ttl: Duration,
-    /// Most access tokens cached per process.
-    pub token_cache_capacity: u64,
-    /// Most grants (confirmed upstream sessions, shared by their tokens) cached per process.
-    pub grant_cache_capacity: u64,
-    pub consent_required: bool,
-    /// How long an approval given with "remember" is reused (zero: never offered).
-    pub remember_consent: Duration,
-    pub sweep_interval: Duration,
-    pub rate_limits: RateLimits,
-    /// How long a registration that never completed a login lives.
-    pub unused_client_ttl: Duration,
-    /// Most live registrations that never completed a login (`/register` answers 503 beyond).
-    pub max_unused_clients: u64,
-    /// Clients identified by a metadata-document URL.
-    pub cimd: CimdSettings,
-    /// Name and icon of this server on its pages.
-    pub branding: Branding,
-}
-
-impl ProxySettings {
-    /// Absolute URL of an endpoint of ours (`path` relative to the base URL).
-    pub fn endpoint(&self, path: &str) -> String {
-        format!("{}{}", self.issuer, path)
-    }
-
-    /// Local route of an endpoint of ours (`path` relative to the base URL).
-    pub fn route(&self, path: &str) -> String {
-        format!("{}{}", self.base_path, path)
-    }
-}
+const CLIENT_ID: Setting = setting("WORKOS_CLIENT_ID", "client_id");
+const CLIENT_SECRET: Setting = setting("WORKOS_CLIENT_SECRET", "client_secret");
+const REDIRECT_PATH: Setting = setting("WORKOS_REDIRECT_PATH", "redirect_path");
+const REDIRECT_PATTERNS: Setting = setting(
+    "WORKOS_ALLOWED_CLIENT_REDIRECT_URIS",
+    "allowed_client_redirect_uris",
+);
+const REFRESH_GRACE: Setting = setting("MCP_AUTH_REFRESH_GRACE_SECONDS", "refresh_grace");
+const IPV6_PREFIX: Setting = setting("MCP_AUTH_RATE_LIMIT_IPV6_PREFIX", "RateLimits::ipv6_prefix");
+const MAX_UNUSED_CLIENTS: Setting = setting("MCP_AUTH_MAX_UNUSED_CLIENTS", "max_unused_clients");
+const CIMD_EXTRA_CA_FILE: Setting = setting("MCP_AUTH_CIMD_EXTRA_CA_FILE", "cimd_extra_ca_file");
+const SERVER_NAME: Setting = setting("MCP_AUTH_SERVER_NAME", "server_name");
+const SERVER_ICON_FILE: Setting = setting("MCP_AUTH_SERVER_ICON_FILE", "server_icon_file");
 
 /// Builder of a [`WorkOsProvider`](super::WorkOsProvider). Client id and secret, AuthKit
 /// domain and public base URL are required; everything else has a secure default.
 #[must_use]
 #[derive(Debug, Clone)]
 pub struct WorkOsProviderBuilder {
-    from_env: bool,
+    /// Domain, base URL, MCP path, required scopes, HTTP timeout (shared with AuthKit mode).
+    shared: SharedSettings,
     client_id: Option<String>,
     client_secret: Option<String>,
-    authkit_domain: Option<String>,
-    base_url: Option<String>,
-    mcp_path: String,
     redirect_path: String,
-    required_scopes: Vec<String>,
-    timeout: Duration,
     allowed_redirect_patterns: Option<Vec<String>>,
     private_schemes: Vec<String>,
     access_token_ttl: Duration,
@@ -161,15 +83,10 @@ impl std::fmt::Debug for ResolverHandle {
 impl Default for WorkOsProviderBuilder {
     fn default() -> Self {
         Self {
-            from_env: false,
+            shared: SharedSettings::new(DEFAULT_HTTP_TIMEOUT),
             client_id: None,
             client_secret: None,
-            authkit_domain: None,
-            base_url: None,
-            mcp_path: "/mcp".to_owned(),
             redirect_path: "/auth/callback".to_owned(),
-            required_scopes: Vec::new(),
-            timeout: Duration::from_secs(10),
             allowed_redirect_patterns: None,
             private_schemes: Vec::new(),
             access_token_ttl: Duration::from_secs(3600),
@@ -200,32 +117,11 @@ fn valid_ipv6_prefix(bits: &u8) -> bool {
     (1..=128).contains(bits)
 }
 
-/// `1`/`true`/`on` or `0`/`false`/`off`.
-fn flag(name: &str, value: Option<String>) -> Result<Option<bool>, ConfigError> {
-    match non_blank(value).map(|v| v.to_ascii_lowercase()).as_deref() {
-        None => Ok(None),
-        Some("1" | "true" | "on" | "yes") => Ok(Some(true)),
-        Some("0" | "false" | "off" | "no") => Ok(Some(false)),
-        Some(_) => Err(ConfigError::invalid(name, "expected on or off")),
-    }
-}
 /// Default of [`WorkOsProviderBuilder::refresh_grace`].
 const DEFAULT_REFRESH_GRACE: Duration = Duration::from_secs(10);
 /// Longest refresh grace accepted: a grace is for lost answers and concurrent requests, not a
 /// second life for stolen tokens.
 const MAX_REFRESH_GRACE: Duration = Duration::from_secs(300);
-
-fn seconds(name: &str, value: Option<String>) -> Result<Option<Duration>, ConfigError> {
-    non_blank(value)
-        .map(|v| {
-            v.parse::<u64>()
-                .ok()
-                .filter(|s| *s > 0)
-                .map(Duration::from_secs)
-                .ok_or_else(|| ConfigError::invalid(name, "expected a positive number of seconds"))
-        })
-        .transpose()
-}
 
 impl WorkOsProviderBuilder {
     /// Reads the process environment:
@@ -271,179 +167,123 @@ impl WorkOsProviderBuilder {
         K: Into<String>,
         V: Into<String>,
     {
-        let env: WorkOsEnv = load_env(vars)?;
-        let mut b = Self {
-            from_env: true,
-            ..Self::default()
-        }
-        .client_id(required("WORKOS_CLIENT_ID", env.workos_client_id)?)
-        .client_secret(required("WORKOS_CLIENT_SECRET", env.workos_client_secret)?)
-        .authkit_domain(required(
-            "WORKOS_AUTHKIT_DOMAIN",
-            env.workos_authkit_domain,
-        )?)
-        .base_url(required("MCP_BASE_URL", env.mcp_base_url)?);
-        if let Some(path) = env.mcp_path {
-            b = b.mcp_path(path);
-        }
-        if let Some(path) = non_blank(env.workos_redirect_path) {
+        let env = Env::from_iter(vars);
+        let shared = SharedSettings::from_env(&env, DEFAULT_HTTP_TIMEOUT);
+        // The Connect application's credentials are reported first when missing.
+        let mut b = Self::default()
+            .client_id(env.required(CLIENT_ID.env)?)
+            .client_secret(env.required(CLIENT_SECRET.env)?);
+        b.shared = shared?;
+        if let Some(path) = env.optional(REDIRECT_PATH.env) {
             b = b.redirect_path(path);
         }
-        if let Some(scopes) = non_blank(env.workos_required_scopes) {
-            b = b.required_scopes(parse_scope_list(&scopes));
+        if let Some(patterns) = env.list(REDIRECT_PATTERNS.env) {
+            b = b.allowed_client_redirect_uris(patterns);
         }
-        if let Some(t) = seconds("WORKOS_TIMEOUT_SECONDS", env.workos_timeout_seconds)? {
-            b = b.timeout(t);
+        if let Some(schemes) = env.list("WORKOS_ALLOWED_CLIENT_REDIRECT_SCHEMES") {
+            b = b.allowed_client_redirect_schemes(schemes);
         }
-        if let Some(patterns) = non_blank(env.workos_allowed_client_redirect_uris) {
-            b = b.allowed_client_redirect_uris(parse_scope_list(&patterns));
+        b.read_lifetimes(&env)?;
+        b.read_caches(&env)?;
+        b.read_rate_limits(&env)?;
+        b.read_clients(&env)?;
+        if let Some(name) = env.optional(SERVER_NAME.env) {
+            b = b.server_name(name);
         }
-        if let Some(schemes) = non_blank(env.workos_allowed_client_redirect_schemes) {
-            b = b.allowed_client_redirect_schemes(parse_scope_list(&schemes));
+        if let Some(path) = env.optional(SERVER_ICON_FILE.env) {
+            b = b.server_icon_file(path);
         }
-        let ttl = |name, value| seconds(name, value);
-        if let Some(t) = ttl(
-            "MCP_AUTH_ACCESS_TOKEN_TTL_SECONDS",
-            env.mcp_auth_access_token_ttl_seconds,
+        Ok(b)
+    }
+
+    /// Token lifetimes, the refresh grace and the sweep interval.
+    fn read_lifetimes(&mut self, env: &Env) -> Result<(), ConfigError> {
+        if let Some(ttl) = env.seconds("MCP_AUTH_ACCESS_TOKEN_TTL_SECONDS")? {
+            self.access_token_ttl = ttl;
+        }
+        if let Some(ttl) = env.seconds("MCP_AUTH_REFRESH_TOKEN_TTL_SECONDS")? {
+            self.refresh_token_ttl = ttl;
+        }
+        // Zero is allowed here: strict one-time use.
+        if let Some(grace) = env.parsed(
+            REFRESH_GRACE.env,
+            |secs: &u64| Duration::from_secs(*secs) <= MAX_REFRESH_GRACE,
+            "expected a number of seconds from 0 to 300",
         )? {
-            b = b.access_token_ttl(t);
+            self.refresh_grace = Duration::from_secs(grace);
         }
-        if let Some(t) = ttl(
-            "MCP_AUTH_REFRESH_TOKEN_TTL_SECONDS",
-            env.mcp_auth_refresh_token_ttl_seconds,
-        )? {
-            b = b.refresh_token_ttl(t);
+        if let Some(interval) = env.seconds("MCP_AUTH_SWEEP_INTERVAL_SECONDS")? {
+            self.sweep_interval = interval;
         }
-        if let Some(grace) = non_blank(env.mcp_auth_refresh_grace_seconds) {
-            let grace = grace
-                .parse::<u64>()
-                .ok()
-                .map(Duration::from_secs)
-                .filter(|g| *g <= MAX_REFRESH_GRACE)
-                .ok_or_else(|| {
-                    ConfigError::invalid(
-                        "MCP_AUTH_REFRESH_GRACE_SECONDS",
-                        "expected a number of seconds from 0 to 300",
-                    )
-                })?;
-            b = b.refresh_grace(grace);
+        if let Some(duration) = env.seconds("MCP_AUTH_REMEMBER_CONSENT_SECONDS")? {
+            self.remember_consent = duration;
         }
-        if let Some(t) = ttl(
-            "MCP_AUTH_USERINFO_CACHE_SECONDS",
-            env.mcp_auth_userinfo_cache_seconds,
-        )? {
-            b = b.userinfo_cache_ttl(t);
+        Ok(())
+    }
+
+    /// TTLs and capacities of the in-process caches.
+    fn read_caches(&mut self, env: &Env) -> Result<(), ConfigError> {
+        if let Some(ttl) = env.seconds("MCP_AUTH_USERINFO_CACHE_SECONDS")? {
+            self.userinfo_cache_ttl = ttl;
         }
-        if let Some(t) = ttl(
-            "MCP_AUTH_TOKEN_CACHE_SECONDS",
-            env.mcp_auth_token_cache_seconds,
-        )? {
-            b = b.token_cache_ttl(t);
+        if let Some(ttl) = env.seconds("MCP_AUTH_TOKEN_CACHE_SECONDS")? {
+            self.token_cache_ttl = ttl;
         }
-        if let Some(t) = ttl(
-            "MCP_AUTH_SWEEP_INTERVAL_SECONDS",
-            env.mcp_auth_sweep_interval_seconds,
-        )? {
-            b = b.sweep_interval(t);
+        if let Some(capacity) = env.positive("MCP_AUTH_TOKEN_CACHE_CAPACITY")? {
+            self.token_cache_capacity = capacity;
         }
-        if let Some(t) = ttl(
-            "MCP_AUTH_REMEMBER_CONSENT_SECONDS",
-            env.mcp_auth_remember_consent_seconds,
-        )? {
-            b = b.remember_consent(t);
+        if let Some(capacity) = env.positive("MCP_AUTH_GRANT_CACHE_CAPACITY")? {
+            self.grant_cache_capacity = capacity;
         }
-        if let Some(capacity) = non_blank(env.mcp_auth_token_cache_capacity) {
-            let capacity = capacity
-                .parse::<u64>()
-                .ok()
-                .filter(|c| *c > 0)
-                .ok_or_else(|| {
-                    ConfigError::invalid(
-                        "MCP_AUTH_TOKEN_CACHE_CAPACITY",
-                        "expected a positive number",
-                    )
-                })?;
-            b = b.token_cache_capacity(capacity);
-        }
-        if let Some(capacity) = non_blank(env.mcp_auth_grant_cache_capacity) {
-            let capacity = capacity
-                .parse::<u64>()
-                .ok()
-                .filter(|c| *c > 0)
-                .ok_or_else(|| {
-                    ConfigError::invalid(
-                        "MCP_AUTH_GRANT_CACHE_CAPACITY",
-                        "expected a positive number",
-                    )
-                })?;
-            b = b.grant_cache_capacity(capacity);
-        }
-        match non_blank(env.mcp_auth_rate_limits).as_deref() {
+        Ok(())
+    }
+
+    /// `MCP_AUTH_RATE_LIMITS`, the trusted proxies and the IPv6 prefix.
+    fn read_rate_limits(&mut self, env: &Env) -> Result<(), ConfigError> {
+        const RATE_LIMITS: &str = "MCP_AUTH_RATE_LIMITS";
+        match env.optional(RATE_LIMITS).as_deref() {
             None | Some("on") => {}
-            Some("off") => b = b.rate_limits(RateLimits::disabled()),
-            Some(_) => {
-                return Err(ConfigError::invalid(
-                    "MCP_AUTH_RATE_LIMITS",
-                    "expected on or off",
-                ));
-            }
+            Some("off") => self.rate_limits = RateLimits::disabled(),
+            Some(_) => return Err(ConfigError::invalid(RATE_LIMITS, "expected on or off")),
         }
-        if let Some(proxies) = non_blank(env.mcp_auth_trusted_proxies) {
-            let proxies = parse_scope_list(&proxies)
+        if let Some(proxies) = env.list("MCP_AUTH_TRUSTED_PROXIES") {
+            let proxies = proxies
                 .iter()
                 .map(|p| p.parse())
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|_| {
                     ConfigError::invalid("MCP_AUTH_TRUSTED_PROXIES", "expected IP addresses")
                 })?;
-            let limits = b.rate_limits.clone().trusted_proxies(proxies);
-            b = b.rate_limits(limits);
+            self.rate_limits = self.rate_limits.clone().trusted_proxies(proxies);
         }
-        if let Some(prefix) = non_blank(env.mcp_auth_rate_limit_ipv6_prefix) {
-            let prefix = prefix
-                .parse::<u8>()
-                .ok()
-                .filter(valid_ipv6_prefix)
-                .ok_or_else(|| {
-                    ConfigError::invalid(
-                        "MCP_AUTH_RATE_LIMIT_IPV6_PREFIX",
-                        "expected a prefix length from 1 to 128",
-                    )
-                })?;
-            let limits = b.rate_limits.clone().ipv6_prefix(prefix);
-            b = b.rate_limits(limits);
-        }
-        if let Some(t) = ttl(
-            "MCP_AUTH_UNUSED_CLIENT_TTL_SECONDS",
-            env.mcp_auth_unused_client_ttl_seconds,
+        if let Some(prefix) = env.parsed(
+            IPV6_PREFIX.env,
+            valid_ipv6_prefix,
+            "expected a prefix length from 1 to 128",
         )? {
-            b = b.unused_client_ttl(t);
+            self.rate_limits = self.rate_limits.clone().ipv6_prefix(prefix);
         }
-        if let Some(max) = non_blank(env.mcp_auth_max_unused_clients) {
-            let max = max.parse::<u64>().ok().filter(|m| *m > 0).ok_or_else(|| {
-                ConfigError::invalid("MCP_AUTH_MAX_UNUSED_CLIENTS", "expected a positive number")
-            })?;
-            b = b.max_unused_clients(max);
+        Ok(())
+    }
+
+    /// Registration bounds and client id metadata documents.
+    fn read_clients(&mut self, env: &Env) -> Result<(), ConfigError> {
+        if let Some(ttl) = env.seconds("MCP_AUTH_UNUSED_CLIENT_TTL_SECONDS")? {
+            self.unused_client_ttl = ttl;
         }
-        if let Some(on) = flag("MCP_AUTH_CIMD", env.mcp_auth_cimd)? {
-            b = b.client_id_metadata_documents(on);
+        if let Some(max) = env.positive(MAX_UNUSED_CLIENTS.env)? {
+            self.max_unused_clients = max;
         }
-        if let Some(on) = flag(
-            "MCP_AUTH_CIMD_ALLOW_LOOPBACK",
-            env.mcp_auth_cimd_allow_loopback,
-        )? {
-            b.cimd_allow_loopback = on;
+        if let Some(on) = env.flag("MCP_AUTH_CIMD")? {
+            self.cimd = on;
         }
-        if let Some(file) = non_blank(env.mcp_auth_cimd_extra_ca_file) {
-            b = b.cimd_extra_ca_file(file);
+        if let Some(on) = env.flag("MCP_AUTH_CIMD_ALLOW_LOOPBACK")? {
+            self.cimd_allow_loopback = on;
         }
-        if let Some(name) = non_blank(env.mcp_auth_server_name) {
-            b = b.server_name(name);
+        if let Some(file) = env.optional(CIMD_EXTRA_CA_FILE.env) {
+            self.cimd_extra_ca_file = Some(file.into());
         }
-        if let Some(path) = non_blank(env.mcp_auth_server_icon_file) {
-            b = b.server_icon_file(path);
-        }
-        Ok(b)
+        Ok(())
     }
 
     /// The WorkOS Connect application's client id.
@@ -458,21 +298,22 @@ impl WorkOsProviderBuilder {
         self
     }
 
-    /// The AuthKit domain.
+    /// The AuthKit domain (`tenant.authkit.app`, a custom domain, or a full URL).
     pub fn authkit_domain(mut self, domain: impl Into<String>) -> Self {
-        self.authkit_domain = Some(domain.into());
+        self.shared.authkit_domain = Some(domain.into());
         self
     }
 
-    /// Public URL of this server; also the OAuth issuer MCP clients see.
+    /// Public URL of this server (scheme, host, optional port and path prefix); also the OAuth
+    /// issuer MCP clients see.
     pub fn base_url(mut self, url: impl Into<String>) -> Self {
-        self.base_url = Some(url.into());
+        self.shared.base_url = Some(url.into());
         self
     }
 
-    /// Path of the MCP endpoint (default `/mcp`).
+    /// Path of the MCP endpoint below the base URL (default `/mcp`).
     pub fn mcp_path(mut self, path: impl Into<String>) -> Self {
-        self.mcp_path = path.into();
+        self.shared.mcp_path = path.into();
         self
     }
 
@@ -489,13 +330,13 @@ impl WorkOsProviderBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        self.required_scopes = scopes.into_iter().map(Into::into).collect();
+        self.shared.required_scopes = scopes.into_iter().map(Into::into).collect();
         self
     }
 
     /// Timeout of each call to AuthKit (default 10 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
+    pub fn http_timeout(mut self, timeout: Duration) -> Self {
+        self.shared.http_timeout = timeout;
         self
     }
 
@@ -560,10 +401,12 @@ impl WorkOsProviderBuilder {
         self
     }
 
-    /// How often expired rows are deleted from the database (default 5 min). The sweeper
-    /// starts with the provider when it is built inside a Tokio (actix) runtime;
-    /// `Duration::ZERO` turns it off (use [`Store::purge_expired`](crate::store::Store::purge_expired)
-    /// from a cron job instead).
+    /// How often expired rows should be deleted from the database (default 5 min), read back
+    /// with [`WorkOsProvider::sweep_interval`](crate::WorkOsProvider::sweep_interval). Building
+    /// the provider starts no background task: the application starts the sweeper explicitly
+    /// with [`Store::spawn_sweeper`](crate::store::Store::spawn_sweeper). `Duration::ZERO` says
+    /// it is off (use [`Store::purge_expired`](crate::store::Store::purge_expired) from a cron
+    /// job instead).
     pub fn sweep_interval(mut self, interval: Duration) -> Self {
         self.sweep_interval = interval;
         self
@@ -675,12 +518,30 @@ impl WorkOsProviderBuilder {
         self
     }
 
+    /// The client redirect URI patterns, parsed.
+    fn redirect_patterns(&self) -> Result<Option<Vec<RedirectPattern>>, ConfigError> {
+        let name = self.name(REDIRECT_PATTERNS);
+        self.allowed_redirect_patterns
+            .as_ref()
+            .map(|list| {
+                list.iter()
+                    .map(|p| {
+                        RedirectPattern::parse(p).ok_or_else(|| {
+                            ConfigError::invalid(name, format!("`{p}` is not a valid pattern"))
+                        })
+                    })
+                    .collect()
+            })
+            .transpose()
+    }
+
+    /// The metadata-document fetcher's settings (TLS roots included).
     fn cimd_settings(&self) -> Result<CimdSettings, ConfigError> {
         let mut roots = rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
         if let Some(path) = &self.cimd_extra_ca_file {
-            let name = self.name("MCP_AUTH_CIMD_EXTRA_CA_FILE", "cimd_extra_ca_file");
+            let name = self.name(CIMD_EXTRA_CA_FILE);
             let pem = std::fs::read(path).map_err(|e| {
                 ConfigError::invalid(name, format!("cannot read {}: {e}", path.display()))
             })?;
@@ -717,78 +578,43 @@ impl WorkOsProviderBuilder {
         })
     }
 
-    fn name(&self, env: &'static str, method: &'static str) -> &'static str {
-        if self.from_env { env } else { method }
+    /// The name of `setting` in error messages: the variable or the builder method.
+    fn name(&self, setting: Setting) -> &'static str {
+        self.shared.name(setting)
     }
 
     pub(crate) fn settings(self) -> Result<ProxySettings, ConfigError> {
-        let missing = |n: &str| ConfigError::Missing(n.to_owned());
-        let client_id = self
-            .client_id
-            .clone()
-            .ok_or_else(|| missing(self.name("WORKOS_CLIENT_ID", "client_id")))?;
+        let missing = |setting| ConfigError::Missing(self.name(setting).to_owned());
+        let client_id = self.client_id.clone().ok_or_else(|| missing(CLIENT_ID))?;
         let client_secret = self
             .client_secret
             .clone()
-            .ok_or_else(|| missing(self.name("WORKOS_CLIENT_SECRET", "client_secret")))?;
-        let domain_name = self.name("WORKOS_AUTHKIT_DOMAIN", "authkit_domain");
-        let domain = self
-            .authkit_domain
-            .as_deref()
-            .ok_or_else(|| missing(domain_name))?;
-        let authkit_url = normalize_public_url(domain_name, domain, true)?;
-        if !matches!(authkit_url.path(), "" | "/") {
-            return Err(ConfigError::invalid(domain_name, "must not have a path"));
-        }
-        let base_name = self.name("MCP_BASE_URL", "base_url");
-        let base = self.base_url.as_deref().ok_or_else(|| missing(base_name))?;
-        let base_url = normalize_public_url(base_name, base, false)?;
-        let issuer = url_without_trailing_slash(&base_url);
-        let base_path = base_url.path().trim_end_matches('/').to_owned();
-        let mcp_path = normalize_mcp_path(self.name("MCP_PATH", "mcp_path"), &self.mcp_path)?;
+            .ok_or_else(|| missing(CLIENT_SECRET))?;
+        let urls = self.shared.resolve()?;
         if self.refresh_grace > MAX_REFRESH_GRACE {
             return Err(ConfigError::invalid(
-                self.name("MCP_AUTH_REFRESH_GRACE_SECONDS", "refresh_grace"),
+                self.name(REFRESH_GRACE),
                 "must be at most 300 seconds",
             ));
         }
-        let redirect_name = self.name("WORKOS_REDIRECT_PATH", "redirect_path");
+        let redirect_name = self.name(REDIRECT_PATH);
         let redirect_path = normalize_mcp_path(redirect_name, &self.redirect_path)?;
         if redirect_path.is_empty() {
             return Err(ConfigError::invalid(redirect_name, "must not be empty"));
         }
-        let resource_url = format!("{issuer}{mcp_path}");
-        let resource = Url::parse(&resource_url)
-            .map_err(|e| ConfigError::invalid(self.name("MCP_PATH", "mcp_path"), e.to_string()))?;
-        let patterns_name = self.name(
-            "WORKOS_ALLOWED_CLIENT_REDIRECT_URIS",
-            "allowed_client_redirect_uris",
-        );
-        let patterns = self
-            .allowed_redirect_patterns
-            .as_ref()
-            .map(|list| {
-                list.iter()
-                    .map(|p| {
-                        RedirectPattern::parse(p).ok_or_else(|| {
-                            ConfigError::invalid(
-                                patterns_name,
-                                format!("`{p}` is not a valid pattern"),
-                            )
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .transpose()?;
+        let resource = Url::parse(&urls.resource_url).map_err(|e| {
+            ConfigError::invalid(self.name(crate::settings::MCP_PATH), e.to_string())
+        })?;
+        let patterns = self.redirect_patterns()?;
         if !valid_ipv6_prefix(&self.rate_limits.ipv6_prefix) {
             return Err(ConfigError::invalid(
-                self.name("MCP_AUTH_RATE_LIMIT_IPV6_PREFIX", "RateLimits::ipv6_prefix"),
+                self.name(IPV6_PREFIX),
                 "expected a prefix length from 1 to 128",
             ));
         }
         if self.unused_client_ttl.is_zero() || self.max_unused_clients == 0 {
             return Err(ConfigError::invalid(
-                self.name("MCP_AUTH_MAX_UNUSED_CLIENTS", "max_unused_clients"),
+                self.name(MAX_UNUSED_CLIENTS),
                 "the unused-client TTL and ceiling must be positive",
             ));
         }
@@ -796,13 +622,13 @@ impl WorkOsProviderBuilder {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        for scope in &self.required_scopes {
+        for scope in &self.shared.required_scopes {
             if !upstream_scopes.contains(scope) {
                 upstream_scopes.push(scope.clone());
             }
         }
         let cimd = self.cimd_settings()?;
-        let name_setting = self.name("MCP_AUTH_SERVER_NAME", "server_name");
+        let name_setting = self.name(SERVER_NAME);
         let server_name = match self.server_name.as_deref().map(str::trim) {
             None => default_server_name(&resource),
             Some("") => return Err(ConfigError::invalid(name_setting, "must not be blank")),
@@ -817,28 +643,25 @@ impl WorkOsProviderBuilder {
         let icon = self
             .server_icon_file
             .as_deref()
-            .map(|path| {
-                load_icon(
-                    self.name("MCP_AUTH_SERVER_ICON_FILE", "server_icon_file"),
-                    path,
-                )
-            })
+            .map(|path| load_icon(self.name(SERVER_ICON_FILE), path))
             .transpose()?;
         Ok(ProxySettings {
             cimd,
             client_id,
             client_secret: client_secret.into(),
-            authkit: url_without_trailing_slash(&authkit_url),
-            issuer,
-            base_url,
-            base_path,
-            mcp_path,
-            resource_url,
+            authkit: urls.authkit,
+            issuer: urls.issuer,
+            resource_metadata_url: urls.resource_metadata_url,
+            resource_metadata_path: urls.resource_metadata_path,
+            mount_path: urls.mount_path,
+            base_url: urls.base_url,
+            base_path: urls.base_path,
+            resource_url: urls.resource_url,
             resource,
             redirect_path,
-            required_scopes: self.required_scopes,
+            required_scopes: self.shared.required_scopes,
             upstream_scopes,
-            timeout: self.timeout,
+            timeout: self.shared.http_timeout,
             redirect_policy: RedirectUriPolicy {
                 patterns,
                 private_schemes: self.private_schemes,
@@ -1030,6 +853,99 @@ mod tests {
             .settings()
             .unwrap_err();
         assert!(err.to_string().starts_with("server_name"), "{err}");
+    }
+
+    #[test]
+    fn every_proxy_variable_names_itself_in_its_error() {
+        let long_name = "n".repeat(81);
+        let cases: &[(&str, &str)] = &[
+            ("WORKOS_REDIRECT_PATH", "/a/../b"),
+            ("WORKOS_REDIRECT_PATH", "/cb?x=1"),
+            (
+                "WORKOS_ALLOWED_CLIENT_REDIRECT_URIS",
+                "https://a*b.example/cb",
+            ),
+            ("MCP_AUTH_ACCESS_TOKEN_TTL_SECONDS", "0"),
+            ("MCP_AUTH_REFRESH_TOKEN_TTL_SECONDS", "1h"),
+            ("MCP_AUTH_REFRESH_GRACE_SECONDS", "301"),
+            ("MCP_AUTH_USERINFO_CACHE_SECONDS", "-5"),
+            ("MCP_AUTH_TOKEN_CACHE_SECONDS", "0"),
+            ("MCP_AUTH_SWEEP_INTERVAL_SECONDS", "often"),
+            ("MCP_AUTH_REMEMBER_CONSENT_SECONDS", "0"),
+            ("MCP_AUTH_TOKEN_CACHE_CAPACITY", "0"),
+            ("MCP_AUTH_GRANT_CACHE_CAPACITY", "many"),
+            ("MCP_AUTH_RATE_LIMITS", "sometimes"),
+            ("MCP_AUTH_TRUSTED_PROXIES", "10.0.0.1, proxy.example"),
+            ("MCP_AUTH_RATE_LIMIT_IPV6_PREFIX", "129"),
+            ("MCP_AUTH_UNUSED_CLIENT_TTL_SECONDS", "0"),
+            ("MCP_AUTH_MAX_UNUSED_CLIENTS", "0"),
+            ("MCP_AUTH_CIMD", "maybe"),
+            ("MCP_AUTH_CIMD_ALLOW_LOOPBACK", "2"),
+            ("MCP_AUTH_CIMD_EXTRA_CA_FILE", "/nonexistent/ca.pem"),
+            ("MCP_AUTH_SERVER_NAME", &long_name),
+            ("MCP_AUTH_SERVER_ICON_FILE", "/nonexistent/icon.png"),
+            ("WORKOS_AUTHKIT_DOMAIN", "ftp://tenant.authkit.app"),
+            ("MCP_BASE_URL", "https://h.example/#top"),
+            ("MCP_PATH", "/m cp"),
+            ("WORKOS_TIMEOUT_SECONDS", "0"),
+        ];
+        for (var, value) in cases {
+            let err = WorkOsProviderBuilder::from_vars(env(&[(var, value)]))
+                .and_then(WorkOsProviderBuilder::settings)
+                .err()
+                .unwrap_or_else(|| panic!("{var}={value} accepted"));
+            assert!(
+                err.to_string().starts_with(&format!("{var} is invalid")),
+                "{var}={value}: {err}"
+            );
+        }
+        for var in [
+            "WORKOS_CLIENT_ID",
+            "WORKOS_CLIENT_SECRET",
+            "WORKOS_AUTHKIT_DOMAIN",
+            "MCP_BASE_URL",
+        ] {
+            let mut vars = env(&[]);
+            vars.insert(var.to_owned(), "  ".to_owned());
+            let err = WorkOsProviderBuilder::from_vars(vars).err().unwrap();
+            assert_eq!(err.to_string(), format!("{var} is not set"));
+        }
+    }
+
+    #[test]
+    fn every_proxy_variable_is_read() {
+        let s = WorkOsProviderBuilder::from_vars(env(&[
+            ("WORKOS_TIMEOUT_SECONDS", "4"),
+            ("WORKOS_REQUIRED_SCOPES", "openid docs:read"),
+            ("WORKOS_ALLOWED_CLIENT_REDIRECT_SCHEMES", "Cursor"),
+            ("MCP_AUTH_ACCESS_TOKEN_TTL_SECONDS", "60"),
+            ("MCP_AUTH_REFRESH_TOKEN_TTL_SECONDS", "120"),
+            ("MCP_AUTH_USERINFO_CACHE_SECONDS", "7"),
+            ("MCP_AUTH_TOKEN_CACHE_SECONDS", "8"),
+            ("MCP_AUTH_SWEEP_INTERVAL_SECONDS", "9"),
+            ("MCP_AUTH_REMEMBER_CONSENT_SECONDS", "600"),
+            ("MCP_AUTH_TOKEN_CACHE_CAPACITY", "11"),
+            ("MCP_AUTH_GRANT_CACHE_CAPACITY", "12"),
+            ("MCP_AUTH_RATE_LIMITS", "off"),
+        ]))
+        .and_then(WorkOsProviderBuilder::settings)
+        .unwrap();
+        assert_eq!(s.timeout, Duration::from_secs(4));
+        assert_eq!(s.required_scopes, vec!["openid", "docs:read"]);
+        assert!(s.upstream_scopes.contains(&"docs:read".to_owned()));
+        assert_eq!(s.redirect_policy.private_schemes, vec!["cursor"]);
+        assert_eq!(s.access_token_ttl, Duration::from_secs(60));
+        assert_eq!(s.refresh_token_ttl, Duration::from_secs(120));
+        assert_eq!(s.userinfo_cache_ttl, Duration::from_secs(7));
+        assert_eq!(s.token_cache_ttl, Duration::from_secs(8));
+        assert_eq!(s.sweep_interval, Duration::from_secs(9));
+        assert_eq!(s.remember_consent, Duration::from_secs(600));
+        assert_eq!(s.token_cache_capacity, 11);
+        assert_eq!(s.grant_cache_capacity, 12);
+        assert_eq!(
+            format!("{:?}", s.rate_limits),
+            format!("{:?}", RateLimits::disabled())
+        );
     }
 
     #[test]

@@ -20,8 +20,10 @@ use crate::{
     Authenticated,
     clock::unix_now,
     oauth::tokens::{ACCESS_TOKEN_PREFIX, has_shape},
-    providers::ProxySettings,
-    proxy::token_cache::{GrantSession, ProxyTokenCache},
+    proxy::{
+        ProxySettings,
+        token_cache::{GrantSession, ProxyTokenCache},
+    },
     store::{Grant, Store, TokenHash, UpstreamTokens, UpstreamUpdate},
     upstream::{self, TokenCallError, UserinfoError},
     verify::{
@@ -88,12 +90,18 @@ impl ProxyVerifier {
         self.inner.tokens.len()
     }
 
+    /// Unix seconds by the store's clock: the cache ages follow the clock that expires tokens
+    /// and grants, so a test moves both at once instead of sleeping.
+    fn now_secs(&self) -> u64 {
+        u64::try_from(self.inner.store.now()).unwrap_or(0)
+    }
+
     async fn verify_token(&self, token: &str) -> Result<Authenticated, VerifyError> {
         if !has_shape(token, ACCESS_TOKEN_PREFIX) {
             return Err(VerifyError::Invalid("unknown token"));
         }
         let key = digest(token);
-        if let Some(hit) = self.inner.tokens.get(&key, now_secs()) {
+        if let Some(hit) = self.inner.tokens.get(&key, self.now_secs()) {
             return Ok(hit);
         }
         self.inner
@@ -140,13 +148,13 @@ impl ProxyVerifier {
             found.token.scopes,
             found.token.client_id,
             expires_at,
-            now_secs(),
+            self.now_secs(),
         ))
     }
 
     /// Confirms the grant's AuthKit session (cached per grant, shared by its tokens).
     async fn ensure_session(&self, grant: Grant) -> Result<Arc<GrantSession>, VerifyError> {
-        if let Some(session) = self.inner.tokens.session(&grant.grant_id, now_secs()) {
+        if let Some(session) = self.inner.tokens.session(&grant.grant_id, self.now_secs()) {
             return Ok(session);
         }
         let mut grant = grant;
@@ -176,7 +184,7 @@ impl ProxyVerifier {
                     return Ok(self.inner.tokens.confirm(
                         &grant.grant_id,
                         caller,
-                        now_secs(),
+                        self.now_secs(),
                         settings.userinfo_cache_ttl,
                     ));
                 }
@@ -318,10 +326,8 @@ impl User {
     }
 }
 
-fn now_secs() -> u64 {
-    u64::try_from(unix_now()).unwrap_or(0)
-}
-
+/// Whether AuthKit's access token is (about to be) expired. AuthKit's `exp` is AuthKit's time,
+/// so this reads the system clock, not the store's (a test moving ours does not move AuthKit's).
 fn upstream_expired(tokens: &UpstreamTokens) -> bool {
     tokens
         .expires_at

@@ -12,6 +12,7 @@
 
 mod authorize;
 pub(crate) mod bearer;
+pub(crate) mod branding;
 mod callback;
 pub(crate) mod cimd;
 mod client_auth;
@@ -22,6 +23,7 @@ mod form;
 mod html;
 mod register;
 mod revoke;
+pub(crate) mod settings;
 mod token;
 mod token_cache;
 
@@ -30,16 +32,18 @@ use std::sync::Arc;
 use actix_web::{
     HttpResponse,
     dev::{AppService, HttpServiceFactory},
-    guard,
-    http::{Method, header},
+    http::header,
     web::{self, Bytes},
 };
 use url::Url;
 
+pub(crate) use self::settings::ProxySettings;
 use crate::{
     error::OAuthError,
-    metadata::{public_json, public_preflight},
-    providers::ProxySettings,
+    metadata::{
+        AuthorizationServerMetadata, DiscoveryRoutes, ProtectedResourceMetadata,
+        authorization_server_metadata, get_or_head, preflight,
+    },
     store::{Store, StoreError},
 };
 
@@ -47,18 +51,57 @@ use crate::{
 pub(crate) struct ProxyState {
     pub settings: ProxySettings,
     pub store: Store,
-    pub as_metadata: Bytes,
-    pub resource_metadata: Bytes,
-    pub resource_metadata_path: String,
-    /// Local path of the MCP endpoint (base path + MCP path).
-    pub mount_path: String,
+    /// Our protected-resource and authorization-server metadata, and their routes.
+    pub discovery: DiscoveryRoutes,
     pub bearer: bearer::ProxyVerifier,
     /// The rate limiters, one set per provider (shared by every worker).
     pub limiters: crate::rate_limit::Limiters,
     /// Clients identified by a metadata-document URL.
     pub cimd: cimd::CimdClients,
-    /// Deletes expired rows while the provider lives.
-    pub _sweeper: Option<crate::store::SweeperHandle>,
+}
+
+impl ProxyState {
+    /// The state of one provider: its discovery documents, bearer verifier, rate limiters and
+    /// metadata-document clients over `store`. Starts no background task.
+    pub(crate) fn new(settings: ProxySettings, store: Store) -> Self {
+        let mut scopes = settings.required_scopes.clone();
+        let resource_metadata = ProtectedResourceMetadata::new(
+            settings.resource_url.clone(),
+            settings.issuer.clone(),
+            &scopes,
+        );
+        if !scopes.iter().any(|s| s == "offline_access") {
+            scopes.push("offline_access".to_owned());
+        }
+        let as_metadata =
+            authorization_server_metadata(&settings.issuer, &scopes, settings.cimd.enabled);
+        let discovery = DiscoveryRoutes {
+            resource_metadata_path: settings.resource_metadata_path.clone(),
+            resource_metadata: Bytes::from(
+                serde_json::to_vec(&resource_metadata).expect("metadata serializes"),
+            ),
+            // RFC 8414 §3.1: the well-known segment goes before the issuer's path.
+            authorization_server_path: format!(
+                "/.well-known/oauth-authorization-server{}",
+                settings.base_path
+            ),
+            authorization_server: AuthorizationServerMetadata::Own(Bytes::from(
+                as_metadata.to_string(),
+            )),
+        };
+        Self {
+            discovery,
+            bearer: bearer::ProxyVerifier::new(settings.clone(), store.clone()),
+            limiters: settings.rate_limits.build(),
+            cimd: cimd::CimdClients::new(
+                settings.cimd.clone(),
+                settings.redirect_policy.clone(),
+                scopes,
+            ),
+            settings,
+            store,
+        }
+    }
 }
 
 pub(crate) type State = web::Data<Arc<ProxyState>>;
@@ -86,7 +129,7 @@ pub(crate) const ICON_PATH: &str = "/branding/icon";
 
 /// The configured server icon, from memory (read at start-up). Its own CSP forbids everything,
 /// so an SVG opened directly cannot run scripts on our origin.
-fn icon_response(icon: &crate::providers::Icon) -> HttpResponse {
+fn icon_response(icon: &branding::Icon) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(icon.content_type)
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
@@ -161,14 +204,6 @@ pub struct ProxyRoutes {
     pub(crate) state: Arc<ProxyState>,
 }
 
-fn get_or_head() -> actix_web::Route {
-    web::route().guard(guard::Any(guard::Get()).or(guard::Head()))
-}
-
-fn preflight() -> actix_web::Route {
-    web::method(Method::OPTIONS).to(|| async { public_preflight() })
-}
-
 impl HttpServiceFactory for ProxyRoutes {
     fn register(self, config: &mut AppService) {
         let data = web::Data::new(self.state.clone());
@@ -178,33 +213,7 @@ impl HttpServiceFactory for ProxyRoutes {
         // Built once with the provider: every worker shares the same budgets.
         let limits = &self.state.limiters;
 
-        let metadata = self.state.as_metadata.clone();
-        // RFC 8414 §3.1: the well-known segment goes before the issuer's path.
-        web::resource(format!(
-            "/.well-known/oauth-authorization-server{}",
-            settings.base_path
-        ))
-        .route(get_or_head().to(move || {
-            let body = metadata.clone();
-            async move { public_json(body, std::time::Duration::from_secs(3600)) }
-        }))
-        .route(preflight())
-        .register(config);
-
-        let mut prm_paths = vec![self.state.resource_metadata_path.clone()];
-        if prm_paths[0] != "/.well-known/oauth-protected-resource" {
-            prm_paths.push("/.well-known/oauth-protected-resource".to_owned());
-        }
-        for path in prm_paths {
-            let body = self.state.resource_metadata.clone();
-            web::resource(path)
-                .route(get_or_head().to(move || {
-                    let body = body.clone();
-                    async move { public_json(body, std::time::Duration::from_secs(3600)) }
-                }))
-                .route(preflight())
-                .register(config);
-        }
+        self.state.discovery.register(config);
 
         web::resource(settings.route("/register"))
             .wrap(limits.register.clone())

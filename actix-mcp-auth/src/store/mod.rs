@@ -47,8 +47,9 @@
 //! # Expiry
 //!
 //! Every row has `expires_at` (unix seconds). Reads ignore expired rows; [`Store::purge_expired`]
-//! and the sweeper ([`Store::spawn_sweeper`]) delete them in small batches. Tokens never outlive
-//! their grant: the store caps their expiry at the grant's.
+//! and the sweeper ([`Store::spawn_sweeper`], started explicitly by the application, never as a
+//! side effect of building a provider) delete them in small batches. Tokens never outlive their
+//! grant: the store caps their expiry at the grant's.
 //!
 //! # Engines
 //!

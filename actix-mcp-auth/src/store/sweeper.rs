@@ -130,6 +130,20 @@ impl Store {
     /// are logged and the next round tries again. The task stops when the returned handle is
     /// dropped or [`SweeperHandle::stop`]ped.
     ///
+    /// Nothing in this crate starts a sweeper for you (building a provider has no background
+    /// side effect): call this once per process, inside the runtime, and keep the handle for as
+    /// long as the server runs. One sweeper per replica is plenty; several replicas sweeping
+    /// the same database is harmless. Proxy mode's configured interval
+    /// (`MCP_AUTH_SWEEP_INTERVAL_SECONDS`) is
+    /// [`WorkOsProvider::sweep_interval`](crate::WorkOsProvider::sweep_interval):
+    ///
+    /// ```no_run
+    /// # async fn run(store: actix_mcp_auth::store::Store) {
+    /// let _sweeper = store.spawn_sweeper(std::time::Duration::from_secs(300), 500);
+    /// // ... run the server; dropping `_sweeper` stops the task.
+    /// # }
+    /// ```
+    ///
     /// # Panics
     ///
     /// Outside a Tokio runtime (actix-web's runtime is one).

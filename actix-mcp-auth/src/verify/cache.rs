@@ -12,7 +12,7 @@ use std::{
 use moka::{policy::Expiry, sync::Cache};
 use sha2::{Digest, Sha256};
 
-use crate::Authenticated;
+use crate::{Authenticated, clock::Clock};
 
 /// SHA-256 of a token: the cache key.
 pub(crate) type TokenDigest = [u8; 32];
@@ -22,13 +22,15 @@ pub(crate) fn digest(token: &str) -> TokenDigest {
     Sha256::digest(token.as_bytes()).into()
 }
 
-fn unix_now() -> u64 {
-    u64::try_from(crate::clock::unix_now()).unwrap_or(0)
+/// Unix seconds by `clock`, as the unsigned `exp` of a token.
+fn unix_now(clock: &Clock) -> u64 {
+    u64::try_from(clock.now()).unwrap_or(0)
 }
 
 /// Time-to-live of each entry: never past the token's expiry, never past `max_ttl`.
 struct UntilExpiry {
     max_ttl: Duration,
+    clock: Clock,
 }
 
 impl Expiry<TokenDigest, Authenticated> for UntilExpiry {
@@ -39,7 +41,7 @@ impl Expiry<TokenDigest, Authenticated> for UntilExpiry {
         _created_at: Instant,
     ) -> Option<Duration> {
         let remaining = match value.expires_at() {
-            Some(exp) => Duration::from_secs(exp.saturating_sub(unix_now())),
+            Some(exp) => Duration::from_secs(exp.saturating_sub(unix_now(&self.clock))),
             None => self.max_ttl,
         };
         Some(remaining.min(self.max_ttl))
@@ -52,6 +54,8 @@ impl Expiry<TokenDigest, Authenticated> for UntilExpiry {
 #[derive(Clone)]
 pub struct VerifiedTokenCache {
     entries: Cache<TokenDigest, Authenticated>,
+    /// What `exp` is compared with (the verifier's clock).
+    clock: Clock,
 }
 
 impl std::fmt::Debug for VerifiedTokenCache {
@@ -65,11 +69,20 @@ impl std::fmt::Debug for VerifiedTokenCache {
 impl VerifiedTokenCache {
     /// A cache holding at most `capacity` tokens, each for at most `max_ttl`.
     pub fn new(capacity: u64, max_ttl: Duration) -> Self {
+        Self::with_clock(capacity, max_ttl, Clock::system())
+    }
+
+    /// Like [`new`](Self::new), comparing expiries with `clock`.
+    pub(crate) fn with_clock(capacity: u64, max_ttl: Duration, clock: Clock) -> Self {
         Self {
             entries: Cache::builder()
                 .max_capacity(capacity)
-                .expire_after(UntilExpiry { max_ttl })
+                .expire_after(UntilExpiry {
+                    max_ttl,
+                    clock: clock.clone(),
+                })
                 .build(),
+            clock,
         }
     }
 
@@ -78,7 +91,7 @@ impl VerifiedTokenCache {
         let hit = self.entries.get(key)?;
         // moka evicts lazily; never hand out an entry whose token has expired.
         match hit.expires_at() {
-            Some(exp) if exp <= unix_now() => {
+            Some(exp) if exp <= unix_now(&self.clock) => {
                 self.entries.invalidate(key);
                 None
             }
@@ -110,6 +123,10 @@ pub(crate) type SharedCache = Arc<VerifiedTokenCache>;
 mod tests {
     use super::*;
 
+    fn unix_now() -> u64 {
+        super::unix_now(&Clock::system())
+    }
+
     fn principal(expires_at: Option<u64>) -> Authenticated {
         Authenticated::new("u", None, vec![], expires_at, Default::default())
     }
@@ -130,6 +147,17 @@ mod tests {
         let key = digest("old");
         cache.insert(key, principal(Some(unix_now() - 1)));
         assert!(cache.get(&key).is_none());
+    }
+
+    #[test]
+    fn expiry_follows_the_cache_clock() {
+        let clock = Clock::adjustable();
+        let cache = VerifiedTokenCache::with_clock(10, Duration::from_secs(60), clock.clone());
+        let key = digest("short");
+        cache.insert(key, principal(Some(unix_now() + 2)));
+        assert!(cache.get(&key).is_some());
+        clock.advance(Duration::from_secs(3));
+        assert!(cache.get(&key).is_none(), "expired by the cache's clock");
     }
 
     #[test]

@@ -21,11 +21,14 @@ use jsonwebtoken::{
     jwk::{Jwk, PublicKeyUse},
 };
 
-use crate::upstream::{self, UpstreamError};
+use crate::{
+    clock::Clock,
+    upstream::{self, UpstreamError},
+};
 
 /// While we hold no key at all, retry at most this often (every request would otherwise wait
-/// for AuthKit during an outage).
-const NO_KEYS_RETRY: Duration = Duration::from_secs(1);
+/// for AuthKit during an outage). The default of [`JwksSettings::no_keys_retry`].
+pub(crate) const NO_KEYS_RETRY: Duration = Duration::from_secs(1);
 
 /// One fetched JWKS, immutable once built.
 pub(crate) struct KeySet {
@@ -58,7 +61,11 @@ pub(crate) struct JwksSettings {
     pub timeout: Duration,
     pub ttl: Duration,
     pub min_refresh_interval: Duration,
+    /// Back-off between fetches while we hold no key at all (capped by `min_refresh_interval`).
+    pub no_keys_retry: Duration,
     pub algorithms: Vec<Algorithm>,
+    /// Time source of the TTL and the back-offs (tests move it instead of sleeping).
+    pub clock: Clock,
 }
 
 pub(crate) struct JwksStore {
@@ -95,7 +102,9 @@ impl JwksStore {
     /// the old one if that fails). `None` when we have never obtained keys.
     pub(crate) async fn keys(&self) -> Option<Arc<KeySet>> {
         match self.snapshot() {
-            Some(set) if set.fetched_at.elapsed() < self.settings.ttl => Some(set),
+            Some(set) if self.settings.clock.elapsed_since(set.fetched_at) < self.settings.ttl => {
+                Some(set)
+            }
             // Stale: refresh, but never make requests queue behind a slow fetch that another
             // request already started; the old keys are good meanwhile.
             Some(set) => match self.last_attempt.try_lock() {
@@ -132,19 +141,22 @@ impl JwksStore {
         let back_off = if current.is_some() {
             self.settings.min_refresh_interval
         } else {
-            NO_KEYS_RETRY.min(self.settings.min_refresh_interval)
+            self.settings
+                .no_keys_retry
+                .min(self.settings.min_refresh_interval)
         };
-        if last_attempt.is_some_and(|at| at.elapsed() < back_off) {
+        let clock = &self.settings.clock;
+        if last_attempt.is_some_and(|at| clock.elapsed_since(at) < back_off) {
             return current;
         }
-        *last_attempt = Some(Instant::now());
+        *last_attempt = Some(clock.instant());
         self.fetches.fetch_add(1, Ordering::Relaxed);
         match self.fetch().await {
             Ok(keys) => {
                 let set = Arc::new(KeySet {
                     keys,
                     generation: current.as_ref().map_or(1, |s| s.generation + 1),
-                    fetched_at: Instant::now(),
+                    fetched_at: clock.instant(),
                 });
                 *self
                     .current

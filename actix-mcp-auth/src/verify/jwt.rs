@@ -9,7 +9,11 @@
 //! 4. the signature verifies under that key; a failure triggers one refresh too (keys rotated
 //!    under the same id), then one retry with the new key;
 //! 5. `iss` equals the issuer exactly; `aud` contains an accepted audience; `exp` is present and
-//!    in the future and `nbf` (if any) in the past, both within a leeway of seconds; `sub` is set.
+//!    in the future and `nbf` (if any) in the past, both within a leeway of seconds, by the
+//!    verifier's [`Clock`] (so tests move time instead of sleeping); `sub` is set.
+//!
+//! Each refusal is a [`JwtFailure`]; the retry of steps 3 and 4 branches on the variant, never on
+//! the wording of a message.
 
 use std::{sync::Arc, time::Duration};
 
@@ -21,7 +25,7 @@ use super::{
     cache::{SharedCache, VerifiedTokenCache, digest},
     jwks::{JwksSettings, JwksStore},
 };
-use crate::{Authenticated, error::ConfigError};
+use crate::{Authenticated, clock::Clock, error::ConfigError};
 
 /// Largest clock skew we tolerate; minutes of leeway would extend stolen tokens' lives.
 const MAX_LEEWAY: Duration = Duration::from_secs(60);
@@ -49,8 +53,87 @@ pub struct JwtVerifier {
 
 struct Inner {
     jwks: JwksStore,
+    /// Signature, algorithm, issuer, audience and claim presence; not time, see `check_time`.
     validation: Validation,
+    /// Clock-skew tolerance of `exp` and `nbf`, in seconds.
+    leeway: u64,
+    clock: Clock,
     cache: SharedCache,
+}
+
+/// Why a JWT was refused. [`JwtFailure::calls_for_refetch`] decides whether AuthKit may have
+/// rotated its keys since we fetched them (openidconnect's `NoMatchingKey`); everything else is
+/// final for this token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum JwtFailure {
+    /// The token is not a JWT, or a part of it does not decode.
+    Malformed,
+    /// `alg` is not on the allow-list.
+    AlgorithmNotAllowed,
+    /// A `crit` header names an extension (we understand none).
+    CriticalHeader,
+    /// No cached key has the token's `kid` (or there is no `kid` and several keys).
+    NoMatchingKey,
+    /// The key was found but the signature does not verify under it.
+    BadSignature,
+    /// `exp` is past (beyond the leeway).
+    Expired,
+    /// `nbf` is in the future (beyond the leeway).
+    NotYetValid,
+    /// `iss` is not the issuer.
+    WrongIssuer,
+    /// `aud` names none of the accepted audiences.
+    WrongAudience,
+    /// `exp`, `iss`, `sub` or `aud` is missing (or `sub` empty).
+    MissingClaim,
+    /// A claim has the wrong type.
+    MalformedClaim,
+}
+
+impl JwtFailure {
+    /// Whether a fresh JWKS could change the outcome: an unknown key id, or a signature that
+    /// fails under a known id (keys rotated under the same id).
+    pub(crate) fn calls_for_refetch(self) -> bool {
+        matches!(self, Self::NoMatchingKey | Self::BadSignature)
+    }
+
+    /// The fixed phrase clients and logs see.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed token",
+            Self::AlgorithmNotAllowed => "signature algorithm not allowed",
+            Self::CriticalHeader => "unsupported critical header",
+            Self::NoMatchingKey => "unknown signing key",
+            Self::BadSignature => "signature does not verify",
+            Self::Expired => "token expired",
+            Self::NotYetValid => "token not yet valid",
+            Self::WrongIssuer => "wrong issuer",
+            Self::WrongAudience => "token not issued for this resource",
+            Self::MissingClaim => "missing required claim",
+            Self::MalformedClaim => "malformed claim",
+        }
+    }
+
+    /// Maps a jsonwebtoken failure to its reason.
+    fn from_kind(kind: &ErrorKind) -> Self {
+        match kind {
+            ErrorKind::InvalidSignature => Self::BadSignature,
+            ErrorKind::ExpiredSignature => Self::Expired,
+            ErrorKind::ImmatureSignature => Self::NotYetValid,
+            ErrorKind::InvalidIssuer => Self::WrongIssuer,
+            ErrorKind::InvalidAudience => Self::WrongAudience,
+            ErrorKind::MissingRequiredClaim(_) => Self::MissingClaim,
+            ErrorKind::InvalidClaimFormat(_) => Self::MalformedClaim,
+            ErrorKind::InvalidAlgorithm => Self::AlgorithmNotAllowed,
+            _ => Self::Malformed,
+        }
+    }
+}
+
+impl From<JwtFailure> for VerifyError {
+    fn from(failure: JwtFailure) -> Self {
+        VerifyError::Invalid(failure.reason())
+    }
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -79,6 +162,7 @@ pub struct JwtVerifierBuilder {
     jwks_min_refresh_interval: Duration,
     cache_capacity: u64,
     cache_max_ttl: Duration,
+    clock: Clock,
 }
 
 impl JwtVerifierBuilder {
@@ -139,6 +223,15 @@ impl JwtVerifierBuilder {
         self
     }
 
+    /// The time source of `exp`/`nbf` checks, the token cache and the JWKS refresh intervals
+    /// (default: the system clock). Tests pass a
+    /// [`Clock::adjustable`](crate::store::Clock::adjustable) to move past an expiry or a
+    /// back-off instead of sleeping.
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Validates the settings and builds the verifier.
     pub fn build(self) -> Result<JwtVerifier, ConfigError> {
         crate::backend::install_jwt_provider();
@@ -167,9 +260,10 @@ impl JwtVerifierBuilder {
         let mut validation = Validation::new(self.algorithms[0]);
         validation.algorithms = self.algorithms.clone();
         validation.set_issuer(&[&self.issuer]);
-        validation.leeway = self.leeway.as_secs();
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
+        // Time is checked by `check_time` with our clock (jsonwebtoken reads the system clock);
+        // `exp` stays required below, so presence is still checked here.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         let mut required = vec!["exp", "iss", "sub"];
         if self.any_audience {
             tracing::warn!(
@@ -193,13 +287,18 @@ impl JwtVerifierBuilder {
                     timeout: self.jwks_timeout,
                     ttl: self.jwks_ttl,
                     min_refresh_interval: self.jwks_min_refresh_interval,
+                    no_keys_retry: super::jwks::NO_KEYS_RETRY,
                     algorithms: self.algorithms,
+                    clock: self.clock.clone(),
                 }),
                 validation,
-                cache: Arc::new(VerifiedTokenCache::new(
+                leeway: self.leeway.as_secs(),
+                cache: Arc::new(VerifiedTokenCache::with_clock(
                     self.cache_capacity,
                     self.cache_max_ttl,
+                    self.clock.clone(),
                 )),
+                clock: self.clock,
             }),
         })
     }
@@ -220,6 +319,7 @@ impl JwtVerifier {
             jwks_min_refresh_interval: Duration::from_secs(15),
             cache_capacity: 10_000,
             cache_max_ttl: Duration::from_secs(300),
+            clock: Clock::system(),
         }
     }
 
@@ -235,12 +335,12 @@ impl JwtVerifier {
 
     /// Verifies without looking at or filling the cache (the full cost of a new token).
     pub async fn verify_uncached(&self, token: &str) -> Result<Authenticated, VerifyError> {
-        let header = decode_header(token).map_err(|_| VerifyError::Invalid("malformed token"))?;
+        let header = decode_header(token).map_err(|_| JwtFailure::Malformed)?;
         if !self.inner.validation.algorithms.contains(&header.alg) {
-            return Err(VerifyError::Invalid("signature algorithm not allowed"));
+            return Err(JwtFailure::AlgorithmNotAllowed.into());
         }
         if header.crit.is_some() {
-            return Err(VerifyError::Invalid("unsupported critical header"));
+            return Err(JwtFailure::CriticalHeader.into());
         }
         let kid = header.kid.as_deref();
         let jwks = &self.inner.jwks;
@@ -248,26 +348,27 @@ impl JwtVerifier {
         let mut refreshed = false;
         loop {
             let outcome = match keys.find(kid) {
-                None => Err(VerifyError::Invalid("unknown signing key")),
+                None => Err(JwtFailure::NoMatchingKey),
                 Some(key) => decode::<Map<String, Value>>(token, key, &self.inner.validation)
-                    .map_err(|e| classify(e.into_kind())),
+                    .map_err(|e| JwtFailure::from_kind(e.kind())),
             };
-            let retry_after_refresh = matches!(
-                outcome,
-                Err(VerifyError::Invalid(
-                    "unknown signing key" | "signature does not verify"
-                ))
-            );
-            if retry_after_refresh && !refreshed {
-                refreshed = true;
-                if let Some(newer) = jwks.refresh_after(keys.generation).await
-                    && newer.generation != keys.generation
-                {
-                    keys = newer;
-                    continue;
+            match outcome {
+                Err(failure) if failure.calls_for_refetch() && !refreshed => {
+                    refreshed = true;
+                    if let Some(newer) = jwks.refresh_after(keys.generation).await
+                        && newer.generation != keys.generation
+                    {
+                        keys = newer;
+                        continue;
+                    }
+                    return Err(failure.into());
+                }
+                Err(failure) => return Err(failure.into()),
+                Ok(data) => {
+                    check_time(&data.claims, self.inner.clock.now(), self.inner.leeway)?;
+                    return principal_from_claims(data.claims).map_err(Into::into);
                 }
             }
-            return outcome.and_then(|data| principal_from_claims(data.claims));
         }
     }
 }
@@ -289,29 +390,35 @@ impl TokenVerifier for JwtVerifier {
     }
 }
 
-/// Maps a jsonwebtoken failure to a fixed, loggable reason.
-fn classify(kind: ErrorKind) -> VerifyError {
-    VerifyError::Invalid(match kind {
-        ErrorKind::InvalidSignature => "signature does not verify",
-        ErrorKind::ExpiredSignature => "token expired",
-        ErrorKind::ImmatureSignature => "token not yet valid",
-        ErrorKind::InvalidIssuer => "wrong issuer",
-        ErrorKind::InvalidAudience => "token not issued for this resource",
-        ErrorKind::MissingRequiredClaim(_) => "missing required claim",
-        ErrorKind::InvalidClaimFormat(_) => "malformed claim",
-        ErrorKind::InvalidAlgorithm => "signature algorithm not allowed",
-        _ => "malformed token",
-    })
+/// RFC 7519 §4.1.4 and §4.1.5 with `leeway` seconds of skew, at `now` by the verifier's clock.
+/// Runs on verified claims only; `exp` was required by the validation, so it is a number.
+fn check_time(claims: &Map<String, Value>, now: i64, leeway: u64) -> Result<(), JwtFailure> {
+    let now = u64::try_from(now).unwrap_or(0);
+    let exp = claims
+        .get("exp")
+        .and_then(Value::as_u64)
+        .ok_or(JwtFailure::MissingClaim)?;
+    if exp < now.saturating_sub(leeway) {
+        return Err(JwtFailure::Expired);
+    }
+    match claims.get("nbf") {
+        None | Some(Value::Null) => Ok(()),
+        Some(nbf) => match nbf.as_u64() {
+            None => Err(JwtFailure::MalformedClaim),
+            Some(nbf) if nbf > now.saturating_add(leeway) => Err(JwtFailure::NotYetValid),
+            Some(_) => Ok(()),
+        },
+    }
 }
 
 /// Builds the caller from verified claims: `sub` is the user, `client_id` (else `azp`) the
 /// client, scopes from `scope` (space-separated) or `scp` (string or list).
-fn principal_from_claims(claims: Map<String, Value>) -> Result<Authenticated, VerifyError> {
+fn principal_from_claims(claims: Map<String, Value>) -> Result<Authenticated, JwtFailure> {
     let subject = claims
         .get("sub")
         .and_then(Value::as_str)
         .filter(|s| !s.is_empty())
-        .ok_or(VerifyError::Invalid("missing required claim"))?
+        .ok_or(JwtFailure::MissingClaim)?
         .to_owned();
     let client_id = ["client_id", "azp"]
         .iter()
@@ -385,6 +492,56 @@ mod tests {
     fn empty_subject_is_rejected() {
         assert!(principal_from_claims(claims(json!({"sub": ""}))).is_err());
         assert!(principal_from_claims(claims(json!({"sub": 5}))).is_err());
+    }
+
+    #[test]
+    fn only_key_failures_call_for_a_refetch() {
+        assert!(JwtFailure::NoMatchingKey.calls_for_refetch());
+        assert!(JwtFailure::BadSignature.calls_for_refetch());
+        for final_failure in [
+            JwtFailure::Malformed,
+            JwtFailure::AlgorithmNotAllowed,
+            JwtFailure::CriticalHeader,
+            JwtFailure::Expired,
+            JwtFailure::NotYetValid,
+            JwtFailure::WrongIssuer,
+            JwtFailure::WrongAudience,
+            JwtFailure::MissingClaim,
+            JwtFailure::MalformedClaim,
+        ] {
+            assert!(!final_failure.calls_for_refetch(), "{final_failure:?}");
+        }
+        assert_eq!(
+            VerifyError::from(JwtFailure::NoMatchingKey),
+            VerifyError::Invalid("unknown signing key")
+        );
+        assert_eq!(
+            JwtFailure::from_kind(&ErrorKind::InvalidSignature),
+            JwtFailure::BadSignature
+        );
+        assert_eq!(
+            JwtFailure::from_kind(&ErrorKind::InvalidAudience),
+            JwtFailure::WrongAudience
+        );
+    }
+
+    #[test]
+    fn time_checks_use_the_given_now_and_leeway() {
+        let at = |v: Value| check_time(&claims(v), 1_000, 5);
+        assert_eq!(at(json!({"exp": 1_000})), Ok(()));
+        assert_eq!(at(json!({"exp": 995})), Ok(()), "within the leeway");
+        assert_eq!(at(json!({"exp": 994})), Err(JwtFailure::Expired));
+        assert_eq!(at(json!({"exp": 2_000, "nbf": 1_005})), Ok(()));
+        assert_eq!(
+            at(json!({"exp": 2_000, "nbf": 1_006})),
+            Err(JwtFailure::NotYetValid)
+        );
+        assert_eq!(at(json!({"exp": 2_000, "nbf": null})), Ok(()));
+        assert_eq!(
+            at(json!({"exp": 2_000, "nbf": "soon"})),
+            Err(JwtFailure::MalformedClaim)
+        );
+        assert_eq!(at(json!({"exp": "x"})), Err(JwtFailure::MissingClaim));
     }
 
     #[test]

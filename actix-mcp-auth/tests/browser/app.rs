@@ -67,7 +67,7 @@ impl Lab {
             .client_secret(CONNECT_SECRET)
             .authkit_domain(fake.issuer())
             .base_url(&base_url)
-            .timeout(Duration::from_secs(5));
+            .http_timeout(Duration::from_secs(5));
         let provider = configure(builder).build(store).expect("provider builds");
         fake.register_connect_app(
             CONNECT_CLIENT_ID,

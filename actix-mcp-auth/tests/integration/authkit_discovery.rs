@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use actix_mcp_auth::store::Clock;
 use actix_mcp_auth_testing::{Endpoint, Failure, FakeAuthKit};
 use serde_json::json;
 
@@ -109,13 +110,19 @@ async fn authorization_server_metadata_is_forwarded_unchanged_and_cached() {
 
 #[actix_web::test]
 async fn stale_metadata_is_served_when_authkit_fails() {
-    let app = TestApp::spawn_with(|b| b.metadata_cache_ttl(Duration::from_millis(200))).await;
+    // The forwarder's clock: moved past the cache TTL and the error back-off, never slept.
+    let clock = Clock::adjustable();
+    let app = TestApp::spawn_with(|b| {
+        b.metadata_cache_ttl(Duration::from_secs(1))
+            .clock(clock.clone())
+    })
+    .await;
     let first = app.get("/.well-known/oauth-authorization-server").await;
     assert_eq!(first.status, 200);
     for failure in [Failure::ServerError, Failure::Down] {
         app.fake.set_failure(failure);
         // Let the copy go stale, and let the error back-off of a previous attempt pass.
-        actix_web::rt::time::sleep(Duration::from_millis(5_300)).await;
+        clock.advance(Duration::from_secs(6));
         let stale = app.get("/.well-known/oauth-authorization-server").await;
         assert_eq!(stale.status, 200);
         assert_eq!(stale.body, first.body);
@@ -132,7 +139,8 @@ async fn stale_metadata_is_served_when_authkit_fails() {
 async fn metadata_without_a_copy_is_a_502_without_internals() {
     let fake = FakeAuthKit::start();
     fake.set_failure(Failure::Down);
-    let app = TestApp::spawn_on(fake, |b| b).await;
+    let clock = Clock::adjustable();
+    let app = TestApp::spawn_on(fake, |b| b.clock(clock.clone())).await;
     let res = app.get("/.well-known/oauth-authorization-server").await;
     assert_eq!(res.status, 502);
     let body = res.json();
@@ -149,7 +157,7 @@ async fn metadata_without_a_copy_is_a_502_without_internals() {
         502
     );
     app.fake.set_failure(Failure::ServerError);
-    actix_web::rt::time::sleep(Duration::from_millis(5_200)).await;
+    clock.advance(Duration::from_secs(6));
     let res = app.get("/.well-known/oauth-authorization-server").await;
     assert_eq!(res.status, 502);
     assert!(

@@ -371,10 +371,13 @@ async fn verified_tokens_are_served_from_the_cache() {
 
 #[actix_web::test]
 async fn expired_tokens_are_not_served_from_the_cache() {
-    let app = TestApp::spawn_with(|b| b.leeway(Duration::ZERO)).await;
+    // The verifier's clock, moved past the expiry instead of sleeping through it.
+    let clock = actix_mcp_auth::store::Clock::adjustable();
+    let app = TestApp::spawn_with(|b| b.leeway(Duration::ZERO).clock(clock.clone())).await;
     let token = app.token(json!({"exp": now() + 2}));
     assert_eq!(app.call_with(&token).await.status, 200);
-    actix_web::rt::time::sleep(Duration::from_millis(3_100)).await;
+    assert_eq!(app.call_with(&token).await.status, 200, "from the cache");
+    clock.advance(Duration::from_secs(3));
     assert_invalid_token(&app.call_with(&token).await, &app);
 }
 

@@ -40,7 +40,7 @@ pub fn builder(fake: &FakeAuthKit, base_url: &str) -> WorkOsProviderBuilder {
         .client_secret(CONNECT_SECRET)
         .authkit_domain(fake.issuer())
         .base_url(base_url)
-        .timeout(Duration::from_secs(2))
+        .http_timeout(Duration::from_secs(2))
 }
 
 impl ProxyApp {

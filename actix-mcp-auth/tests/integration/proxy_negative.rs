@@ -798,10 +798,17 @@ async fn upstream_failures_are_reported_not_leaked(db: &TestDb) {
 }
 
 async fn upstream_session_state_reaches_our_tokens(db: &TestDb) {
+    use actix_mcp_auth::store::{Clock, StoreOptions};
+
     let fake = FakeAuthKit::start();
     // AuthKit access tokens that are always about to expire: every session check refreshes.
     fake.set_access_token_ttl(Duration::from_secs(5));
-    let app = ProxyApp::spawn(&fake, db.store().await, |b| {
+    // The caches age by the store's clock: the test moves it past their TTL.
+    let clock = Clock::adjustable();
+    let store = db
+        .store_with_options(StoreOptions::default().clock(clock.clone()))
+        .await;
+    let app = ProxyApp::spawn(&fake, store, |b| {
         b.userinfo_cache_ttl(Duration::from_secs(1))
             .token_cache_ttl(Duration::from_secs(1))
     })
@@ -829,7 +836,7 @@ async fn upstream_session_state_reaches_our_tokens(db: &TestDb) {
     assert_eq!(fake.calls(Endpoint::UserInfo), 1);
 
     // AuthKit down after the cache expired: 503, the token stays valid for later.
-    actix_web::rt::time::sleep(Duration::from_millis(1_200)).await;
+    clock.advance(Duration::from_secs(2));
     fake.set_failure(Failure::Down);
     let reply = call_mcp(&app, access).await;
     assert_eq!(reply.status, 503);
@@ -839,7 +846,7 @@ async fn upstream_session_state_reaches_our_tokens(db: &TestDb) {
 
     // AuthKit ends the session: our token stops working within the cache TTL.
     fake.revoke_sessions_for("user_01TEST");
-    actix_web::rt::time::sleep(Duration::from_millis(1_200)).await;
+    clock.advance(Duration::from_secs(2));
     assert_eq!(call_mcp(&app, access).await.status, 401);
 }
 

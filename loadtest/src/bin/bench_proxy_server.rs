@@ -143,6 +143,11 @@ async fn main() -> std::io::Result<()> {
         Ok(provider) => provider,
         Err(e) => support::exit_with(format!("{e} (check MCP_BASE_URL and MCP_PATH)")),
     };
+    // Building the provider starts nothing in the background: delete expired OAuth state every
+    // MCP_AUTH_SWEEP_INTERVAL_SECONDS while the server runs (dropping the handle stops it).
+    let _sweeper = provider
+        .store()
+        .spawn_sweeper(provider.sweep_interval(), 500);
     let callback = format!("{}{REDIRECT_PATH}", provider.issuer());
     fake.register_connect_app(&client_id, &client_secret, &[callback.as_str()]);
 

@@ -219,6 +219,11 @@ async fn serve() -> std::io::Result<()> {
         Ok(provider) => provider,
         Err(e) => support::exit_with(e),
     };
+    // Building the provider starts nothing in the background: delete expired OAuth state every
+    // MCP_AUTH_SWEEP_INTERVAL_SECONDS while the server runs (dropping the handle stops it).
+    let _sweeper = provider
+        .store()
+        .spawn_sweeper(provider.sweep_interval(), 500);
 
     let base = url::Url::parse(provider.issuer()).ok();
     let mcp = support::mcp_service(support::allowed_hosts(
