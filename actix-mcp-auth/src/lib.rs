@@ -54,6 +54,7 @@ pub mod body_deadline;
 mod clock;
 mod config;
 mod error;
+mod mcp_request;
 mod metadata;
 mod middleware;
 pub mod oauth;
@@ -61,6 +62,8 @@ mod principal;
 mod providers;
 pub mod proxy;
 mod rate_limit;
+mod scope_check;
+pub mod scope_policy;
 pub mod store;
 mod upstream;
 pub mod verify;
@@ -76,6 +79,7 @@ pub use self::{
     },
     proxy::cimd::{HostResolver, SystemResolver},
     rate_limit::{Limit, RateLimits},
+    scope_policy::{ScopePolicy, ScopePolicyBuilder},
     upstream::UpstreamError,
     verify::{JwtVerifier, JwtVerifierBuilder, LocalBoxFuture, TokenVerifier, VerifyError},
 };

@@ -16,7 +16,7 @@ use serde::Deserialize;
 use url::Url;
 
 use crate::{
-    BearerAuth, JwtVerifier,
+    BearerAuth, JwtVerifier, ScopePolicy,
     config::{
         load_env, non_blank, normalize_mcp_path, normalize_public_url, parse_scope_list, required,
         url_without_trailing_slash,
@@ -63,6 +63,7 @@ struct Inner {
     resource_metadata_url: String,
     resource_metadata_path: String,
     required_scopes: Vec<String>,
+    tool_scopes: Option<ScopePolicy>,
     resource_metadata: ProtectedResourceMetadata,
     resource_metadata_body: Bytes,
     verifier: JwtVerifier,
@@ -89,6 +90,7 @@ struct AuthKitEnv {
     workos_jwks_uri: Option<String>,
     workos_accepted_audiences: Option<String>,
     workos_timeout_seconds: Option<String>,
+    mcp_auth_tool_scopes: Option<String>,
 }
 
 /// Names used in error messages: environment variables when configured from the environment,
@@ -126,6 +128,7 @@ pub struct AuthKitProviderBuilder {
     mcp_path: String,
     required_scopes: Vec<String>,
     scopes_supported: Option<Vec<String>>,
+    tool_scopes: Option<ScopePolicy>,
     jwks_uri: Option<String>,
     extra_audiences: Vec<String>,
     accept_any_audience: bool,
@@ -149,6 +152,7 @@ impl Default for AuthKitProviderBuilder {
             mcp_path: "/mcp".to_owned(),
             required_scopes: Vec::new(),
             scopes_supported: None,
+            tool_scopes: None,
             jwks_uri: None,
             extra_audiences: Vec::new(),
             accept_any_audience: false,
@@ -177,6 +181,7 @@ impl AuthKitProviderBuilder {
     /// | `WORKOS_JWKS_URI` | overrides `{domain}/oauth2/jwks` |
     /// | `WORKOS_ACCEPTED_AUDIENCES` | extra accepted `aud` values besides the MCP URL |
     /// | `WORKOS_TIMEOUT_SECONDS` | timeout of calls to AuthKit, default 5 |
+    /// | `MCP_AUTH_TOOL_SCOPES` | per-tool scopes, see [`ScopePolicy`](crate::scope_policy) |
     ///
     /// It does not read `.env` files: call `dotenvy::dotenv()` first if you use one.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -213,6 +218,9 @@ impl AuthKitProviderBuilder {
             for audience in parse_scope_list(&audiences) {
                 builder = builder.accept_audience(audience);
             }
+        }
+        if let Some(policy) = non_blank(env.mcp_auth_tool_scopes) {
+            builder = builder.tool_scopes(ScopePolicy::parse("MCP_AUTH_TOOL_SCOPES", &policy)?);
         }
         if let Some(seconds) = non_blank(env.workos_timeout_seconds) {
             let seconds: u64 = seconds.parse().ok().filter(|s| *s > 0).ok_or_else(|| {
@@ -259,6 +267,14 @@ impl AuthKitProviderBuilder {
         S: Into<String>,
     {
         self.scopes_supported = Some(scopes.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Per-method and per-tool scopes, enforced by [`bearer`](AuthKitProvider::bearer) before
+    /// the MCP service runs (403 `insufficient_scope` for a token lacking one); the scopes are
+    /// AuthKit's and are added to the protected-resource metadata.
+    pub fn tool_scopes(mut self, policy: ScopePolicy) -> Self {
+        self.tool_scopes = Some(policy);
         self
     }
 
@@ -383,9 +399,12 @@ impl AuthKitProviderBuilder {
         }
         let verifier = verifier.build()?;
 
-        let scopes_supported = self
+        let mut scopes_supported = self
             .scopes_supported
             .unwrap_or_else(|| self.required_scopes.clone());
+        if let Some(policy) = &self.tool_scopes {
+            crate::metadata::add_policy_scopes(&mut scopes_supported, policy);
+        }
         let mut resource_metadata =
             ProtectedResourceMetadata::new(resource_url.clone(), issuer.clone(), &scopes_supported);
         resource_metadata.resource_name = self.resource_name;
@@ -407,6 +426,7 @@ impl AuthKitProviderBuilder {
                 resource_metadata_url,
                 resource_metadata_path,
                 required_scopes: self.required_scopes,
+                tool_scopes: self.tool_scopes,
                 resource_metadata,
                 resource_metadata_body,
                 verifier,
@@ -468,11 +488,15 @@ impl AuthKitProvider {
 
     /// The bearer-check middleware for the MCP endpoint.
     pub fn bearer(&self) -> BearerAuth {
-        BearerAuth::new(
+        let bearer = BearerAuth::new(
             Arc::new(self.inner.verifier.clone()),
             self.inner.resource_metadata_url.clone(),
         )
-        .required_scopes(self.inner.required_scopes.clone())
+        .required_scopes(self.inner.required_scopes.clone());
+        match &self.inner.tool_scopes {
+            Some(policy) => bearer.tool_scopes(policy.clone()),
+            None => bearer,
+        }
     }
 
     /// The discovery routes, registered at the host root:

@@ -69,6 +69,9 @@ impl WorkOsProviderBuilder {
     pub fn build(self, store: Store) -> Result<WorkOsProvider, ConfigError> {
         let settings = self.settings()?;
         let mut scopes = settings.required_scopes.clone();
+        if let Some(policy) = &settings.tool_scopes {
+            crate::metadata::add_policy_scopes(&mut scopes, policy);
+        }
         let resource_metadata = ProtectedResourceMetadata::new(
             settings.resource_url.clone(),
             settings.issuer.clone(),
@@ -182,10 +185,14 @@ impl WorkOsProvider {
 
     /// The bearer-check middleware for the MCP endpoint.
     pub fn bearer(&self) -> BearerAuth {
-        BearerAuth::new(
+        let bearer = BearerAuth::new(
             Arc::new(self.state.bearer.clone()),
             self.resource_metadata_url(),
         )
-        .required_scopes(self.state.settings.required_scopes.clone())
+        .required_scopes(self.state.settings.required_scopes.clone());
+        match &self.state.settings.tool_scopes {
+            Some(policy) => bearer.tool_scopes(policy.clone()),
+            None => bearer,
+        }
     }
 }

@@ -50,6 +50,7 @@ struct WorkOsEnv {
     mcp_auth_cimd_extra_ca_file: Option<String>,
     mcp_auth_server_name: Option<String>,
     mcp_auth_server_icon_file: Option<String>,
+    mcp_auth_tool_scopes: Option<String>,
 }
 
 /// Validated settings of proxy mode.
@@ -69,6 +70,8 @@ pub(crate) struct ProxySettings {
     pub resource: Url,
     pub redirect_path: String,
     pub required_scopes: Vec<String>,
+    /// Per-tool scopes: enforced by the bearer check, accepted by `/authorize`.
+    pub tool_scopes: Option<crate::ScopePolicy>,
     /// Scopes asked from AuthKit (always includes `openid` and `offline_access`).
     pub upstream_scopes: Vec<String>,
     pub timeout: Duration,
@@ -123,6 +126,7 @@ pub struct WorkOsProviderBuilder {
     mcp_path: String,
     redirect_path: String,
     required_scopes: Vec<String>,
+    tool_scopes: Option<crate::ScopePolicy>,
     timeout: Duration,
     allowed_redirect_patterns: Option<Vec<String>>,
     private_schemes: Vec<String>,
@@ -169,6 +173,7 @@ impl Default for WorkOsProviderBuilder {
             mcp_path: "/mcp".to_owned(),
             redirect_path: "/auth/callback".to_owned(),
             required_scopes: Vec::new(),
+            tool_scopes: None,
             timeout: Duration::from_secs(10),
             allowed_redirect_patterns: None,
             private_schemes: Vec::new(),
@@ -238,6 +243,7 @@ impl WorkOsProviderBuilder {
     /// | `MCP_PATH` | path of the MCP endpoint, default `/mcp` |
     /// | `WORKOS_REDIRECT_PATH` | our callback path registered in WorkOS, default `/auth/callback` |
     /// | `WORKOS_REQUIRED_SCOPES` | scopes every token carries and clients may ask for |
+    /// | `MCP_AUTH_TOOL_SCOPES` | per-tool scopes, see [`ScopePolicy`](crate::scope_policy) |
     /// | `WORKOS_TIMEOUT_SECONDS` | timeout of calls to AuthKit, default 10 |
     /// | `WORKOS_ALLOWED_CLIENT_REDIRECT_URIS` | optional patterns client redirect URIs must match |
     /// | `WORKOS_ALLOWED_CLIENT_REDIRECT_SCHEMES` | private-use schemes clients may register (e.g. `cursor`) |
@@ -291,6 +297,9 @@ impl WorkOsProviderBuilder {
         }
         if let Some(scopes) = non_blank(env.workos_required_scopes) {
             b = b.required_scopes(parse_scope_list(&scopes));
+        }
+        if let Some(policy) = non_blank(env.mcp_auth_tool_scopes) {
+            b = b.tool_scopes(crate::ScopePolicy::parse("MCP_AUTH_TOOL_SCOPES", &policy)?);
         }
         if let Some(t) = seconds("WORKOS_TIMEOUT_SECONDS", env.workos_timeout_seconds)? {
             b = b.timeout(t);
@@ -490,6 +499,15 @@ impl WorkOsProviderBuilder {
         S: Into<String>,
     {
         self.required_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Per-method and per-tool scopes (see [`ScopePolicy`](crate::ScopePolicy)): enforced by
+    /// [`bearer`](super::WorkOsProvider::bearer) before the MCP service runs, accepted by
+    /// `/authorize` and listed in both metadata documents, so a client refused with 403
+    /// `insufficient_scope` can ask for them.
+    pub fn tool_scopes(mut self, policy: crate::ScopePolicy) -> Self {
+        self.tool_scopes = Some(policy);
         self
     }
 
@@ -837,6 +855,7 @@ impl WorkOsProviderBuilder {
             resource,
             redirect_path,
             required_scopes: self.required_scopes,
+            tool_scopes: self.tool_scopes,
             upstream_scopes,
             timeout: self.timeout,
             redirect_policy: RedirectUriPolicy {

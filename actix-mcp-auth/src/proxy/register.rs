@@ -203,6 +203,10 @@ impl Registration {
 /// Scopes clients may ask for: the configured ones, plus `offline_access`.
 pub(crate) fn supported_scopes(state: &super::ProxyState) -> Vec<String> {
     let mut scopes = state.settings.required_scopes.clone();
+    // Per-tool scopes can be asked for (the 403 step-up of the bearer check names them).
+    if let Some(policy) = &state.settings.tool_scopes {
+        crate::metadata::add_policy_scopes(&mut scopes, policy);
+    }
     if !scopes.iter().any(|s| s == "offline_access") {
         scopes.push("offline_access".to_owned());
     }
