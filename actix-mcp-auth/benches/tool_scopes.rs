@@ -66,7 +66,11 @@ fn bearer(c: &mut Criterion) {
     let cases: [(&str, Option<ScopePolicy>, bool); 3] = [
         ("plain", None, false),
         ("tool_scopes", Some(POLICY.parse().unwrap()), false),
-        ("tool_scopes_with_headers", Some(POLICY.parse().unwrap()), true),
+        (
+            "tool_scopes_with_headers",
+            Some(POLICY.parse().unwrap()),
+            true,
+        ),
     ];
     for (name, policy, headers) in cases {
         let provider = provider(&fake, policy);

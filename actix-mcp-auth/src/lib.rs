@@ -10,6 +10,11 @@
 //!   metadata, forward AuthKit's authorization-server metadata, and verify AuthKit's RS256 JWTs
 //!   against its JWKS with a cache so the hot path does no RSA work.
 //!
+//! Either mode can enforce per-tool scopes: a [`ScopePolicy`] (or `MCP_AUTH_TOOL_SCOPES`) maps
+//! MCP methods and tool, resource or prompt names to scopes, and [`BearerAuth`] refuses a call
+//! whose token lacks one with 403 `insufficient_scope` before the MCP service runs, so the
+//! client can step up.
+//!
 //! # Quick start
 //!
 //! ```no_run

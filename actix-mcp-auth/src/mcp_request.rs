@@ -14,8 +14,7 @@
 use std::borrow::Cow;
 
 use base64::{
-    Engine as _,
-    alphabet,
+    Engine as _, alphabet,
     engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig},
 };
 use serde::de::{self, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
@@ -136,7 +135,9 @@ pub(crate) fn classify<'a>(
         return Ok(request);
     }
     let [call] = request.calls.as_slice() else {
-        return Err(Mismatch("Mcp-Method describes one message; the body is a batch"));
+        return Err(Mismatch(
+            "Mcp-Method describes one message; the body is a batch",
+        ));
     };
     if request.undetermined || call.method != headers.method.as_str() {
         return Err(Mismatch("Mcp-Method does not match the body"));
@@ -291,7 +292,9 @@ struct MessageValue<'a>(Message<'a>);
 
 impl<'de> de::Deserialize<'de> for MessageValue<'de> {
     fn deserialize<D: de::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_map(MessageVisitor).map(MessageValue)
+        deserializer
+            .deserialize_map(MessageVisitor)
+            .map(MessageValue)
     }
 }
 
@@ -379,12 +382,9 @@ mod tests {
     }
 
     fn headers(method: &str, name: Option<&str>) -> HeaderCall {
-        read_headers(
-            &[method.as_bytes()],
-            name.map(str::as_bytes).as_slice(),
-        )
-        .unwrap()
-        .unwrap()
+        read_headers(&[method.as_bytes()], name.map(str::as_bytes).as_slice())
+            .unwrap()
+            .unwrap()
     }
 
     #[test]
@@ -420,7 +420,9 @@ mod tests {
 
     #[test]
     fn repeated_keys_keep_the_last_like_serde_json_value() {
-        let req = body(r#"{"method":"tools/list","method":"tools/call","params":{"name":"a","name":"b"}}"#);
+        let req = body(
+            r#"{"method":"tools/list","method":"tools/call","params":{"name":"a","name":"b"}}"#,
+        );
         assert_eq!(req.calls, vec![call("tools/call", Some("b"))]);
     }
 
@@ -454,13 +456,28 @@ mod tests {
             headers("tools/list", None),
             headers("tools/call", None),
         ] {
-            assert!(classify(Some(&lie), Body::Complete(json.as_bytes())).is_err(), "{lie:?}");
+            assert!(
+                classify(Some(&lie), Body::Complete(json.as_bytes())).is_err(),
+                "{lie:?}"
+            );
         }
         let batch = r#"[{"method":"tools/list"},{"method":"tools/list"}]"#;
-        assert!(classify(Some(&headers("tools/list", None)), Body::Complete(batch.as_bytes())).is_err());
+        assert!(
+            classify(
+                Some(&headers("tools/list", None)),
+                Body::Complete(batch.as_bytes())
+            )
+            .is_err()
+        );
         // Mcp-Name on a method without a name is not compared.
         let list = r#"{"method":"tools/list"}"#;
-        assert!(classify(Some(&headers("tools/list", Some("x"))), Body::Complete(list.as_bytes())).is_ok());
+        assert!(
+            classify(
+                Some(&headers("tools/list", Some("x"))),
+                Body::Complete(list.as_bytes())
+            )
+            .is_ok()
+        );
     }
 
     #[test]
@@ -492,7 +509,11 @@ mod tests {
         // "café" in the base64 sentinel, with and without padding.
         for encoded in [&b"=?base64?Y2Fmw6k=?="[..], b"=?base64?Y2Fmw6k?="] {
             assert_eq!(
-                read_headers(&[b"tools/call"], &[encoded]).unwrap().unwrap().name.as_deref(),
+                read_headers(&[b"tools/call"], &[encoded])
+                    .unwrap()
+                    .unwrap()
+                    .name
+                    .as_deref(),
                 Some("café")
             );
         }

@@ -22,8 +22,7 @@ use actix_web::{
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
-    Authenticated,
-    ScopePolicy,
+    Authenticated, ScopePolicy,
     error::{BearerError, BearerErrorKind, Challenge},
     scope_check,
     verify::{TokenVerifier, VerifyError},

@@ -358,7 +358,9 @@ impl ScopePolicyBuilder {
             }
         }
         for rules in methods.values_mut() {
-            rules.prefixes.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+            rules
+                .prefixes
+                .sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         }
         for (scope, implied) in &self.implications {
             let entry = format!("{scope}>{implied}");
@@ -483,16 +485,35 @@ mod tests {
             "tools/call:delete_repo=repo:admin; tools/call:admin_*=mcp:admin; \
              tools/call:admin_super*=root; tools/call=mcp:tools; resources/read=files:read; *=mcp",
         );
-        assert_eq!(p.scopes_for("tools/call", Some("delete_repo")), ["repo:admin"]);
-        assert_eq!(p.scopes_for("tools/call", Some("admin_echo")), ["mcp:admin"]);
-        assert_eq!(p.scopes_for("tools/call", Some("admin_superuser")), ["root"]);
+        assert_eq!(
+            p.scopes_for("tools/call", Some("delete_repo")),
+            ["repo:admin"]
+        );
+        assert_eq!(
+            p.scopes_for("tools/call", Some("admin_echo")),
+            ["mcp:admin"]
+        );
+        assert_eq!(
+            p.scopes_for("tools/call", Some("admin_superuser")),
+            ["root"]
+        );
         assert_eq!(p.scopes_for("tools/call", Some("echo")), ["mcp:tools"]);
         assert_eq!(p.scopes_for("tools/call", None), ["mcp:tools"]);
-        assert_eq!(p.scopes_for("resources/read", Some("file:///x")), ["files:read"]);
+        assert_eq!(
+            p.scopes_for("resources/read", Some("file:///x")),
+            ["files:read"]
+        );
         assert_eq!(p.scopes_for("tools/list", None), ["mcp"]);
         assert_eq!(
             p.scopes(),
-            v(&["repo:admin", "mcp:admin", "root", "mcp:tools", "files:read", "mcp"])
+            v(&[
+                "repo:admin",
+                "mcp:admin",
+                "root",
+                "mcp:tools",
+                "files:read",
+                "mcp"
+            ])
         );
         assert!(p.needs_body());
     }
@@ -508,14 +529,23 @@ mod tests {
         assert!(p.is_satisfied(&v(&["read"]), "read"));
         // A policy with only a default never needs the body.
         assert!(!policy("*=mcp").needs_body());
-        assert_eq!(policy("").scopes_for("tools/call", Some("x")), Vec::<String>::new());
+        assert_eq!(
+            policy("").scopes_for("tools/call", Some("x")),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
     fn resource_names_may_contain_colons() {
         let p = policy("resources/read:file:///secret/*=files:admin; resources/read=files:read");
-        assert_eq!(p.scopes_for("resources/read", Some("file:///secret/a")), ["files:admin"]);
-        assert_eq!(p.scopes_for("resources/read", Some("file:///public")), ["files:read"]);
+        assert_eq!(
+            p.scopes_for("resources/read", Some("file:///secret/a")),
+            ["files:admin"]
+        );
+        assert_eq!(
+            p.scopes_for("resources/read", Some("file:///public")),
+            ["files:read"]
+        );
     }
 
     #[test]
@@ -572,9 +602,6 @@ mod tests {
             unreadable: true,
             ..Classification::default()
         };
-        assert_eq!(
-            p.needed(&[], &unreadable),
-            ["repo:admin", "mcp", "prompts"]
-        );
+        assert_eq!(p.needed(&[], &unreadable), ["repo:admin", "mcp", "prompts"]);
     }
 }

@@ -50,7 +50,9 @@ pub fn with_body_deadline(
 const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 /// The arguments of `admin_echo`.
-#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+// Through rmcp's re-export: the loadtest crate compiles this module without its own serde.
+#[derive(Debug, rmcp::serde::Deserialize, schemars::JsonSchema)]
+#[serde(crate = "rmcp::serde")]
 pub struct EchoArgs {
     /// The text to send back.
     pub text: String,

@@ -54,7 +54,9 @@ struct AuthKitApp {
 }
 
 impl AuthKitApp {
-    async fn spawn(configure: impl FnOnce(AuthKitProviderBuilder) -> AuthKitProviderBuilder) -> Self {
+    async fn spawn(
+        configure: impl FnOnce(AuthKitProviderBuilder) -> AuthKitProviderBuilder,
+    ) -> Self {
         let fake = FakeAuthKit::start();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let base_url = format!("http://127.0.0.1:{}", listener.local_addr().unwrap().port());
@@ -139,7 +141,10 @@ async fn a_tool_needing_more_is_refused_with_one_challenge_and_never_runs() {
     assert_eq!(app.calls.count(), 1);
 
     // Other tools and methods need the default scope only.
-    for body in [tool_call("whoami"), json!({"method": "tools/list", "id": 2}).to_string()] {
+    for body in [
+        tool_call("whoami"),
+        json!({"method": "tools/list", "id": 2}).to_string(),
+    ] {
         let reply = app.post("mcp", &body, &[]).await;
         assert_eq!(reply.status, 200, "{body}");
         assert_eq!(reply.text(), body);
@@ -170,7 +175,9 @@ async fn required_scopes_and_the_request_share_one_challenge() {
     .await;
     assert_eq!(reply.status, 401);
     assert!(
-        reply.challenge().starts_with("Bearer scope=\"openid mcp\", "),
+        reply
+            .challenge()
+            .starts_with("Bearer scope=\"openid mcp\", "),
         "{}",
         reply.challenge()
     );
@@ -204,7 +211,10 @@ async fn sep_2243_headers_must_agree_with_the_body() {
     assert_eq!(app.post("mcp", &body, &agree).await.status, 403);
     assert_eq!(app.post("mcp mcp:admin", &body, &agree).await.status, 200);
     // Base64-wrapped names are decoded.
-    let encoded = [("mcp-method", "tools/call"), ("mcp-name", "=?base64?YWRtaW5fZWNobw==?=")];
+    let encoded = [
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "=?base64?YWRtaW5fZWNobw==?="),
+    ];
     assert_eq!(app.post("mcp mcp:admin", &body, &encoded).await.status, 200);
     let before = app.calls.count();
     for lie in [
@@ -212,8 +222,15 @@ async fn sep_2243_headers_must_agree_with_the_body() {
         vec![("mcp-method", "tools/list")],
         vec![("mcp-method", "tools/call")],
         vec![("mcp-name", "admin_echo")],
-        vec![("mcp-method", "tools/call"), ("mcp-method", "tools/call"), ("mcp-name", "admin_echo")],
-        vec![("mcp-method", "tools/call"), ("mcp-name", "=?base64?not base64?=")],
+        vec![
+            ("mcp-method", "tools/call"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "admin_echo"),
+        ],
+        vec![
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "=?base64?not base64?="),
+        ],
     ] {
         let reply = app.post("mcp mcp:admin", &body, &lie).await;
         assert_eq!(reply.status, 400, "{lie:?}");
@@ -221,7 +238,11 @@ async fn sep_2243_headers_must_agree_with_the_body() {
         assert_eq!(json["error"]["code"], -32020, "{lie:?}");
         assert_eq!(json["jsonrpc"], "2.0");
     }
-    assert_eq!(app.calls.count(), before, "no refused request reached the service");
+    assert_eq!(
+        app.calls.count(),
+        before,
+        "no refused request reached the service"
+    );
 }
 
 #[actix_web::test]
@@ -242,7 +263,11 @@ async fn unreadable_bodies_need_every_scope_and_garbage_the_default() {
     assert_eq!(reply.challenge(), app.challenge("mcp mcp:admin"));
     let reply = app.post("mcp mcp:admin", &big, &[]).await;
     assert_eq!(reply.status, 200);
-    assert_eq!(reply.text(), big, "the service gets the whole body, read part and rest");
+    assert_eq!(
+        reply.text(),
+        big,
+        "the service gets the whole body, read part and rest"
+    );
     // A compressed body is not read: it could be anything.
     let reply = app
         .post("mcp", &tool_call("whoami"), &[("content-encoding", "gzip")])
@@ -342,7 +367,11 @@ async fn spawn_proxy(fake: &FakeAuthKit, db: &TestDb) -> (String, WorkOsProvider
 }
 
 /// Logs `client` in asking for `scope`; returns the access token.
-async fn login(oauth: &OAuthTestClient, client: &actix_mcp_auth_testing::RegisteredClient, scope: &str) -> String {
+async fn login(
+    oauth: &OAuthTestClient,
+    client: &actix_mcp_auth_testing::RegisteredClient,
+    scope: &str,
+) -> String {
     let options = AuthorizeOptions {
         scope: Some(scope.to_owned()),
         ..AuthorizeOptions::default()
@@ -370,7 +399,10 @@ async fn proxy_mode_steps_up_through_a_second_consent(db: &TestDb) {
     let (base_url, provider, calls) = spawn_proxy(&fake, db).await;
     let mut oauth = OAuthTestClient::new(&base_url);
     let discovery = oauth.discover().await.expect("discovery");
-    for document in [&discovery.protected_resource, &discovery.authorization_server] {
+    for document in [
+        &discovery.protected_resource,
+        &discovery.authorization_server,
+    ] {
         let supported = document["scopes_supported"].as_array().unwrap();
         for scope in ["mcp", "mcp:admin", "files:read", "files:write"] {
             assert!(supported.contains(&json!(scope)), "{scope} in {document}");
@@ -395,7 +427,11 @@ async fn proxy_mode_steps_up_through_a_second_consent(db: &TestDb) {
     let needed = challenge_scope(&reply);
     assert_eq!(needed, "mcp mcp:admin");
     assert_eq!(calls.count(), 0);
-    let reply: Reply = oauth.call_tool(&token, "whoami", json!({})).await.unwrap().into();
+    let reply: Reply = oauth
+        .call_tool(&token, "whoami", json!({}))
+        .await
+        .unwrap()
+        .into();
     assert_eq!(reply.status, 200);
 
     // The client asks again with what the challenge named, consents, and gets through.
