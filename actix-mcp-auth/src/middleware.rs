@@ -306,9 +306,11 @@ fn preflight_response() -> HttpResponse {
             header::ACCESS_CONTROL_ALLOW_METHODS,
             "GET, POST, DELETE, OPTIONS",
         ))
+        // Mcp-Method and Mcp-Name: the request headers of MCP 2026-07-28 (SEP-2243).
         .insert_header((
             header::ACCESS_CONTROL_ALLOW_HEADERS,
-            "Authorization, Content-Type, Accept, Mcp-Protocol-Version, Mcp-Session-Id, Last-Event-ID",
+            "Authorization, Content-Type, Accept, Mcp-Protocol-Version, Mcp-Session-Id, \
+             Last-Event-ID, Mcp-Method, Mcp-Name",
         ))
         .insert_header((
             header::ACCESS_CONTROL_EXPOSE_HEADERS,
