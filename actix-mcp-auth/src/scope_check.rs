@@ -116,17 +116,30 @@ async fn read_body(req: &mut ServiceRequest, limit: usize) -> Result<BodyRead, P
         return Ok(BodyRead::Encoded);
     }
     let mut payload = req.take_payload();
-    let mut read = BytesMut::new();
+    // Most bodies arrive in one chunk: keep it as is, copy only when a second one comes.
+    let mut first: Option<Bytes> = None;
+    let mut joined = BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        read.extend_from_slice(&chunk?);
-        if read.len() > limit {
+        let chunk = chunk?;
+        match first.take() {
+            None if joined.is_empty() => first = Some(chunk),
+            earlier => {
+                if let Some(earlier) = earlier {
+                    joined.extend_from_slice(&earlier);
+                }
+                joined.extend_from_slice(&chunk);
+            }
+        }
+        let read = first.as_ref().map_or(joined.len(), Bytes::len);
+        if read > limit {
+            let read = first.take().unwrap_or_else(|| joined.split().freeze());
             return Ok(BodyRead::Oversized {
-                read: read.freeze(),
+                read,
                 rest: payload,
             });
         }
     }
-    Ok(BodyRead::Complete(read.freeze()))
+    Ok(BodyRead::Complete(first.unwrap_or_else(|| joined.freeze())))
 }
 
 /// 403 `insufficient_scope` naming every scope the request needs (MCP step-up: the client
@@ -153,4 +166,72 @@ fn mismatch_response(mismatch: Mismatch) -> HttpResponse {
             "id": null,
             "error": { "code": HEADER_MISMATCH, "message": mismatch.0 },
         }))
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    /// A request whose body arrives in `chunks`.
+    fn chunked(chunks: &[&'static str]) -> ServiceRequest {
+        let mut req = TestRequest::post().uri("/mcp").to_srv_request();
+        let stream = futures_util::stream::iter(
+            chunks
+                .iter()
+                .map(|c| Ok::<_, PayloadError>(Bytes::from_static(c.as_bytes())))
+                .collect::<Vec<_>>(),
+        );
+        let boxed: std::pin::Pin<Box<dyn Stream<Item = Result<Bytes, PayloadError>>>> =
+            Box::pin(stream);
+        req.set_payload(Payload::from(boxed));
+        req
+    }
+
+    async fn remaining_body(req: &mut ServiceRequest) -> Vec<u8> {
+        let mut payload = req.take_payload();
+        let mut out = Vec::new();
+        while let Some(chunk) = payload.next().await {
+            out.extend_from_slice(&chunk.unwrap());
+        }
+        out
+    }
+
+    #[actix_web::test]
+    async fn bodies_are_joined_and_handed_on_unchanged() {
+        for chunks in [&["ab", "cd", "ef"][..], &["", "abcdef"], &["abcdef"], &[]] {
+            let mut req = chunked(chunks);
+            let read = read_body(&mut req, 10).await.unwrap();
+            let Body::Complete(bytes) = read.view() else {
+                panic!("complete body expected for {chunks:?}");
+            };
+            assert_eq!(bytes, chunks.concat().as_bytes());
+            read.restore(&mut req);
+            assert_eq!(remaining_body(&mut req).await, chunks.concat().as_bytes());
+        }
+    }
+
+    #[actix_web::test]
+    async fn an_oversized_body_is_unreadable_and_still_handed_on_whole() {
+        for chunks in [&["ab", "cd", "ef"][..], &["abcdef"]] {
+            let mut req = chunked(chunks);
+            let read = read_body(&mut req, 3).await.unwrap();
+            assert!(matches!(read.view(), Body::Unreadable), "{chunks:?}");
+            read.restore(&mut req);
+            assert_eq!(remaining_body(&mut req).await, b"abcdef");
+        }
+    }
+
+    #[actix_web::test]
+    async fn encoded_bodies_are_not_read() {
+        let mut req = TestRequest::post()
+            .insert_header(("content-encoding", "gzip"))
+            .set_payload("compressed")
+            .to_srv_request();
+        let read = read_body(&mut req, 100).await.unwrap();
+        assert!(matches!(read.view(), Body::Unreadable));
+        read.restore(&mut req);
+        assert_eq!(remaining_body(&mut req).await, b"compressed");
+    }
 }
