@@ -1,8 +1,10 @@
 //! An MCP server protected by WorkOS AuthKit, on actix-web.
 //!
-//! The server has one MCP tool, `whoami`, which returns the verified caller as JSON (`sub` at
-//! the top level, `subject`, `client_id`, `scopes`, `expires_at` and all token `claims`).
-//! Everything under `MCP_PATH` requires an AuthKit access token; the OAuth discovery documents
+//! The server has two MCP tools: `whoami`, which returns the verified caller as JSON (`sub` at
+//! the top level, `subject`, `client_id`, `scopes`, `expires_at` and all token `claims`), and
+//! `admin_echo`, which echoes its `text` and, with `MCP_AUTH_TOOL_SCOPES` set as below, needs
+//! the extra AuthKit scope `mcp:admin` (per-tool scopes: a token without it gets 403
+//! `insufficient_scope` naming the scopes to ask for). Everything under `MCP_PATH` requires an AuthKit access token; the OAuth discovery documents
 //! MCP clients need (`/.well-known/...`) are served at the host root, and `GET /healthz` is
 //! open.
 //!
@@ -15,6 +17,7 @@
 //! | `MCP_PATH` | where the MCP endpoint lives, default `/mcp` |
 //! | `WORKOS_REQUIRED_SCOPES` | optional, space-separated scopes every token must carry |
 //! | `WORKOS_JWKS_URI` | optional, overrides the JWKS URL derived from the AuthKit domain |
+//! | `MCP_AUTH_TOOL_SCOPES` | optional per-tool scopes; `tools/call:admin_echo=mcp:admin` makes the second tool, `admin_echo`, need `mcp:admin` (a token without it gets 403 `insufficient_scope` and the client steps up) |
 //! | `MCP_HOST` / `MCP_PORT` | address to listen on, default `127.0.0.1` / `8000` |
 //! | `RUST_LOG` | log filter, default `info` |
 //!

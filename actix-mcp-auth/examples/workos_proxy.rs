@@ -8,8 +8,11 @@
 //! encrypted (AES-256-GCM) in the database and only used to check that the user's AuthKit
 //! session is still alive and to refresh it.
 //!
-//! The MCP server has one tool, `whoami`, which returns the verified caller (JSON, `sub` at the
-//! top level). Everything under `MCP_PATH` requires one of our access tokens. The OAuth
+//! The MCP server has two tools: `whoami`, which returns the verified caller (JSON, `sub` at the
+//! top level), and `admin_echo`, which echoes its `text` and, with
+//! `MCP_AUTH_TOOL_SCOPES=tools/call:admin_echo=mcp:admin`, needs the scope `mcp:admin`: a client
+//! whose token lacks it gets 403 `insufficient_scope`, logs in again asking for it (a new
+//! consent), and retries. Everything under `MCP_PATH` requires one of our access tokens. The OAuth
 //! endpoints (`/register`, `/authorize`, `/consent`, `WORKOS_REDIRECT_PATH`, `/token`,
 //! `/revoke`) live at the base URL (below its path, if it has one), the discovery documents
 //! under `/.well-known/` at the host root, and `GET /healthz` is open.
@@ -28,6 +31,7 @@
 //! | `MCP_PATH` | where the MCP endpoint lives, default `/mcp` |
 //! | `WORKOS_REDIRECT_PATH` | our callback path, default `/auth/callback` |
 //! | `WORKOS_REQUIRED_SCOPES` | optional, space-separated scopes every token carries |
+//! | `MCP_AUTH_TOOL_SCOPES` | optional per-tool scopes; `tools/call:admin_echo=mcp:admin` makes the second tool, `admin_echo`, need `mcp:admin` (a token without it gets 403 `insufficient_scope` and the client steps up) |
 //! | `WORKOS_TIMEOUT_SECONDS` | timeout of each call to AuthKit, default 10 |
 //! | `WORKOS_ALLOWED_CLIENT_REDIRECT_URIS` | optional patterns the redirect URIs of MCP clients must match, e.g. `http://localhost:*/* http://127.0.0.1:*/* https://claude.ai/api/mcp/auth_callback`; default: any https URI and loopback http |
 //! | `WORKOS_ALLOWED_CLIENT_REDIRECT_SCHEMES` | optional private-use schemes MCP clients may register redirect URIs with, e.g. `cursor vscode` |

@@ -10,6 +10,11 @@
 //!   metadata, forward AuthKit's authorization-server metadata, and verify AuthKit's RS256 JWTs
 //!   against its JWKS with a cache so the hot path does no RSA work.
 //!
+//! Either mode can enforce per-tool scopes: a [`ScopePolicy`] (or `MCP_AUTH_TOOL_SCOPES`) maps
+//! MCP methods and tool, resource or prompt names to scopes, and [`BearerAuth`] refuses a call
+//! whose token lacks one with 403 `insufficient_scope` before the MCP service runs, so the
+//! client can step up.
+//!
 //! # Quick start
 //!
 //! ```no_run
@@ -53,6 +58,7 @@ mod backend;
 pub mod body_deadline;
 mod clock;
 mod error;
+mod mcp_request;
 mod metadata;
 mod middleware;
 pub mod oauth;
@@ -60,6 +66,8 @@ mod principal;
 mod providers;
 pub mod proxy;
 mod rate_limit;
+mod scope_check;
+pub mod scope_policy;
 mod settings;
 pub mod store;
 mod upstream;
@@ -76,6 +84,7 @@ pub use self::{
     },
     proxy::cimd::{HostResolver, SystemResolver},
     rate_limit::{Limit, RateLimits},
+    scope_policy::{ScopePolicy, ScopePolicyBuilder},
     upstream::UpstreamError,
     verify::{JwtVerifier, JwtVerifierBuilder, LocalBoxFuture, TokenVerifier, VerifyError},
 };

@@ -4,6 +4,9 @@
 //! verify it, check the required scopes, and put the [`Authenticated`] caller into the request
 //! extensions. Refusals are RFC 6750 challenges pointing at the protected-resource metadata
 //! (RFC 9728), which is how MCP clients discover where to log in.
+//!
+//! With a [`ScopePolicy`] (per-tool scopes), the request is classified after the token is
+//! verified (see `scope_check`) and refused with 403 before the service sees it.
 
 use std::{future::Ready, rc::Rc, sync::Arc};
 
@@ -19,8 +22,9 @@ use actix_web::{
 use futures_util::future::LocalBoxFuture;
 
 use crate::{
-    Authenticated,
+    Authenticated, ScopePolicy,
     error::{BearerError, BearerErrorKind, Challenge},
+    scope_check,
     verify::{TokenVerifier, VerifyError},
 };
 
@@ -57,6 +61,8 @@ struct Config {
     required_scopes: Vec<String>,
     challenge: Arc<Challenge>,
     preflight: bool,
+    /// Per-request scopes; `None` leaves requests (and their bodies) untouched.
+    policy: Option<ScopePolicy>,
 }
 
 impl BearerAuth {
@@ -71,6 +77,7 @@ impl BearerAuth {
                     scope: None,
                 }),
                 preflight: true,
+                policy: None,
             },
         }
     }
@@ -79,12 +86,20 @@ impl BearerAuth {
     /// also announced in the 401 challenge.
     #[must_use]
     pub fn required_scopes(mut self, scopes: Vec<String>) -> Self {
-        let config = &mut self.config;
-        config.challenge = Arc::new(Challenge {
-            resource_metadata: config.challenge.resource_metadata.clone(),
-            scope: (!scopes.is_empty()).then(|| scopes.join(" ")),
-        });
-        config.required_scopes = scopes;
+        self.config.required_scopes = scopes;
+        self.config.refresh_challenge();
+        self
+    }
+
+    /// Enforces `policy` (per-method and per-tool scopes) on every request, after the token is
+    /// verified and before the service runs: a token lacking a scope the request needs gets 403
+    /// `insufficient_scope` naming every scope needed. The policy's default scopes are also
+    /// announced in the 401 challenge. The request body is read (up to the policy's limit) when
+    /// the decision depends on it, and handed on unchanged.
+    #[must_use]
+    pub fn tool_scopes(mut self, policy: ScopePolicy) -> Self {
+        self.config.policy = Some(policy);
+        self.config.refresh_challenge();
         self
     }
 
@@ -95,6 +110,24 @@ impl BearerAuth {
     pub fn answer_preflight(mut self, enabled: bool) -> Self {
         self.config.preflight = enabled;
         self
+    }
+}
+
+impl Config {
+    /// The 401 challenge: the required scopes, then the policy's default ones.
+    fn refresh_challenge(&mut self) {
+        let mut scopes = self.required_scopes.clone();
+        if let Some(policy) = &self.policy {
+            for scope in policy.default_scopes() {
+                if !scopes.contains(scope) {
+                    scopes.push(scope.clone());
+                }
+            }
+        }
+        self.challenge = Arc::new(Challenge {
+            resource_metadata: self.challenge.resource_metadata.clone(),
+            scope: (!scopes.is_empty()).then(|| scopes.join(" ")),
+        });
     }
 }
 
@@ -134,7 +167,7 @@ where
 
     forward_ready!(service);
 
-    fn call(&self, req: ServiceRequest) -> Self::Future {
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
         let service = self.service.clone();
         let config = self.config.clone();
         Box::pin(async move {
@@ -143,13 +176,25 @@ where
                     .into_response(preflight_response())
                     .map_into_right_body());
             }
-            match authenticate(&config, &req).await {
+            let checked = match authenticate(&config, &req).await {
+                Ok(caller) => match &config.policy {
+                    None => Ok(caller),
+                    Some(policy) => {
+                        let base = &config.required_scopes;
+                        let metadata = &config.challenge.resource_metadata;
+                        scope_check::enforce(policy, base, metadata, &mut req, &caller)
+                            .await?
+                            .map(|()| caller)
+                    }
+                },
+                Err(error) => Err(error.error_response()),
+            };
+            match checked {
                 Ok(caller) => {
                     req.extensions_mut().insert(caller);
                     service.call(req).await.map(|res| res.map_into_left_body())
                 }
-                Err(error) => {
-                    let mut response = error.error_response();
+                Err(mut response) => {
                     if req.headers().contains_key(header::ORIGIN) {
                         response.headers_mut().insert(
                             header::ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -189,6 +234,11 @@ async fn authenticate(config: &Config, req: &ServiceRequest) -> Result<Authentic
                 "the token cannot be checked right now; retry later",
             ),
         })?;
+    // With a policy, the required scopes are checked with the request's own (one challenge
+    // listing everything the request needs).
+    if config.policy.is_some() {
+        return Ok(caller);
+    }
     if let Some(missing) = config
         .required_scopes
         .iter()
@@ -256,9 +306,11 @@ fn preflight_response() -> HttpResponse {
             header::ACCESS_CONTROL_ALLOW_METHODS,
             "GET, POST, DELETE, OPTIONS",
         ))
+        // Mcp-Method and Mcp-Name: the request headers of MCP 2026-07-28 (SEP-2243).
         .insert_header((
             header::ACCESS_CONTROL_ALLOW_HEADERS,
-            "Authorization, Content-Type, Accept, Mcp-Protocol-Version, Mcp-Session-Id, Last-Event-ID",
+            "Authorization, Content-Type, Accept, Mcp-Protocol-Version, Mcp-Session-Id, \
+             Last-Event-ID, Mcp-Method, Mcp-Name",
         ))
         .insert_header((
             header::ACCESS_CONTROL_EXPOSE_HEADERS,

@@ -19,7 +19,7 @@ use std::{collections::BTreeMap, str::FromStr, time::Duration};
 
 use url::Url;
 
-use crate::{error::ConfigError, metadata::protected_resource_path};
+use crate::{ScopePolicy, error::ConfigError, metadata::protected_resource_path};
 
 /// A setting as the operator knows it: its environment variable and its builder method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +38,8 @@ pub(crate) const fn setting(env: &'static str, method: &'static str) -> Setting 
 pub(crate) const AUTHKIT_DOMAIN: Setting = setting("WORKOS_AUTHKIT_DOMAIN", "authkit_domain");
 pub(crate) const BASE_URL: Setting = setting("MCP_BASE_URL", "base_url");
 pub(crate) const MCP_PATH: Setting = setting("MCP_PATH", "mcp_path");
+/// The per-tool scope policy of both modes (see [`ScopePolicy`]).
+pub(crate) const TOOL_SCOPES_VAR: &str = "MCP_AUTH_TOOL_SCOPES";
 pub(crate) const REQUIRED_SCOPES: Setting = setting("WORKOS_REQUIRED_SCOPES", "required_scopes");
 pub(crate) const HTTP_TIMEOUT: Setting = setting("WORKOS_TIMEOUT_SECONDS", "http_timeout");
 
@@ -164,6 +166,8 @@ pub(crate) struct SharedSettings {
     pub required_scopes: Vec<String>,
     /// Timeout of each call to AuthKit.
     pub http_timeout: Duration,
+    /// Per-method and per-tool scopes enforced by the bearer check (`MCP_AUTH_TOOL_SCOPES`).
+    pub tool_scopes: Option<ScopePolicy>,
 }
 
 impl SharedSettings {
@@ -176,6 +180,7 @@ impl SharedSettings {
             mcp_path: "/mcp".to_owned(),
             required_scopes: Vec::new(),
             http_timeout,
+            tool_scopes: None,
         }
     }
 
@@ -195,7 +200,19 @@ impl SharedSettings {
         if let Some(timeout) = env.seconds(HTTP_TIMEOUT.env)? {
             shared.http_timeout = timeout;
         }
+        if let Some(policy) = env.optional(TOOL_SCOPES_VAR) {
+            shared.tool_scopes = Some(ScopePolicy::parse(TOOL_SCOPES_VAR, &policy)?);
+        }
         Ok(shared)
+    }
+
+    /// Scopes the server deals in: the required ones, then those the per-tool policy names.
+    pub(crate) fn all_scopes(&self, base: &[String]) -> Vec<String> {
+        let mut scopes = base.to_vec();
+        if let Some(policy) = &self.tool_scopes {
+            crate::metadata::add_policy_scopes(&mut scopes, policy);
+        }
+        scopes
     }
 
     /// The name of `setting` in an error message.
@@ -416,6 +433,18 @@ mod tests {
             urls.resource_metadata_url,
             "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
         );
+    }
+
+    #[test]
+    fn the_tool_scope_policy_is_shared_and_named_in_errors() {
+        let s = shared(&[("MCP_AUTH_TOOL_SCOPES", "tools/call:deploy=ops;*=mcp")]).unwrap();
+        assert!(s.tool_scopes.is_some());
+        assert_eq!(
+            s.all_scopes(&["openid".to_owned()]),
+            ["openid", "ops", "mcp"]
+        );
+        let err = error(&[("MCP_AUTH_TOOL_SCOPES", "tools/call:deploy")]);
+        assert!(err.starts_with("MCP_AUTH_TOOL_SCOPES"), "{err}");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Code shared by the examples: a tiny MCP server with one `whoami` tool, the rmcp-actix-web
+//! Code shared by the examples: a tiny MCP server with two tools (`whoami`, and `admin_echo`,
+//! which needs the extra scope `mcp:admin` when `MCP_AUTH_TOOL_SCOPES` says so), the rmcp-actix-web
 //! transport around it, tracing setup, the listen address, and (for the proxy-mode examples)
 //! opening the store and serving a [`WorkOsProvider`].
 //!
@@ -15,6 +16,7 @@ use actix_mcp_auth::{
 use actix_web::{App, HttpServer, dev::Service as _, web};
 use rmcp::{
     ErrorData as McpError, RoleServer, ServerHandler,
+    handler::server::wrapper::Parameters,
     model::{CallToolResult, ContentBlock, Implementation, ServerCapabilities, ServerConfig},
     service::RequestContext,
     tool, tool_handler, tool_router,
@@ -47,7 +49,17 @@ pub fn with_body_deadline(
 /// Host names that always reach a server started on this machine.
 const LOOPBACK_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
-/// The MCP server of the examples: one tool, `whoami`, that echoes the verified caller.
+/// The arguments of `admin_echo`.
+// Through rmcp's re-export: the loadtest crate compiles this module without its own serde.
+#[derive(Debug, rmcp::serde::Deserialize, schemars::JsonSchema)]
+#[serde(crate = "rmcp::serde")]
+pub struct EchoArgs {
+    /// The text to send back.
+    pub text: String,
+}
+
+/// The MCP server of the examples: `whoami`, that echoes the verified caller, and
+/// `admin_echo`, the tool that needs an extra scope.
 #[derive(Clone, Debug, Default)]
 pub struct WhoAmIServer;
 
@@ -78,6 +90,19 @@ impl WhoAmIServer {
             .map_err(|e| McpError::internal_error(format!("serializing caller: {e}"), None))?;
         Ok(CallToolResult::success(vec![ContentBlock::text(json)]))
     }
+
+    /// Echoes `text`. The bearer check lets the call through only when the token holds the
+    /// scopes `MCP_AUTH_TOOL_SCOPES` names for it: with `tools/call:admin_echo=mcp:admin`, a
+    /// token without `mcp:admin` gets 403 `insufficient_scope` and a real client steps up (asks
+    /// for `mcp:admin` and retries); unset, any valid token may call it.
+    #[tool(description = "Echo `text` back; needs the mcp:admin scope when \
+                          MCP_AUTH_TOOL_SCOPES=tools/call:admin_echo=mcp:admin")]
+    async fn admin_echo(
+        &self,
+        Parameters(EchoArgs { text }): Parameters<EchoArgs>,
+    ) -> Result<CallToolResult, McpError> {
+        Ok(CallToolResult::success(vec![ContentBlock::text(text)]))
+    }
 }
 
 /// What `whoami` answers: `sub` at the top level, then the whole [`Authenticated`] (`subject`,
@@ -101,7 +126,10 @@ impl ServerHandler for WhoAmIServer {
                 "actix-mcp-auth-example",
                 env!("CARGO_PKG_VERSION"),
             ))
-            .with_instructions("Call `whoami` to see who the MCP server thinks you are.")
+            .with_instructions(
+                "Call `whoami` to see who the MCP server thinks you are; `admin_echo` may need \
+                 the mcp:admin scope.",
+            )
     }
 }
 

@@ -59,6 +59,7 @@ struct Inner {
     resource_url: String,
     resource_metadata_url: String,
     required_scopes: Vec<String>,
+    tool_scopes: Option<crate::ScopePolicy>,
     resource_metadata: ProtectedResourceMetadata,
     verifier: JwtVerifier,
     /// Our protected-resource metadata and AuthKit's forwarded metadata, and their routes.
@@ -135,6 +136,7 @@ impl AuthKitProviderBuilder {
     /// | `WORKOS_JWKS_URI` | overrides `{domain}/oauth2/jwks` |
     /// | `WORKOS_ACCEPTED_AUDIENCES` | extra accepted `aud` values besides the MCP URL |
     /// | `WORKOS_TIMEOUT_SECONDS` | timeout of calls to AuthKit, default 5 |
+    /// | `MCP_AUTH_TOOL_SCOPES` | per-tool scopes, see [`ScopePolicy`](crate::ScopePolicy) |
     ///
     /// It does not read `.env` files: call `dotenvy::dotenv()` first if you use one.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -188,6 +190,15 @@ impl AuthKitProviderBuilder {
         S: Into<String>,
     {
         self.shared.required_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Per-method and per-tool scopes (see [`ScopePolicy`](crate::ScopePolicy)), enforced by
+    /// [`bearer`](AuthKitProvider::bearer) before the MCP service runs (403
+    /// `insufficient_scope` for a token lacking one). The scopes are AuthKit's; they are added
+    /// to the protected-resource metadata. From the environment: `MCP_AUTH_TOOL_SCOPES`.
+    pub fn tool_scopes(mut self, policy: crate::ScopePolicy) -> Self {
+        self.shared.tool_scopes = Some(policy);
         self
     }
 
@@ -313,10 +324,13 @@ impl AuthKitProviderBuilder {
         }
         let verifier = verifier.build()?;
 
+        let scopes_supported = self.shared.all_scopes(
+            self.scopes_supported
+                .as_ref()
+                .unwrap_or(&self.shared.required_scopes),
+        );
         let required_scopes = self.shared.required_scopes;
-        let scopes_supported = self
-            .scopes_supported
-            .unwrap_or_else(|| required_scopes.clone());
+        let tool_scopes = self.shared.tool_scopes;
         let mut resource_metadata = ProtectedResourceMetadata::new(
             urls.resource_url.clone(),
             issuer.clone(),
@@ -346,6 +360,7 @@ impl AuthKitProviderBuilder {
                 resource_url: urls.resource_url,
                 resource_metadata_url: urls.resource_metadata_url,
                 required_scopes,
+                tool_scopes,
                 resource_metadata,
                 verifier,
                 discovery,
@@ -406,11 +421,15 @@ impl AuthKitProvider {
 
     /// The bearer-check middleware for the MCP endpoint.
     pub fn bearer(&self) -> BearerAuth {
-        BearerAuth::new(
+        let bearer = BearerAuth::new(
             Arc::new(self.inner.verifier.clone()),
             self.inner.resource_metadata_url.clone(),
         )
-        .required_scopes(self.inner.required_scopes.clone())
+        .required_scopes(self.inner.required_scopes.clone());
+        match &self.inner.tool_scopes {
+            Some(policy) => bearer.tool_scopes(policy.clone()),
+            None => bearer,
+        }
     }
 
     /// The discovery routes, registered at the host root:

@@ -159,10 +159,14 @@ impl WorkOsProvider {
 
     /// The bearer-check middleware for the MCP endpoint.
     pub fn bearer(&self) -> BearerAuth {
-        BearerAuth::new(
+        let bearer = BearerAuth::new(
             Arc::new(self.state.bearer.clone()),
             self.resource_metadata_url().to_owned(),
         )
-        .required_scopes(self.state.settings.required_scopes.clone())
+        .required_scopes(self.state.settings.required_scopes.clone());
+        match &self.state.settings.tool_scopes {
+            Some(policy) => bearer.tool_scopes(policy.clone()),
+            None => bearer,
+        }
     }
 }

@@ -134,6 +134,7 @@ impl WorkOsProviderBuilder {
     /// | `MCP_PATH` | path of the MCP endpoint, default `/mcp` |
     /// | `WORKOS_REDIRECT_PATH` | our callback path registered in WorkOS, default `/auth/callback` |
     /// | `WORKOS_REQUIRED_SCOPES` | scopes every token carries and clients may ask for |
+    /// | `MCP_AUTH_TOOL_SCOPES` | per-tool scopes, see [`ScopePolicy`](crate::ScopePolicy) |
     /// | `WORKOS_TIMEOUT_SECONDS` | timeout of calls to AuthKit, default 10 |
     /// | `WORKOS_ALLOWED_CLIENT_REDIRECT_URIS` | optional patterns client redirect URIs must match |
     /// | `WORKOS_ALLOWED_CLIENT_REDIRECT_SCHEMES` | private-use schemes clients may register (e.g. `cursor`) |
@@ -331,6 +332,15 @@ impl WorkOsProviderBuilder {
         S: Into<String>,
     {
         self.shared.required_scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Per-method and per-tool scopes (see [`ScopePolicy`](crate::ScopePolicy)): enforced by
+    /// [`bearer`](super::WorkOsProvider::bearer) before the MCP service runs, accepted by
+    /// `/authorize` and listed in both metadata documents, so a client refused with 403
+    /// `insufficient_scope` can ask for them. From the environment: `MCP_AUTH_TOOL_SCOPES`.
+    pub fn tool_scopes(mut self, policy: crate::ScopePolicy) -> Self {
+        self.shared.tool_scopes = Some(policy);
         self
     }
 
@@ -660,6 +670,7 @@ impl WorkOsProviderBuilder {
             resource,
             redirect_path,
             required_scopes: self.shared.required_scopes,
+            tool_scopes: self.shared.tool_scopes,
             upstream_scopes,
             timeout: self.shared.http_timeout,
             redirect_policy: RedirectUriPolicy {

@@ -48,7 +48,7 @@ async fn authorize(req: &HttpRequest, state: State, raw: &[u8]) -> HttpResponse 
         Err(page) => return page,
     };
     let client_state = params.get("state");
-    let supported = scope::supported(&state.settings.required_scopes);
+    let supported = scope::supported(&state.settings.client_scopes());
     let policy = AuthorizePolicy {
         required_scopes: &state.settings.required_scopes,
         supported_scopes: &supported,

@@ -64,7 +64,7 @@ impl ProxyState {
     /// The state of one provider: its discovery documents, bearer verifier, rate limiters and
     /// metadata-document clients over `store`. Starts no background task.
     pub(crate) fn new(settings: ProxySettings, store: Store) -> Self {
-        let mut scopes = settings.required_scopes.clone();
+        let mut scopes = settings.client_scopes();
         let resource_metadata = ProtectedResourceMetadata::new(
             settings.resource_url.clone(),
             settings.issuer.clone(),

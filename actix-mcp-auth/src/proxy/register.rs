@@ -28,7 +28,7 @@ use crate::{
 
 /// `POST /register`.
 pub(crate) async fn register(req: HttpRequest, state: State, body: Bytes) -> HttpResponse {
-    let supported = scope::supported(&state.settings.required_scopes);
+    let supported = scope::supported(&state.settings.client_scopes());
     let settings = &state.settings;
     let policy = RegistrationPolicy {
         redirect_uris: &settings.redirect_policy,

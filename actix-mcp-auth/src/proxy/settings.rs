@@ -31,6 +31,8 @@ pub(crate) struct ProxySettings {
     pub resource: Url,
     pub redirect_path: String,
     pub required_scopes: Vec<String>,
+    /// Per-tool scopes: enforced by the bearer check, accepted by `/authorize`.
+    pub tool_scopes: Option<crate::ScopePolicy>,
     /// Scopes asked from AuthKit (always includes `openid` and `offline_access`).
     pub upstream_scopes: Vec<String>,
     /// Timeout of each call to AuthKit (`WORKOS_TIMEOUT_SECONDS`, `http_timeout`).
@@ -62,6 +64,16 @@ pub(crate) struct ProxySettings {
 }
 
 impl ProxySettings {
+    /// Scopes clients may ask for and metadata lists: the required ones, then those the
+    /// per-tool policy names (a client refused with 403 `insufficient_scope` asks for them).
+    pub(crate) fn client_scopes(&self) -> Vec<String> {
+        let mut scopes = self.required_scopes.clone();
+        if let Some(policy) = &self.tool_scopes {
+            crate::metadata::add_policy_scopes(&mut scopes, policy);
+        }
+        scopes
+    }
+
     /// Absolute URL of an endpoint of ours (`path` relative to the base URL).
     pub fn endpoint(&self, path: &str) -> String {
         format!("{}{}", self.issuer, path)

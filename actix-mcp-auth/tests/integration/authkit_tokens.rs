@@ -399,6 +399,7 @@ async fn cors_preflight_and_readable_challenges() {
         .get("access-control-allow-headers")
         .unwrap();
     assert!(allowed.to_str().unwrap().contains("Authorization"));
+    assert!(allowed.to_str().unwrap().contains("Mcp-Method, Mcp-Name"));
     let reply = app
         .client
         .post(app.url("/mcp"))

@@ -19,3 +19,4 @@ mod store_breaker;
 mod store_migrations;
 mod store_races;
 mod store_support;
+mod tool_scopes;
