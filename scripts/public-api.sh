@@ -36,7 +36,7 @@ for section in re.finditer(r'<h3 id="([a-z-]+)"[^>]*>.*?</h3>\s*<ul class="all-i
             continue
         body = (docs / href).read_text()
         # Inherent members only: stop where the trait implementations begin.
-        cut = re.search(r'id="(trait-implementations|synthetic-implementations|blanket-implementations|implementors)"', body)
+        cut = re.search(r'id="(trait-implementations|synthetic-implementations|blanket-implementations|foreign-impls|implementors)"', body)
         inherent = body[: cut.start()] if cut else body
         for member, prefix in (("method", "method"), ("field", "structfield"), ("variant", "variant"), ("trait-method", "tymethod")):
             for m in sorted(set(re.findall(rf'id="{prefix}\.([A-Za-z0-9_]+)"', inherent))):

@@ -14,8 +14,4 @@ mod proxy_input;
 mod proxy_negative;
 mod proxy_single_flight;
 mod proxy_tokens;
-mod store;
-mod store_breaker;
-mod store_migrations;
-mod store_races;
 mod store_support;
