@@ -6,6 +6,9 @@ mod migrations;
 mod operations;
 mod races;
 mod support;
+// Not every helper serves both the store's unit tests and the HTTP tests that share it.
+#[allow(dead_code)]
+mod test_db;
 
 // The engine and URL helpers of `store/mod.rs`.
 use super::*;
