@@ -80,6 +80,7 @@ mod verify;
 pub mod __bench;
 
 pub use self::{
+    clock::Clock,
     error::{BearerError, BearerErrorKind, ConfigError},
     metadata::ProtectedResourceMetadata,
     middleware::{BearerAuth, BearerAuthMiddleware},

@@ -79,7 +79,7 @@ use sqlx::{
     pool::PoolConnection,
 };
 
-pub use crate::clock::Clock;
+use crate::clock::Clock;
 
 use self::{
     breaker::{Admission, Breaker},
@@ -343,13 +343,16 @@ impl Store {
         // two replicas may both try to apply a version. The loser's transaction rolls back, on
         // the bookkeeping table's primary key or on a statement that cannot run twice (SQLite
         // has no `ADD COLUMN IF NOT EXISTS`); either way another migrator recorded a version
-        // meanwhile, and running again finds it applied (and checks its checksum).
+        // meanwhile, and running again finds it applied (and checks its checksum). Every retry
+        // follows another migrator's progress, so one migrator loses at most once per version:
+        // that bounds the retries (a fixed 3 could run out with four replicas and five versions).
+        let max_retries = migrator().iter().count();
         let mut attempts = 0;
         loop {
             let applied = self.applied_migrations().await;
             match migrator().run(&self.pool).await {
                 Err(e)
-                    if attempts < 3
+                    if attempts < max_retries
                         && (lost_migration_race(&e)
                             || self.applied_migrations().await > applied) =>
                 {

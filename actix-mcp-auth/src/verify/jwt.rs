@@ -228,7 +228,7 @@ impl JwtVerifierBuilder {
 
     /// The time source of `exp`/`nbf` checks, the token cache and the JWKS refresh intervals
     /// (default: the system clock). Tests pass a
-    /// [`Clock::adjustable`](crate::store::Clock::adjustable) to move past an expiry or a
+    /// [`Clock::adjustable`](crate::Clock::adjustable) to move past an expiry or a
     /// back-off instead of sleeping.
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;

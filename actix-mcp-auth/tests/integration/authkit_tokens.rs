@@ -372,7 +372,7 @@ async fn verified_tokens_are_served_from_the_cache() {
 #[actix_web::test]
 async fn expired_tokens_are_not_served_from_the_cache() {
     // The verifier's clock, moved past the expiry instead of sleeping through it.
-    let clock = actix_mcp_auth::store::Clock::adjustable();
+    let clock = actix_mcp_auth::Clock::adjustable();
     let app = TestApp::spawn_with(|b| b.leeway(Duration::ZERO).clock(clock.clone())).await;
     let token = app.token(json!({"exp": now() + 2}));
     assert_eq!(app.call_with(&token).await.status, 200);

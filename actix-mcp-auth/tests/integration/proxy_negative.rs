@@ -798,7 +798,7 @@ async fn upstream_failures_are_reported_not_leaked(db: &TestDb) {
 }
 
 async fn upstream_session_state_reaches_our_tokens(db: &TestDb) {
-    use actix_mcp_auth::store::{Clock, StoreOptions};
+    use actix_mcp_auth::{Clock, store::StoreOptions};
 
     let fake = FakeAuthKit::start();
     // AuthKit access tokens that are always about to expire: every session check refreshes.

@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use actix_mcp_auth::store::{Clock, StoreOptions};
+use actix_mcp_auth::{Clock, store::StoreOptions};
 use actix_mcp_auth_testing::{AuthorizeOptions, ConsentDecision, FakeAuthKit, Pkce};
 use futures_util::future::join_all;
 use serde_json::Value;
