@@ -6,7 +6,8 @@
 //! * `MCP_AUTH_REQUIRE_SQLX_CLI` set: the sqlx-cli migration tests run and fail without the CLI
 //!   (cfg `mcp_auth_test_sqlx_cli`); unset, they are ignored. CI sets both.
 //!
-//! Nothing here affects the library's code; the cfgs are read by `tests/` only.
+//! Nothing here affects the library's code; the cfgs are read by the tests only (`tests/` and
+//! the store's unit tests in `src/store/tests/`).
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");

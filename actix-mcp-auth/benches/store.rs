@@ -8,9 +8,14 @@
 
 use std::{hint::black_box, time::Duration};
 
-use actix_mcp_auth::store::{
-    AuthorizationCode, ClientRecord, CodeConsumed, CodeRedemption, Grant, Keyring, NewTokens,
-    Secret, Store, TokenHash, UpstreamTokens,
+// The store's record types and operations are crate-private; the hidden `__bench` feature
+// (on through the dev-dependency) exposes them to this bench only.
+use actix_mcp_auth::{
+    __bench::{
+        self as internals, AuthorizationCode, ClientRecord, CodeConsumed, CodeRedemption, Grant,
+        NewTokens, Secret, TokenHash, UpstreamTokens,
+    },
+    store::{Keyring, Store},
 };
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use futures_util::future::join_all;
@@ -123,7 +128,6 @@ async fn grant_with_code(store: &Store, client_id: &str) -> (Grant, TokenHash) {
         profile: Some(serde_json::json!({"email": "bench@example.com"})),
         created_at: now(),
         expires_at: now() + 86_400,
-        revoked_at: None,
     };
     let raw = format!("mcp_code_{}", random_id());
     let code = AuthorizationCode {
@@ -139,7 +143,9 @@ async fn grant_with_code(store: &Store, client_id: &str) -> (Grant, TokenHash) {
         expires_at: now() + 300,
         used_at: None,
     };
-    store.create_grant(&grant, &code).await.expect("grant");
+    internals::create_grant(store, &grant, &code)
+        .await
+        .expect("grant");
     (grant, code.code_hash)
 }
 
@@ -161,7 +167,7 @@ fn bench_engine(c: &mut Criterion, rt: &Runtime, db: &BenchDb) {
         store
     });
     let client_id = "bench-client";
-    rt.block_on(store.register_client(&client(client_id)))
+    rt.block_on(internals::register_client(&store, &client(client_id)))
         .expect("client");
 
     // Many live tokens, so the lookup goes through a real index.
@@ -176,8 +182,7 @@ fn bench_engine(c: &mut Criterion, rt: &Runtime, db: &BenchDb) {
                 refresh_hash: Some(TokenHash::of(&format!("mcp_rt_{}", random_id()))),
                 refresh_expires_at: now() + 86_400,
             };
-            store
-                .issue_tokens(&grant.grant_id, &grant.scopes, &tokens)
+            internals::issue_tokens(&store, &grant.grant_id, &grant.scopes, &tokens)
                 .await
                 .expect("issue")
                 .expect("live grant");
@@ -193,9 +198,12 @@ fn bench_engine(c: &mut Criterion, rt: &Runtime, db: &BenchDb) {
         b.iter(|| {
             i = (i + 1) % access_hashes.len();
             let found = rt
-                .block_on(store.lookup_access_token(black_box(&access_hashes[i])))
+                .block_on(internals::lookup_access_token(
+                    &store,
+                    black_box(&access_hashes[i]),
+                ))
                 .expect("lookup");
-            assert!(found.is_some());
+            assert!(found);
         })
     });
     group.bench_function("consume_code", |b| {
@@ -203,7 +211,11 @@ fn bench_engine(c: &mut Criterion, rt: &Runtime, db: &BenchDb) {
             || rt.block_on(grant_with_code(&store, client_id)).1,
             |hash| {
                 let outcome = rt
-                    .block_on(store.consume_code(&hash, &redemption(client_id)))
+                    .block_on(internals::consume_code(
+                        &store,
+                        &hash,
+                        &redemption(client_id),
+                    ))
                     .expect("consume");
                 assert!(matches!(outcome, CodeConsumed::Consumed(_)));
             },
@@ -218,11 +230,11 @@ fn bench_engine(c: &mut Criterion, rt: &Runtime, db: &BenchDb) {
             let lookups = (0..CONCURRENCY).map(|_| {
                 i = (i + 1) % access_hashes.len();
                 let (store, hash) = (store.clone(), access_hashes[i].clone());
-                tokio::spawn(async move { store.lookup_access_token(&hash).await })
+                tokio::spawn(async move { internals::lookup_access_token(&store, &hash).await })
             });
             let lookups: Vec<_> = lookups.collect();
             for result in rt.block_on(join_all(lookups)) {
-                assert!(result.unwrap().expect("lookup").is_some());
+                assert!(result.unwrap().expect("lookup"));
             }
         })
     });
@@ -242,9 +254,9 @@ fn bench_engine(c: &mut Criterion, rt: &Runtime, db: &BenchDb) {
                     .into_iter()
                     .map(|hash| {
                         let store = store.clone();
-                        rt.spawn(
-                            async move { store.consume_code(&hash, &redemption(client_id)).await },
-                        )
+                        rt.spawn(async move {
+                            internals::consume_code(&store, &hash, &redemption(client_id)).await
+                        })
                     })
                     .collect();
                 for result in rt.block_on(join_all(consumes)) {

@@ -83,7 +83,7 @@ mod support;
 
 use actix_mcp_auth::{
     WorkOsProviderBuilder,
-    store::{Keyring, crypto::ENCRYPTION_KEYS_VAR},
+    store::{ENCRYPTION_KEYS_VAR, Keyring},
 };
 
 /// The database used when `DATABASE_URL` is not set: a SQLite file in the working directory,

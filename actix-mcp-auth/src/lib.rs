@@ -48,10 +48,18 @@
 //! * `aws-lc-rs` (default) or `rust-crypto`: the crypto backend of JWT verification and TLS.
 //! * `tracing-actix-web`: `access_log::RedactingRootSpanBuilder`, an access-log span for
 //!   tracing-actix-web's `TracingLogger` whose request target has its query secrets redacted.
+//! * `__fuzzing`, `__bench`: internal hooks for the repository's fuzz targets and benchmarks;
+//!   not part of the API, no semver promise.
 
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// The hidden `__fuzzing`/`__bench` re-exports make internal items public whose docs link to
+// other internals; those links serve the private docs, so they are not warnings there.
+#![cfg_attr(
+    any(feature = "__fuzzing", feature = "__bench"),
+    allow(rustdoc::private_intra_doc_links)
+)]
 
 pub mod access_log;
 mod backend;
@@ -61,20 +69,27 @@ mod error;
 mod mcp_request;
 mod metadata;
 mod middleware;
-pub mod oauth;
+mod oauth;
 mod principal;
 mod providers;
-pub mod proxy;
+mod proxy;
 mod rate_limit;
 mod scope_check;
 pub mod scope_policy;
+mod secret;
 mod settings;
 pub mod store;
 mod upstream;
-pub mod verify;
+mod verify;
+
+#[cfg(feature = "__bench")]
+#[doc(hidden)]
+#[path = "bench_support.rs"]
+pub mod __bench;
 
 pub use self::{
-    error::{BearerError, BearerErrorKind, ConfigError, OAuthError, OAuthErrorCode},
+    clock::Clock,
+    error::{BearerError, BearerErrorKind, ConfigError},
     metadata::ProtectedResourceMetadata,
     middleware::{BearerAuth, BearerAuthMiddleware},
     principal::{Authenticated, AuthenticatedExt},
@@ -82,9 +97,19 @@ pub use self::{
         AuthKitProvider, AuthKitProviderBuilder, AuthKitRoutes, WorkOsProvider,
         WorkOsProviderBuilder,
     },
-    proxy::cimd::{HostResolver, SystemResolver},
+    proxy::{
+        ProxyRoutes,
+        cimd::{HostResolver, SystemResolver},
+    },
     rate_limit::{Limit, RateLimits},
     scope_policy::{ScopePolicy, ScopePolicyBuilder},
-    upstream::UpstreamError,
-    verify::{JwtVerifier, JwtVerifierBuilder, LocalBoxFuture, TokenVerifier, VerifyError},
+    verify::{JwtVerifier, TokenVerifier, VerifyError, VerifyFuture},
 };
+
+/// The protocol parsers the fuzz targets (`fuzz/`, a workspace of its own) drive. Not part of
+/// the API: no semver promise, and only with the `__fuzzing` feature.
+#[cfg(feature = "__fuzzing")]
+#[doc(hidden)]
+pub mod __fuzzing {
+    pub use crate::oauth::{pkce, redirect_uri, resource, scope, tokens};
+}

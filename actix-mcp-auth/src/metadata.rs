@@ -47,7 +47,7 @@ pub struct ProtectedResourceMetadata {
 impl ProtectedResourceMetadata {
     /// A document for `resource` protected by `authorization_server`. `offline_access` is
     /// removed from `scopes`: refresh is between client and authorization server.
-    pub fn new(
+    pub(crate) fn new(
         resource: impl Into<String>,
         authorization_server: impl Into<String>,
         scopes: &[String],

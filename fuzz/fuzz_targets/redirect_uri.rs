@@ -2,7 +2,9 @@
 //! and nothing accepted is ever unsafe.
 #![no_main]
 
-use actix_mcp_auth::oauth::redirect_uri::{RedirectPattern, RedirectUriPolicy, matches_registered};
+use actix_mcp_auth::__fuzzing::redirect_uri::{
+    RedirectPattern, RedirectUriPolicy, matches_registered,
+};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

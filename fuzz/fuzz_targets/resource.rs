@@ -2,7 +2,7 @@
 //! canonical URL.
 #![no_main]
 
-use actix_mcp_auth::oauth::resource::{canonical, match_resource};
+use actix_mcp_auth::__fuzzing::resource::{canonical, match_resource};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

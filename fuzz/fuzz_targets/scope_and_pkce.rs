@@ -2,7 +2,7 @@
 //! malformed verifier never verifies.
 #![no_main]
 
-use actix_mcp_auth::oauth::{pkce, scope, tokens};
+use actix_mcp_auth::__fuzzing::{pkce, scope, tokens};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

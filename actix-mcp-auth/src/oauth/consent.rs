@@ -138,6 +138,7 @@ fn host_and_port(url: &Url) -> String {
 
 /// Whether every one of `redirect_uris` is a loopback URI: then any program on the user's
 /// computer can receive the code, whatever the client's name claims.
+#[cfg(test)] // only the unit tests call it
 pub fn all_loopback(redirect_uris: &[String]) -> bool {
     !redirect_uris.is_empty()
         && redirect_uris.iter().all(|uri| {

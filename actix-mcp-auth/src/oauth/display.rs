@@ -43,15 +43,10 @@ pub struct RedirectUriDisplay {
 
 /// How a page should show the redirect URI `uri`; `None` when it does not parse as a URL.
 ///
-/// The URI is shown as parsed (what the browser will use), never as the client spelled it.
-/// ```
-/// use actix_mcp_auth::oauth::display::redirect_uri_display;
-///
-/// let shown = redirect_uri_display("https://аpp.example/cb").unwrap();
-/// assert_eq!(shown.host.as_deref(), Some("xn--pp-6kc.example"));
-/// assert_eq!(shown.host_unicode.as_deref(), Some("аpp.example"));
-/// assert_eq!(shown.uri, "https://xn--pp-6kc.example/cb");
-/// ```
+/// The URI is shown as parsed (what the browser will use), never as the client spelled it:
+/// for `https://аpp.example/cb` (a Cyrillic `а`), `host` is `xn--pp-6kc.example`, `host_unicode`
+/// is `аpp.example` and `uri` is `https://xn--pp-6kc.example/cb` (the crate-private module has
+/// no doctests; `unicode_hosts_show_punycode_and_the_unicode_form_beside_it` checks this).
 pub fn redirect_uri_display(uri: &str) -> Option<RedirectUriDisplay> {
     let url = Url::parse(uri).ok()?;
     let Some(host) = url.host_str().filter(|h| !h.is_empty()) else {

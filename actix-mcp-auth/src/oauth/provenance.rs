@@ -134,6 +134,7 @@ impl ClientProvenance {
 
     /// Whether the page may call the client "verified": only a metadata-document client whose
     /// code goes to a non-loopback URI (a loopback URI can be reused by any program).
+    #[cfg(test)] // only the unit tests call it
     pub fn verified(&self) -> bool {
         self.publisher_host().is_some() && !self.redirect_is_loopback
     }

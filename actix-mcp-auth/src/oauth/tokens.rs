@@ -6,6 +6,8 @@
 
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 
+use crate::secret::Secret;
+
 /// Prefix of our access tokens.
 pub const ACCESS_TOKEN_PREFIX: &str = "mcp_at_";
 /// Prefix of our refresh tokens.
@@ -30,6 +32,12 @@ pub fn random_value() -> String {
 /// A new value of the given type: `prefix` + 256 random bits.
 pub fn generate(prefix: &str) -> String {
     format!("{prefix}{}", random_value())
+}
+
+/// [`generate`] for the values that are credentials (tokens, codes, client secrets): held as a
+/// [`Secret`] until they are handed out once.
+pub fn generate_secret(prefix: &str) -> Secret {
+    Secret::new(generate(prefix))
 }
 
 /// Whether `value` has the shape of a value of the given type (no lookup is worth doing

@@ -288,7 +288,7 @@ impl AuthKitProviderBuilder {
 
     /// The time source of token expiry, the token cache, the JWKS refresh intervals and the
     /// metadata cache and its error back-off (default: the system clock). Tests pass a
-    /// [`Clock::adjustable`](crate::store::Clock::adjustable) and move it past an expiry or a
+    /// [`Clock::adjustable`](crate::Clock::adjustable) and move it past an expiry or a
     /// back-off instead of sleeping.
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;

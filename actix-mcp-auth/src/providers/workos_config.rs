@@ -350,8 +350,9 @@ impl WorkOsProviderBuilder {
         self
     }
 
-    /// Patterns client redirect URIs must match (see
-    /// [`RedirectPattern`](crate::oauth::redirect_uri::RedirectPattern)).
+    /// Patterns client redirect URIs must match: absolute URIs where `*` may stand for the whole
+    /// port (`http://127.0.0.1:*/cb`), the leftmost host label (`https://*.example.com/cb`) or
+    /// the end of the path (`https://app.example.com/oauth/*`).
     pub fn allowed_client_redirect_uris<I, S>(mut self, patterns: I) -> Self
     where
         I: IntoIterator<Item = S>,

@@ -27,7 +27,7 @@ use crate::{
     store::{Grant, Store, TokenHash, UpstreamTokens, UpstreamUpdate},
     upstream::{self, TokenCallError, UserinfoError},
     verify::{
-        LocalBoxFuture, TokenVerifier, VerifyError,
+        TokenVerifier, VerifyError, VerifyFuture,
         cache::{TokenDigest, digest},
         single_flight::SingleFlight,
     },
@@ -297,10 +297,7 @@ impl ProxyVerifier {
 }
 
 impl TokenVerifier for ProxyVerifier {
-    fn verify<'a>(
-        &'a self,
-        token: &'a str,
-    ) -> LocalBoxFuture<'a, Result<Authenticated, VerifyError>> {
+    fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
         Box::pin(self.verify_token(token))
     }
 }

@@ -18,7 +18,7 @@ use crate::{
         callback::{self, CODE_TTL_SECS, PageError, UpstreamFailure},
         error::Rejection,
         params::Params,
-        tokens::{CODE_PREFIX, generate, random_value},
+        tokens::{CODE_PREFIX, generate_secret, random_value},
     },
     store::{AuthorizationCode, Grant, PendingAuthorization, TokenHash},
     upstream::{self, TokenCallError, UserinfoError},
@@ -85,10 +85,10 @@ async fn finish(
         Ok(grant) => grant,
         Err(error) => return back(error),
     };
-    let code = generate(CODE_PREFIX);
+    let code = generate_secret(CODE_PREFIX);
     let now = unix_now();
     let record = AuthorizationCode {
-        code_hash: TokenHash::of(&code),
+        code_hash: TokenHash::of_secret(&code),
         grant_id: grant.grant_id.clone(),
         client_id: pending.client_id.clone(),
         redirect_uri: pending.redirect_uri.clone(),
@@ -106,7 +106,7 @@ async fn finish(
     redirect_with(
         &pending.redirect_uri,
         &[
-            ("code", &code),
+            ("code", code.expose()),
             ("state", pending.client_state.as_deref().unwrap_or_default()),
             ("iss", &state.settings.issuer),
         ],
@@ -171,7 +171,6 @@ async fn exchange(
         created_at: now,
         expires_at: now
             + i64::try_from(settings.refresh_token_ttl.as_secs()).unwrap_or(i64::MAX / 2),
-        revoked_at: None,
     })
 }
 

@@ -21,7 +21,7 @@ use crate::{
     oauth::{
         registration::{self, Registration, RegistrationPolicy, UnusedRegistrations},
         scope,
-        tokens::{CLIENT_ID_PREFIX, CLIENT_SECRET_PREFIX, generate},
+        tokens::{CLIENT_ID_PREFIX, CLIENT_SECRET_PREFIX, generate, generate_secret},
     },
     store::{ClientRecord, TokenHash},
 };
@@ -77,10 +77,10 @@ async fn save(
     let client_id = generate(CLIENT_ID_PREFIX);
     let secret = registration
         .is_confidential()
-        .then(|| generate(CLIENT_SECRET_PREFIX));
+        .then(|| generate_secret(CLIENT_SECRET_PREFIX));
     let record = ClientRecord {
         client_id: client_id.clone(),
-        client_secret_hash: secret.as_deref().map(TokenHash::of),
+        client_secret_hash: secret.as_ref().map(TokenHash::of_secret),
         client_name: registration.client_name.clone(),
         redirect_uris: registration.redirect_uris.clone(),
         grant_types: registration.grant_types.clone(),
@@ -107,7 +107,10 @@ async fn save(
     });
     let fields = answer.as_object_mut().expect("a JSON object");
     if let Some(secret) = secret {
-        fields.insert("client_secret".into(), Value::String(secret));
+        fields.insert(
+            "client_secret".into(),
+            Value::String(secret.expose().to_owned()),
+        );
         fields.insert("client_secret_expires_at".into(), json!(0));
     }
     if let Some(scope) = registration.scope {

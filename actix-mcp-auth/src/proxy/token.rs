@@ -25,7 +25,7 @@ use crate::{
             self, CodeRedemption, GrantFailure, IssuedCode, RefreshRequest, TokenLifetimes,
             TokenRequest, expires_in, issues_refresh_tokens,
         },
-        tokens::{ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX, generate},
+        tokens::{ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX, generate_secret},
     },
     store::{
         ClientRecord, CodeConsumed, CodeRedemption as ConsumeOn, IssuedTokens, NewTokens, Rotation,
@@ -122,15 +122,15 @@ async fn authorization_code(
         CodeConsumed::NotFound => return Err(failed(GrantFailure::UnknownCode)),
     };
     let refresh =
-        issues_refresh_tokens(&client.grant_types).then(|| generate(REFRESH_TOKEN_PREFIX));
-    let (access, new) = new_tokens(state, refresh.as_deref());
+        issues_refresh_tokens(&client.grant_types).then(|| generate_secret(REFRESH_TOKEN_PREFIX));
+    let (access, new) = new_tokens(state, refresh.as_ref());
     let issued = state
         .store
         .issue_tokens(&code.grant_id, &code.scopes, &new)
         .await
         .map_err(store_error)?
         .ok_or_else(|| failed(GrantFailure::GrantRevoked))?;
-    Ok(token_response(state, &access, refresh.as_deref(), &issued))
+    Ok(token_response(state, &access, refresh.as_ref(), &issued))
 }
 
 async fn refresh(
@@ -139,12 +139,12 @@ async fn refresh(
     request: &RefreshRequest<'_>,
 ) -> Result<HttpResponse, OAuthError> {
     // The client registered the refresh grant (`token_request::parse` checked it).
-    let refresh = generate(REFRESH_TOKEN_PREFIX);
+    let refresh = generate_secret(REFRESH_TOKEN_PREFIX);
     let (access, new) = new_tokens(state, Some(&refresh));
     let successor = SuccessorTokens {
-        access_token: Secret::new(access),
+        access_token: access,
         access_expires_at: new.access_expires_at,
-        refresh_token: Secret::new(refresh),
+        refresh_token: refresh,
         refresh_expires_at: new.refresh_expires_at,
     };
     let rotation = state
@@ -205,8 +205,8 @@ async fn answer_rotation(
     match state.store.get_grant(&issued.grant_id).await {
         Ok(Some(_)) => Ok(token_response(
             state,
-            pair.access_token.expose(),
-            Some(pair.refresh_token.expose()),
+            &pair.access_token,
+            Some(&pair.refresh_token),
             issued,
         )),
         Ok(None) => Err(failed(GrantFailure::GrantRevoked)),
@@ -220,17 +220,17 @@ async fn answer_rotation(
 }
 
 /// A new access token, and what the store keeps of it and of `refresh` (if any).
-fn new_tokens(state: &ProxyState, refresh: Option<&str>) -> (String, NewTokens) {
+fn new_tokens(state: &ProxyState, refresh: Option<&Secret>) -> (Secret, NewTokens) {
     let lifetimes = TokenLifetimes {
         access: state.settings.access_token_ttl,
         refresh: state.settings.refresh_token_ttl,
     };
     let expiries = lifetimes.expiries(state.store.clock().now());
-    let access = generate(ACCESS_TOKEN_PREFIX);
+    let access = generate_secret(ACCESS_TOKEN_PREFIX);
     let new = NewTokens {
-        access_hash: TokenHash::of(&access),
+        access_hash: TokenHash::of_secret(&access),
         access_expires_at: expiries.access,
-        refresh_hash: refresh.map(TokenHash::of),
+        refresh_hash: refresh.map(TokenHash::of_secret),
         refresh_expires_at: expiries.refresh,
     };
     (access, new)
@@ -238,12 +238,12 @@ fn new_tokens(state: &ProxyState, refresh: Option<&str>) -> (String, NewTokens) 
 
 fn token_response(
     state: &ProxyState,
-    access: &str,
-    refresh: Option<&str>,
+    access: &Secret,
+    refresh: Option<&Secret>,
     issued: &IssuedTokens,
 ) -> HttpResponse {
     let mut body = json!({
-        "access_token": access,
+        "access_token": access.expose(),
         "token_type": "Bearer",
         "expires_in": expires_in(issued.access_expires_at, state.store.clock().now()),
     });
@@ -251,7 +251,7 @@ fn token_response(
         body["scope"] = json!(issued.scopes.join(" "));
     }
     if let Some(refresh) = refresh {
-        body["refresh_token"] = json!(refresh);
+        body["refresh_token"] = json!(refresh.expose());
     }
     with_cors(
         HttpResponse::Ok()

@@ -39,7 +39,10 @@ impl CachedDocument {
 
 impl Store {
     /// The cached document of `url`, fresh or stale, unless past its `expires_at`.
-    pub async fn get_cimd_document(&self, url: &str) -> Result<Option<CachedDocument>, StoreError> {
+    pub(crate) async fn get_cimd_document(
+        &self,
+        url: &str,
+    ) -> Result<Option<CachedDocument>, StoreError> {
         const OP: &str = "get_cimd_document";
         let row = sqlx::query(
             "SELECT url, document, fetched_at, fresh_until, expires_at \
@@ -57,7 +60,7 @@ impl Store {
     /// and its expiry extended), and the document itself unless it must not be stored
     /// (`document` is `None`: `Cache-Control: no-store`, or a stale copy being reused). One
     /// transaction.
-    pub async fn save_cimd_client(
+    pub(crate) async fn save_cimd_client(
         &self,
         client: &ClientRecord,
         document: Option<&CachedDocument>,
@@ -112,7 +115,7 @@ impl Store {
     }
 
     /// Forgets the cached document of `url` (the client row stays: its grants depend on it).
-    pub async fn delete_cimd_document(&self, url: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn delete_cimd_document(&self, url: &str) -> Result<bool, StoreError> {
         const OP: &str = "delete_cimd_document";
         let _turn = self.write_turn().await;
         let done = sqlx::query("DELETE FROM mcp_auth_cimd_documents WHERE url = $1")

@@ -57,7 +57,7 @@ macro_rules! client_columns {
 impl ClientRecord {
     /// `native` or `web` (SEP-837), recorded in [`metadata`](Self::metadata) at registration
     /// or from the metadata document; `None` for clients registered before it was recorded.
-    pub fn application_type(&self) -> Option<&str> {
+    pub(crate) fn application_type(&self) -> Option<&str> {
         self.metadata
             .as_ref()?
             .get("application_type")?
@@ -99,7 +99,7 @@ impl ClientRecord {
 impl Store {
     /// Stores a new client, counted among the [`unused`](Store::unused_clients) ones until its
     /// first grant. A `client_id` that already exists is a [`StoreError::Constraint`].
-    pub async fn register_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
+    pub(crate) async fn register_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
         const OP: &str = "register_client";
         let _turn = self.write_turn().await;
         let err = |e| StoreError::from_sqlx(OP, e);
@@ -137,7 +137,10 @@ impl Store {
     }
 
     /// The client with this id, unless it is unknown or expired.
-    pub async fn get_client(&self, client_id: &str) -> Result<Option<ClientRecord>, StoreError> {
+    pub(crate) async fn get_client(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<ClientRecord>, StoreError> {
         const OP: &str = "get_client";
         let row = sqlx::query(concat!(
             "SELECT ",
@@ -155,7 +158,7 @@ impl Store {
     /// Counts the live registrations that never completed a login (no grant was ever created
     /// for them), and when the first of them expires. Rows of metadata-document clients (their
     /// id is a URL) are caches of a document, not registrations, and do not count.
-    pub async fn unused_clients(&self) -> Result<UnusedClients, StoreError> {
+    pub(crate) async fn unused_clients(&self) -> Result<UnusedClients, StoreError> {
         const OP: &str = "unused_clients";
         let row = sqlx::query(
             "SELECT COUNT(*) AS live, MIN(expires_at) AS next_expiry \
@@ -174,7 +177,12 @@ impl Store {
 
     /// Records a use of the client: `last_used_at` = now, and `expires_at` pushed to at least
     /// `keep_until`. Returns `false` when the client is unknown or expired.
-    pub async fn touch_client(&self, client_id: &str, keep_until: i64) -> Result<bool, StoreError> {
+    #[cfg(test)] // only the tests call it
+    pub(crate) async fn touch_client(
+        &self,
+        client_id: &str,
+        keep_until: i64,
+    ) -> Result<bool, StoreError> {
         const OP: &str = "touch_client";
         let _turn = self.write_turn().await;
         let now = now();
@@ -193,7 +201,8 @@ impl Store {
     }
 
     /// Deletes the client and, by cascade, everything issued to it. Returns whether it existed.
-    pub async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
+    #[cfg(test)] // only the tests call it
+    pub(crate) async fn delete_client(&self, client_id: &str) -> Result<bool, StoreError> {
         const OP: &str = "delete_client";
         let _turn = self.write_turn().await;
         let done = sqlx::query("DELETE FROM mcp_auth_clients WHERE client_id = $1")

@@ -43,7 +43,7 @@ pub struct AuthorizationCode {
 }
 
 /// What the token request proved about a code, checked by the caller against the code read with
-/// [`Store::find_code`]: the code is consumed only if it still carries these values.
+/// `Store::find_code`: the code is consumed only if it still carries these values.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CodeRedemption<'a> {
     /// The authenticated client.
@@ -55,7 +55,7 @@ pub struct CodeRedemption<'a> {
     pub code_challenge: &'a str,
 }
 
-/// The outcome of [`Store::consume_code`].
+/// The outcome of `Store::consume_code`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CodeConsumed {
     /// First redemption: the code, now marked used.
@@ -125,8 +125,8 @@ pub(super) async fn insert_code(
 
 impl Store {
     /// The unexpired code with this digest, used or not, if its grant is live: for the caller
-    /// to check the client, redirect URI and PKCE verifier before [`Store::consume_code`].
-    pub async fn find_code(
+    /// to check the client, redirect URI and PKCE verifier before `Store::consume_code`.
+    pub(crate) async fn find_code(
         &self,
         code_hash: &TokenHash,
     ) -> Result<Option<AuthorizationCode>, StoreError> {
@@ -150,7 +150,7 @@ impl Store {
     /// Redeems a code the caller has checked: marks it used and returns it, atomically, if it is
     /// unused and still carries the values of `checked`. Then issue tokens with
     /// [`Store::issue_tokens`].
-    pub async fn consume_code(
+    pub(crate) async fn consume_code(
         &self,
         code_hash: &TokenHash,
         checked: &CodeRedemption<'_>,

@@ -49,7 +49,10 @@ impl ConsentApproval {
 
 impl Store {
     /// Remembers an approval, replacing an earlier one for the same subject and client.
-    pub async fn remember_consent(&self, approval: &ConsentApproval) -> Result<(), StoreError> {
+    pub(crate) async fn remember_consent(
+        &self,
+        approval: &ConsentApproval,
+    ) -> Result<(), StoreError> {
         const OP: &str = "remember_consent";
         let _turn = self.write_turn().await;
         sqlx::query(
@@ -74,7 +77,7 @@ impl Store {
     }
 
     /// The unexpired approval of `client_id` by `subject`, if any.
-    pub async fn find_consent(
+    pub(crate) async fn find_consent(
         &self,
         subject: &str,
         client_id: &str,
@@ -95,7 +98,12 @@ impl Store {
     }
 
     /// Forgets an approval. Returns whether there was one.
-    pub async fn forget_consent(&self, subject: &str, client_id: &str) -> Result<bool, StoreError> {
+    #[cfg(test)] // only the tests call it
+    pub(crate) async fn forget_consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+    ) -> Result<bool, StoreError> {
         const OP: &str = "forget_consent";
         let _turn = self.write_turn().await;
         let done =

@@ -27,92 +27,14 @@ use aes_gcm::{
 use base64::{Engine as _, engine::general_purpose::STANDARD};
 use sha2::{Digest, Sha256};
 
-use crate::error::ConfigError;
+pub(crate) use crate::secret::{Secret, TokenHash};
+use crate::{error::ConfigError, secret::hex};
 
 /// The environment variable holding the encryption keys.
 pub const ENCRYPTION_KEYS_VAR: &str = "MCP_AUTH_ENCRYPTION_KEYS";
 
 const KEY_LEN: usize = 32;
 const NONCE_LEN: usize = 12;
-
-/// A string that must not be logged: an upstream token, a PKCE verifier.
-///
-/// `Debug` prints `Secret(***)`; there is no `Display`. Read it with [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself; keep it out of logs and error messages.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Self {
-        Self(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Self {
-        Self(value.to_owned())
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
-}
-
-/// The SHA-256 digest (64 lower-case hex digits) of a code, token or other issued secret: what
-/// the database stores and looks up instead of the value itself.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TokenHash(String);
-
-impl TokenHash {
-    /// The digest of `secret`.
-    pub fn of(secret: &str) -> Self {
-        Self(hex(&Sha256::digest(secret.as_bytes())))
-    }
-
-    /// A digest read back from storage or a cache; `None` unless it is 64 lower-case hex digits.
-    pub fn from_hex(digest: &str) -> Option<Self> {
-        let well_formed = digest.len() == 64
-            && digest
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-        well_formed.then(|| Self(digest.to_owned()))
-    }
-
-    /// The digest as hex.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for TokenHash {
-    // A digest reveals nothing about the token, but a short form keeps logs readable.
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "TokenHash({}…)", &self.0[..8])
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
-}
 
 /// One AES-256 key and its id.
 #[derive(Clone)]
@@ -148,7 +70,8 @@ impl EncryptionKey {
 
     /// The key id stored beside every value this key seals: the first 8 hex digits of the
     /// key's SHA-256. Safe to log.
-    pub fn id(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn id(&self) -> &str {
         &self.id
     }
 }
@@ -163,7 +86,8 @@ impl fmt::Debug for EncryptionKey {
 
 /// A fresh random AES-256 key in the base64 form [`Keyring::from_config`] reads. Equivalent to
 /// `openssl rand -base64 32`.
-pub fn generate_key() -> String {
+#[cfg(test)]
+pub(crate) fn generate_key() -> String {
     let mut bytes = [0u8; KEY_LEN];
     rand::fill(&mut bytes);
     STANDARD.encode(bytes)
@@ -198,7 +122,7 @@ pub struct Keyring {
 
 impl Keyring {
     /// A keyring from keys in order of preference; the first one seals.
-    pub fn new(keys: Vec<EncryptionKey>) -> Result<Self, ConfigError> {
+    pub(crate) fn new(keys: Vec<EncryptionKey>) -> Result<Self, ConfigError> {
         if keys.is_empty() {
             return Err(ConfigError::Missing(ENCRYPTION_KEYS_VAR.to_owned()));
         }
@@ -243,18 +167,18 @@ impl Keyring {
     }
 
     /// Id of the key that seals new values.
-    pub fn sealing_key_id(&self) -> &str {
+    pub(crate) fn sealing_key_id(&self) -> &str {
         &self.keys[0].id
     }
 
     /// Ids of every key that can open values, sealing key first.
-    pub fn key_ids(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn key_ids(&self) -> impl Iterator<Item = &str> {
         self.keys.iter().map(|k| k.id.as_str())
     }
 
     /// Seals `plaintext` with the first key. `aad` must name where the value lives (see
     /// [`aad`]); the same `aad` is needed to open it.
-    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Sealed {
+    pub(crate) fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Sealed {
         let key = &self.keys[0];
         let mut nonce = [0u8; NONCE_LEN];
         rand::fill(&mut nonce);
@@ -280,7 +204,7 @@ impl Keyring {
 
     /// Opens a sealed value. Fails closed on an unknown key id, a different `aad` or any
     /// change to the ciphertext.
-    pub fn open(&self, sealed: &Sealed, aad: &[u8]) -> Result<Vec<u8>, OpenError> {
+    pub(crate) fn open(&self, sealed: &Sealed, aad: &[u8]) -> Result<Vec<u8>, OpenError> {
         let key = self
             .keys
             .iter()
@@ -314,7 +238,7 @@ impl Keyring {
     pub(crate) fn open_secret(&self, sealed: &Sealed, aad: &[u8]) -> Result<Secret, OpenError> {
         let bytes = self.open(sealed, aad)?;
         String::from_utf8(bytes)
-            .map(Secret)
+            .map(Secret::new)
             .map_err(|_| OpenError::Tampered)
     }
 }

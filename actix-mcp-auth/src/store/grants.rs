@@ -20,7 +20,8 @@ use super::{
 };
 
 /// The upstream (AuthKit) tokens of a grant; sealed at rest.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
+#[cfg_attr(test, derive(PartialEq, Eq))] // holds a `Secret`: compared in tests only
 pub struct UpstreamTokens {
     /// AuthKit access token.
     pub access_token: Secret,
@@ -33,7 +34,8 @@ pub struct UpstreamTokens {
 }
 
 /// A user's authorization of an MCP client.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
+#[cfg_attr(test, derive(PartialEq))] // holds a `Secret`: compared in tests only
 pub struct Grant {
     /// Our grant id.
     pub grant_id: String,
@@ -55,8 +57,6 @@ pub struct Grant {
     pub created_at: i64,
     /// End of the session: no token of this grant outlives it (unix seconds).
     pub expires_at: i64,
-    /// When the grant was revoked, if it was.
-    pub revoked_at: Option<i64>,
 }
 
 /// The outcome of [`Store::update_upstream_tokens`].
@@ -79,7 +79,7 @@ macro_rules! grant_columns {
     () => {
         "grant_id, subject, client_id, scopes, resource, key_id, upstream_access_token, \
          upstream_refresh_token, upstream_id_token, upstream_expires_at, upstream_version, \
-         profile, created_at, expires_at, revoked_at"
+         profile, created_at, expires_at"
     };
 }
 
@@ -88,8 +88,7 @@ macro_rules! grant_columns_g {
     () => {
         "g.grant_id, g.subject, g.client_id, g.scopes, g.resource, g.key_id, \
          g.upstream_access_token, g.upstream_refresh_token, g.upstream_id_token, \
-         g.upstream_expires_at, g.upstream_version, g.profile, g.created_at, g.expires_at, \
-         g.revoked_at"
+         g.upstream_expires_at, g.upstream_version, g.profile, g.created_at, g.expires_at"
     };
 }
 pub(super) use grant_columns_g;
@@ -178,7 +177,6 @@ impl Store {
             profile: profile.map(|p| from_json(&p, op, "profile")).transpose()?,
             created_at: col(row, "created_at", op)?,
             expires_at: col(row, "expires_at", op)?,
-            revoked_at: col(row, "revoked_at", op)?,
             grant_id,
         })
     }
@@ -186,8 +184,8 @@ impl Store {
     /// Stores a new grant and its authorization code in one transaction, and extends the
     /// client's expiry to cover the grant (its first grant marks the client as used: it no
     /// longer counts among [`Store::unused_clients`]). `code.grant_id` must be `grant.grant_id`;
-    /// `grant.upstream_version` and `revoked_at` are ignored (a new grant is at version 0, live).
-    pub async fn create_grant(
+    /// `grant.upstream_version` is ignored (a new grant is at version 0, live).
+    pub(crate) async fn create_grant(
         &self,
         grant: &Grant,
         code: &AuthorizationCode,
@@ -237,7 +235,7 @@ impl Store {
         sqlx::query(concat!(
             "INSERT INTO mcp_auth_grants (",
             grant_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13, NULL)"
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $12, $13)"
         ))
         .bind(&grant.grant_id)
         .bind(&grant.subject)
@@ -258,7 +256,7 @@ impl Store {
     }
 
     /// The grant, unless unknown, expired or revoked.
-    pub async fn get_grant(&self, grant_id: &str) -> Result<Option<Grant>, StoreError> {
+    pub(crate) async fn get_grant(&self, grant_id: &str) -> Result<Option<Grant>, StoreError> {
         const OP: &str = "get_grant";
         let row = sqlx::query(concat!(
             "SELECT ",
@@ -275,7 +273,7 @@ impl Store {
 
     /// Replaces the upstream tokens if the grant is still at `expected_version` (the
     /// `upstream_version` read before refreshing upstream), sealing them with the current key.
-    pub async fn update_upstream_tokens(
+    pub(crate) async fn update_upstream_tokens(
         &self,
         grant_id: &str,
         expected_version: i64,
@@ -312,7 +310,7 @@ impl Store {
 
     /// Revokes the grant and every token issued under it, in one transaction. Returns `false`
     /// when the grant was unknown or already revoked.
-    pub async fn revoke_grant(&self, grant_id: &str) -> Result<bool, StoreError> {
+    pub(crate) async fn revoke_grant(&self, grant_id: &str) -> Result<bool, StoreError> {
         const OP: &str = "revoke_grant";
         let _turn = self.write_turn().await;
         let err = |e| StoreError::from_sqlx(OP, e);

@@ -5,19 +5,19 @@
 //!
 //! | table | record | key | lifetime |
 //! |---|---|---|---|
-//! | `mcp_auth_clients` | [`ClientRecord`] | `client_id` | extended to cover every grant made for it |
-//! | `mcp_auth_unused_clients` | ([`UnusedClients`] counts them) | `client_id` | from registration to the client's first grant |
-//! | `mcp_auth_pending` | [`PendingAuthorization`] | `txn_id` | minutes; consumed at the upstream callback |
-//! | `mcp_auth_consents` | [`ConsentApproval`] | `(subject, client_id)` | remembered approvals |
-//! | `mcp_auth_grants` | [`Grant`] | `grant_id` | the user's session with one client |
-//! | `mcp_auth_codes` | [`AuthorizationCode`] | `code_hash` | minutes; single use |
-//! | `mcp_auth_tokens` | [`IssuedToken`] | `token_hash` | capped at the grant's expiry |
-//! | `mcp_auth_cimd_documents` | [`CachedDocument`] | `url` | document lifetime + 24 h stale grace |
+//! | `mcp_auth_clients` | `ClientRecord` | `client_id` | extended to cover every grant made for it |
+//! | `mcp_auth_unused_clients` | (`UnusedClients` counts them) | `client_id` | from registration to the client's first grant |
+//! | `mcp_auth_pending` | `PendingAuthorization` | `txn_id` | minutes; consumed at the upstream callback |
+//! | `mcp_auth_consents` | `ConsentApproval` | `(subject, client_id)` | remembered approvals |
+//! | `mcp_auth_grants` | `Grant` | `grant_id` | the user's session with one client |
+//! | `mcp_auth_codes` | `AuthorizationCode` | `code_hash` | minutes; single use |
+//! | `mcp_auth_tokens` | `IssuedToken` | `token_hash` | capped at the grant's expiry |
+//! | `mcp_auth_cimd_documents` | `CachedDocument` | `url` | document lifetime + 24 h stale grace |
 //!
-//! Codes and tokens are stored as SHA-256 digests ([`TokenHash`]); upstream tokens, the
+//! Codes and tokens are stored as SHA-256 digests (`TokenHash`); upstream tokens, the
 //! upstream PKCE verifier and, during the refresh grace only, a rotation's successor pair are
 //! sealed with AES-256-GCM by the store's [`Keyring`] (see
-//! [`crypto`]). Records hand them over as [`Secret`]s; sealing and opening happen inside the store.
+//! `store/crypto.rs`). Records hand them over as `Secret`s; sealing and opening happen inside the store.
 //!
 //! # Atomicity
 //!
@@ -28,15 +28,15 @@
 //! * single-use items are consumed by one statement: `DELETE … RETURNING` (pending
 //!   authorizations) or `UPDATE … WHERE used_at IS NULL … RETURNING` (codes, consent tokens). Of
 //!   two concurrent consumers exactly one gets the row; a consumed code stays behind so a second
-//!   redemption is reported as [`CodeConsumed::Replayed`] and the caller can revoke the grant. A
+//!   redemption is reported as `CodeConsumed::Replayed` and the caller can revoke the grant. A
 //!   code is consumed only by the client, redirect URI and PKCE challenge the caller checked
 //!   first, so a wrong guess burns nothing;
 //! * refresh rotation is a compare-and-swap on `rotated_at IS NULL` followed by the insert of the
-//!   new pair, in one database transaction ([`Rotation`]): of N concurrent rotations of one token
+//!   new pair, in one database transaction (`Rotation`): of N concurrent rotations of one token
 //!   exactly one mints a pair, and during the grace every other one gets that same pair back
 //!   (kept sealed until the grace ends);
 //! * multi-row changes (grant + code, token pair, revocation) run in one database transaction;
-//! * upstream token refresh is a compare-and-swap on a version counter ([`UpstreamUpdate`]).
+//! * upstream token refresh is a compare-and-swap on a version counter (`UpstreamUpdate`).
 //!
 //! Every transaction starts with its write. On SQLite a deferred transaction that reads first and
 //! writes later cannot wait for the write lock (it fails with `SQLITE_BUSY` at once); starting with
@@ -79,8 +79,7 @@ use sqlx::{
     pool::PoolConnection,
 };
 
-mod cimd;
-pub use crate::clock::Clock;
+use crate::clock::Clock;
 
 use self::{
     breaker::{Admission, Breaker},
@@ -88,38 +87,39 @@ use self::{
 };
 
 mod breaker;
-mod clients;
-mod codes;
+mod cimd;
+pub(crate) mod clients;
+pub(crate) mod codes;
 mod consents;
-pub mod crypto;
+pub(crate) mod crypto;
 mod error;
-mod grants;
+pub(crate) mod grants;
 mod migrate;
 mod pending;
 mod reachability;
 mod sweeper;
-mod tokens;
+pub(crate) mod tokens;
 
-pub use self::{
+pub(crate) use self::{
     cimd::CachedDocument,
-    clients::{ClientRecord, UnusedClients},
+    clients::ClientRecord,
     codes::{AuthorizationCode, CodeConsumed, CodeRedemption},
     consents::ConsentApproval,
-    crypto::{EncryptionKey, Keyring, Secret, TokenHash},
-    error::StoreError,
+    crypto::{Secret, TokenHash},
     grants::{Grant, UpstreamTokens, UpstreamUpdate},
     migrate::{MIGRATIONS_TABLE, migrator},
     pending::PendingAuthorization,
+    tokens::{IssuedTokens, NewTokens, Rotation, SuccessorTokens, TokenKind},
+};
+pub use self::{
+    crypto::{ENCRYPTION_KEYS_VAR, Keyring},
+    error::StoreError,
     sweeper::{PurgeReport, SweeperHandle},
-    tokens::{
-        AccessGrant, IssuedToken, IssuedTokens, NewTokens, Rotation, SuccessorTokens, TokenKind,
-    },
 };
 
 /// The database engine behind a [`Store`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Engine {
+pub(crate) enum Engine {
     /// PostgreSQL (`postgres://`, `postgresql://`).
     Postgres,
     /// SQLite (`sqlite:`).
@@ -343,13 +343,16 @@ impl Store {
         // two replicas may both try to apply a version. The loser's transaction rolls back, on
         // the bookkeeping table's primary key or on a statement that cannot run twice (SQLite
         // has no `ADD COLUMN IF NOT EXISTS`); either way another migrator recorded a version
-        // meanwhile, and running again finds it applied (and checks its checksum).
+        // meanwhile, and running again finds it applied (and checks its checksum). Every retry
+        // follows another migrator's progress, so one migrator loses at most once per version:
+        // that bounds the retries (a fixed 3 could run out with four replicas and five versions).
+        let max_retries = migrator().iter().count();
         let mut attempts = 0;
         loop {
             let applied = self.applied_migrations().await;
             match migrator().run(&self.pool).await {
                 Err(e)
-                    if attempts < 3
+                    if attempts < max_retries
                         && (lost_migration_race(&e)
                             || self.applied_migrations().await > applied) =>
                 {
@@ -372,18 +375,19 @@ impl Store {
     }
 
     /// The engine behind this store.
-    pub fn engine(&self) -> Engine {
+    #[cfg(test)]
+    pub(crate) fn engine(&self) -> Engine {
         self.engine
     }
 
-    /// The connection pool, for health checks and tests. The `mcp_auth_*` tables belong to the
-    /// store: change them only through it.
-    pub fn pool(&self) -> &AnyPool {
+    /// The connection pool, for the tests' direct looks at the tables.
+    #[cfg(test)]
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
     /// The clock the store compares expiries with (see [`StoreOptions::clock`]).
-    pub fn clock(&self) -> &Clock {
+    pub(crate) fn clock(&self) -> &Clock {
         &self.clock
     }
 
@@ -393,7 +397,8 @@ impl Store {
     }
 
     /// The keyring sealing upstream secrets.
-    pub fn keyring(&self) -> &Keyring {
+    #[cfg(test)]
+    pub(crate) fn keyring(&self) -> &Keyring {
         &self.keys
     }
 
@@ -724,59 +729,4 @@ pub(crate) fn to_json<T: serde::Serialize>(value: &T) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn engine_from_url() {
-        assert_eq!(
-            Engine::from_url("postgres://u@h/db"),
-            Some(Engine::Postgres)
-        );
-        assert_eq!(
-            Engine::from_url("postgresql://u@h/db"),
-            Some(Engine::Postgres)
-        );
-        assert_eq!(Engine::from_url("sqlite://x.db"), Some(Engine::Sqlite));
-        assert_eq!(Engine::from_url("sqlite::memory:"), Some(Engine::Sqlite));
-        assert_eq!(Engine::from_url("mysql://h/db"), None);
-    }
-
-    #[test]
-    fn sqlite_urls_create_the_file() {
-        assert_eq!(
-            sqlite_create_if_missing("sqlite://a.db"),
-            "sqlite://a.db?mode=rwc"
-        );
-        assert_eq!(
-            sqlite_create_if_missing("sqlite://a.db?cache=shared"),
-            "sqlite://a.db?cache=shared&mode=rwc"
-        );
-        assert_eq!(
-            sqlite_create_if_missing("sqlite://a.db?mode=ro"),
-            "sqlite://a.db?mode=ro"
-        );
-    }
-
-    #[test]
-    fn sqlite_files_to_create_are_read_like_sqlx() {
-        let path = |url: &str| sqlite_file_to_create(url).map(|p| p.display().to_string());
-        assert_eq!(path("sqlite://a.db?mode=rwc").as_deref(), Some("a.db"));
-        assert_eq!(
-            path("sqlite:///tmp/x%20y.db?cache=shared&mode=rwc").as_deref(),
-            Some("/tmp/x y.db")
-        );
-        assert_eq!(path("sqlite:b.db?mode=rwc").as_deref(), Some("b.db"));
-        assert_eq!(path("sqlite://a.db?mode=ro"), None);
-        assert_eq!(path("sqlite://a.db"), None);
-        assert_eq!(path("sqlite::memory:?mode=rwc"), None);
-        assert_eq!(path("sqlite://?mode=rwc"), None);
-    }
-
-    #[test]
-    fn scopes_round_trip() {
-        let scopes = vec!["openid".to_owned(), "profile".to_owned()];
-        assert_eq!(split_scopes(&join_scopes(&scopes)), scopes);
-        assert!(split_scopes("").is_empty());
-    }
-}
+mod tests;

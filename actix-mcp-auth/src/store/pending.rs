@@ -16,7 +16,8 @@ use super::{
 };
 
 /// An authorization request waiting for the user.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
+#[cfg_attr(test, derive(PartialEq))] // holds a `Secret`: compared in tests only
 pub struct PendingAuthorization {
     /// Our transaction id: the `state` we send upstream.
     pub txn_id: String,
@@ -122,7 +123,10 @@ impl Store {
     }
 
     /// Stores a new pending authorization (the verifier is sealed). The client must exist.
-    pub async fn create_pending(&self, pending: &PendingAuthorization) -> Result<(), StoreError> {
+    pub(crate) async fn create_pending(
+        &self,
+        pending: &PendingAuthorization,
+    ) -> Result<(), StoreError> {
         const OP: &str = "create_pending";
         let _turn = self.write_turn().await;
         let sealed = self
@@ -156,7 +160,7 @@ impl Store {
     }
 
     /// The pending authorization, unless unknown or expired. Does not consume it.
-    pub async fn get_pending(
+    pub(crate) async fn get_pending(
         &self,
         txn_id: &str,
     ) -> Result<Option<PendingAuthorization>, StoreError> {
@@ -178,7 +182,7 @@ impl Store {
     /// clears the token and sets `consented_at` in one statement, so a form submitted twice (or
     /// by two replicas at once) is approved once. Returns the approved request, or `None` when
     /// the token does not match, was used, or the request expired.
-    pub async fn approve_pending(
+    pub(crate) async fn approve_pending(
         &self,
         txn_id: &str,
         consent_token: &TokenHash,
@@ -203,7 +207,7 @@ impl Store {
     /// Deletes and returns the pending authorization (at the upstream callback). Of concurrent
     /// callers exactly one gets it; `None` when unknown, already consumed or expired. The caller
     /// must still check `consented_at` and the browser binding.
-    pub async fn consume_pending(
+    pub(crate) async fn consume_pending(
         &self,
         txn_id: &str,
     ) -> Result<Option<PendingAuthorization>, StoreError> {

@@ -113,7 +113,8 @@ pub struct NewTokens {
 
 /// The pair a refresh-token rotation hands out, in clear. The store keeps only digests, plus a
 /// sealed copy during the grace so a retry gets the same pair (see [`Store::rotate_refresh_token`]).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
+#[cfg_attr(test, derive(PartialEq, Eq))] // holds a `Secret`: compared in tests only
 pub struct SuccessorTokens {
     /// The new access token.
     pub access_token: Secret,
@@ -127,7 +128,7 @@ pub struct SuccessorTokens {
 
 impl SuccessorTokens {
     /// The digests and lifetimes that are stored.
-    pub fn digests(&self) -> NewTokens {
+    pub(crate) fn digests(&self) -> NewTokens {
         NewTokens {
             access_hash: TokenHash::of(self.access_token.expose()),
             access_expires_at: self.access_expires_at,
@@ -153,7 +154,8 @@ pub struct IssuedTokens {
 }
 
 /// The outcome of [`Store::rotate_refresh_token`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
+#[cfg_attr(test, derive(PartialEq, Eq))] // holds a `Secret`: compared in tests only
 pub enum Rotation {
     /// The old token is spent; the new pair is stored: answer with it.
     Rotated(IssuedTokens),
@@ -181,7 +183,8 @@ pub enum Rotation {
 }
 
 /// A live access token and its live grant: what the bearer check needs.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
+#[cfg_attr(test, derive(PartialEq))] // holds a `Secret`: compared in tests only
 pub struct AccessGrant {
     /// The token row.
     pub token: IssuedToken,
@@ -364,7 +367,7 @@ impl Store {
     /// Stores a new access token (and refresh token, if given) under a live grant, in one
     /// transaction, with `scopes`. `None` (and nothing stored) when the grant is unknown,
     /// expired or revoked.
-    pub async fn issue_tokens(
+    pub(crate) async fn issue_tokens(
         &self,
         grant_id: &str,
         scopes: &[String],
@@ -391,7 +394,7 @@ impl Store {
     /// ([`Rotation::Reissued`]) and nothing new is minted. After the grace, once the successor has
     /// been used itself, or for a refresh token revoked while its grant lives, the use of `old`
     /// is a replay ([`Rotation::Replayed`]).
-    pub async fn rotate_refresh_token(
+    pub(crate) async fn rotate_refresh_token(
         &self,
         old: &TokenHash,
         client_id: &str,
@@ -594,7 +597,7 @@ impl Store {
 
     /// The bearer check: the access token with this digest and its grant, if both are live
     /// (unexpired, unrevoked).
-    pub async fn lookup_access_token(
+    pub(crate) async fn lookup_access_token(
         &self,
         token_hash: &TokenHash,
     ) -> Result<Option<AccessGrant>, StoreError> {
@@ -624,7 +627,7 @@ impl Store {
 
     /// The unexpired token with this digest, of either kind, revoked or not (for `/revoke`,
     /// which must check the client before acting).
-    pub async fn find_token(
+    pub(crate) async fn find_token(
         &self,
         token_hash: &TokenHash,
     ) -> Result<Option<IssuedToken>, StoreError> {
@@ -645,7 +648,7 @@ impl Store {
 
     /// Revokes one token. Returns `false` when it was unknown or already revoked. (To revoke a
     /// refresh token together with everything derived from it, revoke its grant.)
-    pub async fn revoke_token(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
+    pub(crate) async fn revoke_token(&self, token_hash: &TokenHash) -> Result<bool, StoreError> {
         const OP: &str = "revoke_token";
         let _turn = self.write_turn().await;
         let done = sqlx::query(

@@ -68,7 +68,8 @@ impl std::fmt::Debug for VerifiedTokenCache {
 
 impl VerifiedTokenCache {
     /// A cache holding at most `capacity` tokens, each for at most `max_ttl`.
-    pub fn new(capacity: u64, max_ttl: Duration) -> Self {
+    #[cfg(test)] // the verifier passes its clock (`with_clock`)
+    pub(crate) fn new(capacity: u64, max_ttl: Duration) -> Self {
         Self::with_clock(capacity, max_ttl, Clock::system())
     }
 
@@ -105,14 +106,9 @@ impl VerifiedTokenCache {
     }
 
     /// Number of cached tokens (approximate: moka counts lazily).
-    pub fn len(&self) -> u64 {
+    pub(crate) fn len(&self) -> u64 {
         self.entries.run_pending_tasks();
         self.entries.entry_count()
-    }
-
-    /// Whether the cache is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -9,10 +9,7 @@
 //! * only keys usable with the allowed algorithms are kept; everything else is skipped.
 
 use std::{
-    sync::{
-        Arc, RwLock,
-        atomic::{AtomicU64, Ordering},
-    },
+    sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
 
@@ -73,7 +70,6 @@ pub(crate) struct JwksStore {
     current: RwLock<Option<Arc<KeySet>>>,
     /// Held during a fetch (single flight); remembers when the last attempt started.
     last_attempt: tokio::sync::Mutex<Option<Instant>>,
-    fetches: AtomicU64,
 }
 
 impl JwksStore {
@@ -82,13 +78,7 @@ impl JwksStore {
             settings,
             current: RwLock::new(None),
             last_attempt: tokio::sync::Mutex::new(None),
-            fetches: AtomicU64::new(0),
         }
-    }
-
-    /// How many times we asked AuthKit for its keys (for tests and metrics).
-    pub(crate) fn fetch_count(&self) -> u64 {
-        self.fetches.load(Ordering::Relaxed)
     }
 
     fn snapshot(&self) -> Option<Arc<KeySet>> {
@@ -150,7 +140,6 @@ impl JwksStore {
             return current;
         }
         *last_attempt = Some(clock.instant());
-        self.fetches.fetch_add(1, Ordering::Relaxed);
         match self.fetch().await {
             Ok(keys) => {
                 let set = Arc::new(KeySet {

@@ -21,7 +21,7 @@ use jsonwebtoken::{Algorithm, Validation, decode, decode_header, errors::ErrorKi
 use serde_json::{Map, Value};
 
 use super::{
-    LocalBoxFuture, TokenVerifier, VerifyError,
+    TokenVerifier, VerifyError, VerifyFuture,
     cache::{SharedCache, VerifiedTokenCache, digest},
     jwks::{JwksSettings, JwksStore},
 };
@@ -34,16 +34,17 @@ const MAX_LEEWAY: Duration = Duration::from_secs(60);
 ///
 /// Cloning shares the keys and the cache.
 ///
-/// ```no_run
-/// # fn main() -> Result<(), actix_mcp_auth::ConfigError> {
-/// use actix_mcp_auth::JwtVerifier;
+/// [`AuthKitProvider::verifier`](crate::AuthKitProvider::verifier) hands out the provider's
+/// verifier, a [`TokenVerifier`] to use outside the provider's [`BearerAuth`](crate::BearerAuth)
+/// (a WebSocket upgrade, a second middleware stack):
 ///
-/// let verifier = JwtVerifier::builder(
-///     "https://tenant.authkit.app/oauth2/jwks",
-///     "https://tenant.authkit.app",
-/// )
-/// .audience("https://mcp.example.com/mcp")
-/// .build()?;
+/// ```no_run
+/// # async fn check(token: &str) -> Result<(), Box<dyn std::error::Error>> {
+/// use actix_mcp_auth::{AuthKitProvider, TokenVerifier as _};
+///
+/// let auth = AuthKitProvider::from_env()?;
+/// let caller = auth.verifier().verify(token).await?;
+/// println!("{}", caller.subject());
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -180,7 +181,9 @@ impl JwtVerifierBuilder {
     }
 
     /// The signature algorithms to accept (default RS256). Only asymmetric algorithms can be
-    /// configured: with a public JWKS, HMAC would let anyone forge tokens.
+    /// configured: with a public JWKS, HMAC would let anyone forge tokens. The providers keep the
+    /// default; the tests prove the allow-list.
+    #[cfg(test)]
     pub fn algorithms(mut self, algorithms: &[Algorithm]) -> Self {
         self.algorithms = algorithms.to_vec();
         self
@@ -225,7 +228,7 @@ impl JwtVerifierBuilder {
 
     /// The time source of `exp`/`nbf` checks, the token cache and the JWKS refresh intervals
     /// (default: the system clock). Tests pass a
-    /// [`Clock::adjustable`](crate::store::Clock::adjustable) to move past an expiry or a
+    /// [`Clock::adjustable`](crate::Clock::adjustable) to move past an expiry or a
     /// back-off instead of sleeping.
     pub fn clock(mut self, clock: Clock) -> Self {
         self.clock = clock;
@@ -306,7 +309,10 @@ impl JwtVerifierBuilder {
 
 impl JwtVerifier {
     /// Starts a builder for tokens issued by `issuer` and signed with keys from `jwks_uri`.
-    pub fn builder(jwks_uri: impl Into<String>, issuer: impl Into<String>) -> JwtVerifierBuilder {
+    pub(crate) fn builder(
+        jwks_uri: impl Into<String>,
+        issuer: impl Into<String>,
+    ) -> JwtVerifierBuilder {
         JwtVerifierBuilder {
             jwks_uri: jwks_uri.into(),
             issuer: issuer.into(),
@@ -323,18 +329,13 @@ impl JwtVerifier {
         }
     }
 
-    /// The cache of verified tokens.
-    pub fn cache(&self) -> &VerifiedTokenCache {
-        &self.inner.cache
-    }
-
-    /// How many times the JWKS was fetched so far.
-    pub fn jwks_fetch_count(&self) -> u64 {
-        self.inner.jwks.fetch_count()
+    /// Number of verified tokens in the cache (approximate: the cache counts lazily).
+    pub fn cached_tokens(&self) -> u64 {
+        self.inner.cache.len()
     }
 
     /// Verifies without looking at or filling the cache (the full cost of a new token).
-    pub async fn verify_uncached(&self, token: &str) -> Result<Authenticated, VerifyError> {
+    pub(crate) async fn verify_uncached(&self, token: &str) -> Result<Authenticated, VerifyError> {
         let header = decode_header(token).map_err(|_| JwtFailure::Malformed)?;
         if !self.inner.validation.algorithms.contains(&header.alg) {
             return Err(JwtFailure::AlgorithmNotAllowed.into());
@@ -374,10 +375,7 @@ impl JwtVerifier {
 }
 
 impl TokenVerifier for JwtVerifier {
-    fn verify<'a>(
-        &'a self,
-        token: &'a str,
-    ) -> LocalBoxFuture<'a, Result<Authenticated, VerifyError>> {
+    fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
         Box::pin(async move {
             let key = digest(token);
             if let Some(hit) = self.inner.cache.get(&key) {

@@ -9,13 +9,14 @@ mod jwks;
 mod jwt;
 pub(crate) mod single_flight;
 
-pub use futures_util::future::LocalBoxFuture;
+use std::{future::Future, pin::Pin};
 
-pub use self::{
-    cache::VerifiedTokenCache,
-    jwt::{JwtVerifier, JwtVerifierBuilder},
-};
+pub use self::jwt::JwtVerifier;
 use crate::Authenticated;
+
+/// What [`TokenVerifier::verify`] returns: a boxed future, possibly `!Send` (it runs on the
+/// worker that received the request). Build one with `Box::pin(async move { … })`.
+pub type VerifyFuture<'a> = Pin<Box<dyn Future<Output = Result<Authenticated, VerifyError>> + 'a>>;
 
 /// Why a token was not accepted.
 ///
@@ -38,14 +39,13 @@ pub enum VerifyError {
 /// `!Send`: it runs on the worker that received the request, which lets it use `awc`.
 ///
 /// ```
-/// use actix_mcp_auth::{Authenticated, TokenVerifier, VerifyError};
-/// use futures_util::future::LocalBoxFuture;
+/// use actix_mcp_auth::{Authenticated, TokenVerifier, VerifyError, VerifyFuture};
 ///
 /// /// Accepts one fixed token: for a demo, never for production.
 /// struct Fixed;
 ///
 /// impl TokenVerifier for Fixed {
-///     fn verify<'a>(&'a self, token: &'a str) -> LocalBoxFuture<'a, Result<Authenticated, VerifyError>> {
+///     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
 ///         Box::pin(async move {
 ///             if token == "let-me-in" {
 ///                 Ok(Authenticated::new("demo-user", None, vec![], None, Default::default()))
@@ -58,8 +58,5 @@ pub enum VerifyError {
 /// ```
 pub trait TokenVerifier: Send + Sync + 'static {
     /// Verifies `token` and returns the caller it stands for.
-    fn verify<'a>(
-        &'a self,
-        token: &'a str,
-    ) -> LocalBoxFuture<'a, Result<Authenticated, VerifyError>>;
+    fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a>;
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use actix_mcp_auth::store::Clock;
+use actix_mcp_auth::Clock;
 use actix_mcp_auth_testing::{Endpoint, Failure, FakeAuthKit};
 use serde_json::json;
 

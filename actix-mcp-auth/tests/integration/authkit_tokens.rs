@@ -360,19 +360,19 @@ async fn verified_tokens_are_served_from_the_cache() {
     let app = TestApp::spawn().await;
     let token = app.token(json!({}));
     assert_eq!(app.call_with(&token).await.status, 200);
-    assert_eq!(app.provider.verifier().cache().len(), 1);
+    assert_eq!(app.provider.verifier().cached_tokens(), 1);
     // Even with the keys gone upstream, a cached token needs no key.
     app.fake.rotate_keys();
     app.fake.retire_old_keys();
     app.fake.set_failure(Failure::Down);
     assert_eq!(app.call_with(&token).await.status, 200);
-    assert_eq!(app.provider.verifier().cache().len(), 1);
+    assert_eq!(app.provider.verifier().cached_tokens(), 1);
 }
 
 #[actix_web::test]
 async fn expired_tokens_are_not_served_from_the_cache() {
     // The verifier's clock, moved past the expiry instead of sleeping through it.
-    let clock = actix_mcp_auth::store::Clock::adjustable();
+    let clock = actix_mcp_auth::Clock::adjustable();
     let app = TestApp::spawn_with(|b| b.leeway(Duration::ZERO).clock(clock.clone())).await;
     let token = app.token(json!({"exp": now() + 2}));
     assert_eq!(app.call_with(&token).await.status, 200);

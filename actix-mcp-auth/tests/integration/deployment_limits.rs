@@ -16,7 +16,7 @@ use crate::{
         redeem, register, register_with,
     },
     proxy_flow::token_request_to,
-    store_support::TestDb,
+    store_support::{TestDb, client, insert_client, stored_client, unused_clients},
 };
 
 crate::store_support::http_tests!(
@@ -194,17 +194,13 @@ async fn never_used_registrations_expire_in_a_day_and_are_capped(db: &TestDb) {
     for _ in 0..3 {
         clients.push(register(&app, &browser).await);
     }
-    let stored = store
-        .get_client(&clients[0].client_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stored_client(db, &clients[0].client_id).await.unwrap();
     assert_eq!(
         stored.expires_at - stored.created_at,
         24 * 3600,
         "a registration that is never used lives a day"
     );
-    assert_eq!(store.unused_clients().await.unwrap().live, 3);
+    assert_eq!(unused_clients(db).await, 3);
 
     // The ceiling is reached: 503 with Retry-After until the oldest one expires.
     let refused = post_json_fresh(&app.url("/register"), &registration()).await;
@@ -222,16 +218,12 @@ async fn never_used_registrations_expire_in_a_day_and_are_capped(db: &TestDb) {
     let (verifier, challenge) = pkce();
     let code = login(&app, &browser, &clients[0], &challenge).await;
     redeem(&app, &clients[0], &code, &verifier).await;
-    let used = store
-        .get_client(&clients[0].client_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let used = stored_client(db, &clients[0].client_id).await.unwrap();
     assert!(
         used.expires_at >= used.created_at + 29 * 24 * 3600,
         "extended to the grant's life"
     );
-    assert_eq!(store.unused_clients().await.unwrap().live, 2);
+    assert_eq!(unused_clients(db).await, 2);
     assert_eq!(
         post_json_fresh(&app.url("/register"), &registration())
             .await
@@ -246,19 +238,15 @@ async fn never_used_registrations_expire_in_a_day_and_are_capped(db: &TestDb) {
     );
 
     // Expired never-used registrations neither count nor stay: the sweeper deletes them.
-    let mut expired = crate::store_support::client("mcp_client_expired_unused");
+    let mut expired = client("mcp_client_expired_unused");
     expired.created_at -= 2 * 24 * 3600;
     expired.expires_at = expired.created_at + 24 * 3600;
-    store.register_client(&expired).await.unwrap();
-    assert_eq!(store.unused_clients().await.unwrap().live, 3);
+    insert_client(db, &expired).await;
+    assert_eq!(unused_clients(db).await, 3);
     let report = store.purge_expired(100).await.unwrap();
     assert_eq!(report.clients, 1);
     assert!(
-        store
-            .get_client(&clients[0].client_id)
-            .await
-            .unwrap()
-            .is_some(),
+        stored_client(db, &clients[0].client_id).await.is_some(),
         "the used client stays"
     );
 
@@ -268,7 +256,7 @@ async fn never_used_registrations_expire_in_a_day_and_are_capped(db: &TestDb) {
     })
     .await;
     let client = register(&short, &browser).await;
-    let stored = store.get_client(&client.client_id).await.unwrap().unwrap();
+    let stored = stored_client(db, &client.client_id).await.unwrap();
     assert_eq!(stored.expires_at - stored.created_at, 3600);
 }
 

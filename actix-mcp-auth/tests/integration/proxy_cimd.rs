@@ -22,7 +22,7 @@ use tokio::{
 
 use crate::{
     proxy_app::{Browser, ProxyApp},
-    store_support::TestDb,
+    store_support::{TestDb, stored_client},
 };
 
 // ---- a publisher of metadata documents, on loopback -----------------------------------------
@@ -276,12 +276,12 @@ async fn assert_refused(app: &ProxyApp, client_id: &str, expected: &str) {
     );
 }
 
-async fn cimd_row(app: &ProxyApp, url: &str) -> Option<(i64, i64, i64)> {
+async fn cimd_row(db: &TestDb, url: &str) -> Option<(i64, i64, i64)> {
     sqlx::query(
         "SELECT fetched_at, fresh_until, expires_at FROM mcp_auth_cimd_documents WHERE url = $1",
     )
     .bind(url)
-    .fetch_optional(app.provider.store().pool())
+    .fetch_optional(db.sql().await)
     .await
     .unwrap()
     .map(|r| {
@@ -295,7 +295,7 @@ async fn cimd_row(app: &ProxyApp, url: &str) -> Option<(i64, i64, i64)> {
 
 /// Moves the cached document's clock: fresh until `fresh_until`, unusable after `expires_at`
 /// (relative to now, in seconds).
-async fn age_document(app: &ProxyApp, url: &str, fresh_in: i64, expires_in: i64) {
+async fn age_document(db: &TestDb, url: &str, fresh_in: i64, expires_in: i64) {
     let now = crate::store_support::now();
     sqlx::query(
         "UPDATE mcp_auth_cimd_documents SET fresh_until = $2, expires_at = $3 WHERE url = $1",
@@ -303,7 +303,7 @@ async fn age_document(app: &ProxyApp, url: &str, fresh_in: i64, expires_in: i64)
     .bind(url)
     .bind(now + fresh_in)
     .bind(now + expires_in)
-    .execute(app.provider.store().pool())
+    .execute(db.sql().await)
     .await
     .unwrap();
 }
@@ -431,21 +431,21 @@ async fn cimd_cache_honours_expiry_clamps_and_serves_stale_while_the_host_is_dow
     // max-age below the floor: cached for 5 minutes.
     docs.serve_document(Some("public, max-age=10"));
     login().await.unwrap();
-    let (fetched, fresh, expires) = cimd_row(&app, &url).await.expect("cached");
+    let (fetched, fresh, expires) = cimd_row(db, &url).await.expect("cached");
     assert_eq!(fresh - fetched, 300, "clamped up to 5 min");
     assert_eq!(expires - fresh, 24 * 3600, "stale copy kept one more day");
     assert_eq!(docs.hits("/client.json"), 1);
 
     // Expired: fetched again; max-age above the ceiling is clamped down to a day.
-    age_document(&app, &url, -1, 3600).await;
+    age_document(db, &url, -1, 3600).await;
     docs.serve_document(Some("max-age=31536000"));
     login().await.unwrap();
     assert_eq!(docs.hits("/client.json"), 2);
-    let (fetched, fresh, _) = cimd_row(&app, &url).await.unwrap();
+    let (fetched, fresh, _) = cimd_row(db, &url).await.unwrap();
     assert_eq!(fresh - fetched, 24 * 3600, "clamped down to 24 h");
 
     // Expires header (no Cache-Control): honoured.
-    age_document(&app, &url, -1, 3600).await;
+    age_document(db, &url, -1, 3600).await;
     let mut answer = Answer::json(&OAuthTestClient::client_metadata_document(&url), None);
     let in_two_hours = std::time::SystemTime::now() + Duration::from_secs(7200);
     answer.headers.push((
@@ -454,7 +454,7 @@ async fn cimd_cache_honours_expiry_clamps_and_serves_stale_while_the_host_is_dow
     ));
     docs.answer(answer);
     login().await.unwrap();
-    let (fetched, fresh, _) = cimd_row(&app, &url).await.unwrap();
+    let (fetched, fresh, _) = cimd_row(db, &url).await.unwrap();
     assert!(
         (7199..=7201).contains(&(fresh - fetched)),
         "{}",
@@ -462,7 +462,7 @@ async fn cimd_cache_honours_expiry_clamps_and_serves_stale_while_the_host_is_dow
     );
 
     // Expired and the publisher is down: the stale copy still serves logins.
-    age_document(&app, &url, -60, 3600).await;
+    age_document(db, &url, -60, 3600).await;
     docs.answer(Answer::status(503));
     login().await.unwrap();
     assert_eq!(
@@ -472,13 +472,13 @@ async fn cimd_cache_honours_expiry_clamps_and_serves_stale_while_the_host_is_dow
     );
 
     // More than a day past expiry: no copy left, a clear error.
-    age_document(&app, &url, -25 * 3600, -3600).await;
+    age_document(db, &url, -25 * 3600, -3600).await;
     assert_refused(&app, &url, "answered HTTP 503").await;
 
     // no-store: used for the request, never kept.
     docs.serve_document(Some("no-store"));
     login().await.unwrap();
-    assert_eq!(cimd_row(&app, &url).await, None, "no copy kept");
+    assert_eq!(cimd_row(db, &url).await, None, "no copy kept");
     let before = docs.hits("/client.json");
     login().await.unwrap();
     assert!(docs.hits("/client.json") > before, "fetched again");
@@ -692,7 +692,7 @@ async fn cimd_refuses_oversized_documents(db: &TestDb) {
     document["software_version"] = json!("x".repeat(6000));
     docs.answer(Answer::json(&document, None));
     assert_refused(&app, &docs.url(), "larger than 5120 bytes").await;
-    assert_eq!(cimd_row(&app, &docs.url()).await, None);
+    assert_eq!(cimd_row(db, &docs.url()).await, None);
 }
 
 async fn cimd_gives_up_on_slow_hosts(db: &TestDb) {
@@ -742,7 +742,7 @@ async fn cimd_refuses_a_document_for_another_client_id(db: &TestDb) {
         None,
     ));
     assert_refused(&app, &docs.url(), "client_id does not match its URL").await;
-    assert_eq!(cimd_row(&app, &docs.url()).await, None);
+    assert_eq!(cimd_row(db, &docs.url()).await, None);
 }
 
 async fn cimd_can_be_switched_off(db: &TestDb) {
@@ -790,17 +790,13 @@ async fn dcr_records_application_type_and_the_consent_page_describes_the_client(
         .await
         .unwrap();
 
-    let stored = |id: String| {
-        let store = app.provider.store().clone();
-        async move {
-            store
-                .get_client(&id)
-                .await
-                .unwrap()
-                .unwrap()
-                .application_type()
-                .map(str::to_owned)
-        }
+    // The `application_type` recorded in the stored client's metadata.
+    let stored = |id: String| async move {
+        let metadata = stored_client(db, &id).await.expect("stored").metadata;
+        metadata?
+            .get("application_type")?
+            .as_str()
+            .map(str::to_owned)
     };
     assert_eq!(
         stored(native.client_id.clone()).await.as_deref(),

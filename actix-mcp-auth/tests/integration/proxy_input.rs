@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use crate::{
     app::Reply,
     proxy_app::{Browser, McpClient, ProxyApp, authorize_url, pkce},
-    store_support::{TestDb, test_keys},
+    store_support::{TestDb, insert_client, stored_client, test_keys},
 };
 
 crate::store_support::http_tests!(
@@ -108,13 +108,7 @@ async fn redirect_uris_are_stored_and_shown_as_the_browser_uses_them(db: &TestDb
     );
     assert_eq!(doc["client_uri"], "https://app.example/");
     let client_id = doc["client_id"].as_str().unwrap();
-    let stored = app
-        .provider
-        .store()
-        .get_client(client_id)
-        .await
-        .unwrap()
-        .unwrap();
+    let stored = stored_client(db, client_id).await.unwrap();
     assert_eq!(
         stored.redirect_uris,
         ["https://app.example/cb", "http://127.0.0.1:4000/"]
@@ -162,7 +156,7 @@ async fn redirect_uris_are_stored_and_shown_as_the_browser_uses_them(db: &TestDb
     let mut old =
         crate::store_support::client(&format!("old_{}", crate::store_support::random_id()));
     old.redirect_uris = vec!["https://evil.example\\@app.example/cb".into()];
-    app.provider.store().register_client(&old).await.unwrap();
+    insert_client(db, &old).await;
     for requested in [
         "https://evil.example\\@app.example/cb",
         "https://evil.example/@app.example/cb",
@@ -215,7 +209,7 @@ async fn client_text_with_control_or_bidi_characters_is_refused_or_stripped(db: 
         crate::store_support::client(&format!("old_{}", crate::store_support::random_id()));
     old.client_name = Some("Trusted\u{202E}ppa live\u{0007}".into());
     old.redirect_uris = vec!["https://app.example/cb".into()];
-    app.provider.store().register_client(&old).await.unwrap();
+    insert_client(db, &old).await;
     let page = consent_page(&app, &browser, &old.client_id, "https://app.example/cb").await;
     let text = page.text();
     assert!(text.contains(">Trustedppa live</bdi>"), "{text}");
@@ -388,11 +382,8 @@ async fn sqlite_files_are_created_private() {
     assert!(!std::path::Path::new(&path).exists());
     let store = Store::connect(db.url(), test_keys()).await.unwrap();
     store.migrate().await.unwrap();
-    // A write, so the WAL and shared-memory files exist.
-    store
-        .register_client(&crate::store_support::client("private_files"))
-        .await
-        .unwrap();
+    // A write through the store, so the WAL and shared-memory files exist.
+    store.purge_expired(100).await.unwrap();
     for suffix in ["", "-wal", "-shm"] {
         let file = format!("{path}{suffix}");
         let mode = std::fs::metadata(&file)

@@ -798,7 +798,7 @@ async fn upstream_failures_are_reported_not_leaked(db: &TestDb) {
 }
 
 async fn upstream_session_state_reaches_our_tokens(db: &TestDb) {
-    use actix_mcp_auth::store::{Clock, StoreOptions};
+    use actix_mcp_auth::{Clock, store::StoreOptions};
 
     let fake = FakeAuthKit::start();
     // AuthKit access tokens that are always about to expire: every session check refreshes.
@@ -1011,7 +1011,7 @@ async fn remembered_consent_is_reused_only_where_it_was_given(db: &TestDb) {
     sqlx::query("UPDATE mcp_auth_clients SET redirect_uris = $1 WHERE client_id = $2")
         .bind(moved_uris)
         .bind(&client.client_id)
-        .execute(app.provider.store().pool())
+        .execute(db.sql().await)
         .await
         .unwrap();
     let moved = browser

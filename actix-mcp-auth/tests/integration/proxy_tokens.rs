@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use actix_mcp_auth::store::{Clock, StoreOptions, TokenHash};
+use actix_mcp_auth::{Clock, store::StoreOptions};
 use actix_mcp_auth_testing::{AuthorizeOptions, ConsentDecision, FakeAuthKit, Pkce};
 use futures_util::future::join_all;
 use serde_json::Value;
@@ -17,7 +17,7 @@ use crate::{
     proxy_app::{
         Browser, McpClient, ProxyApp, call_mcp, login, pkce, redeem, register, token_request,
     },
-    store_support::TestDb,
+    store_support::{TestDb, token_hash},
 };
 
 crate::store_support::http_tests!(
@@ -84,19 +84,19 @@ fn error(reply: &Reply) -> String {
 }
 
 /// The grant of a token (our digest lookup, as an operator would do it).
-async fn grant_of(app: &ProxyApp, token: &str) -> String {
+async fn grant_of(db: &TestDb, token: &str) -> String {
     sqlx::query_scalar("SELECT grant_id FROM mcp_auth_tokens WHERE token_hash = $1")
-        .bind(TokenHash::of(token).as_str())
-        .fetch_one(app.provider.store().pool())
+        .bind(token_hash(token))
+        .fetch_one(db.sql().await)
         .await
         .unwrap()
 }
 
-async fn grant_revoked(app: &ProxyApp, grant_id: &str) -> bool {
+async fn grant_revoked(db: &TestDb, grant_id: &str) -> bool {
     let revoked: Option<i64> =
         sqlx::query_scalar("SELECT revoked_at FROM mcp_auth_grants WHERE grant_id = $1")
             .bind(grant_id)
-            .fetch_one(app.provider.store().pool())
+            .fetch_one(db.sql().await)
             .await
             .unwrap();
     revoked.is_some()
@@ -131,8 +131,8 @@ async fn refresh_retry_within_grace_gets_the_same_pair_on_any_replica(db: &TestD
     // Exactly one pair descends from RT0.
     let children: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM mcp_auth_tokens WHERE parent_hash = $1")
-            .bind(TokenHash::of(rt0).as_str())
-            .fetch_one(a.provider.store().pool())
+            .bind(token_hash(rt0))
+            .fetch_one(db.sql().await)
             .await
             .unwrap();
     assert_eq!(children, 2);
@@ -146,7 +146,7 @@ async fn refresh_replay_after_grace_revokes_the_grant_and_logs_a_warning(db: &Te
     let (_fake, a, b, clock) = two_replicas(db).await;
     let (client, tokens) = logged_in(&a).await;
     let rt0 = tokens["refresh_token"].as_str().unwrap().to_owned();
-    let grant_id = grant_of(&a, &rt0).await;
+    let grant_id = grant_of(db, &rt0).await;
 
     let first = refresh_on(&a, &client, &rt0).await;
     let (at1, rt1) = (
@@ -159,7 +159,7 @@ async fn refresh_replay_after_grace_revokes_the_grant_and_logs_a_warning(db: &Te
     // The thief replays RT0 after the grace: refused, and the whole grant is revoked.
     let replay = refresh_on(&a, &client, &rt0).await;
     assert_eq!(error(&replay), "invalid_grant");
-    assert!(grant_revoked(&a, &grant_id).await);
+    assert!(grant_revoked(db, &grant_id).await);
     assert_eq!(
         call_mcp(&a, &at1).await.status,
         401,
@@ -206,32 +206,32 @@ async fn presenting_a_successor_revoked_by_a_rotation_revokes_the_grant(db: &Tes
     let rt0 = tokens["refresh_token"].as_str().unwrap();
     let at0 = tokens["access_token"].as_str().unwrap();
     let rt1 = field(&refresh_on(&a, &client, rt0).await, "refresh_token");
-    let grant_id = grant_of(&a, &rt1).await;
+    let grant_id = grant_of(db, &rt1).await;
     // A rotation revoked RT1 while the grant lives: what version 1's grace did when a thief
     // replayed RT0 (a rolling upgrade can leave such rows). Presenting it is a replay signal.
     sqlx::query("UPDATE mcp_auth_tokens SET revoked_at = created_at WHERE token_hash = $1")
-        .bind(TokenHash::of(&rt1).as_str())
-        .execute(a.provider.store().pool())
+        .bind(token_hash(&rt1))
+        .execute(db.sql().await)
         .await
         .unwrap();
     assert_eq!(call_mcp(&b, at0).await.status, 200, "the grant still lives");
     let replay = refresh_on(&b, &client, &rt1).await;
     assert_eq!(error(&replay), "invalid_grant");
-    assert!(grant_revoked(&a, &grant_id).await, "the grant is revoked");
+    assert!(grant_revoked(db, &grant_id).await, "the grant is revoked");
     assert_eq!(call_mcp(&b, at0).await.status, 401);
     // Another client presenting it revokes nothing (checked on a fresh grant).
     let (client, tokens) = logged_in(&a).await;
     let other = register(&a, &Browser::default()).await;
     let rt0 = tokens["refresh_token"].as_str().unwrap();
     let rt1 = field(&refresh_on(&a, &client, rt0).await, "refresh_token");
-    let grant_id = grant_of(&a, &rt1).await;
+    let grant_id = grant_of(db, &rt1).await;
     sqlx::query("UPDATE mcp_auth_tokens SET revoked_at = created_at WHERE token_hash = $1")
-        .bind(TokenHash::of(&rt1).as_str())
-        .execute(a.provider.store().pool())
+        .bind(token_hash(&rt1))
+        .execute(db.sql().await)
         .await
         .unwrap();
     assert_eq!(error(&refresh_on(&a, &other, &rt1).await), "invalid_grant");
-    assert!(!grant_revoked(&a, &grant_id).await);
+    assert!(!grant_revoked(db, &grant_id).await);
 }
 
 async fn concurrent_refreshes_on_two_replicas_rotate_once_and_agree(db: &TestDb) {
@@ -254,8 +254,8 @@ async fn concurrent_refreshes_on_two_replicas_rotate_once_and_agree(db: &TestDb)
     );
     let children: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM mcp_auth_tokens WHERE parent_hash = $1")
-            .bind(TokenHash::of(rt0).as_str())
-            .fetch_one(a.provider.store().pool())
+            .bind(token_hash(rt0))
+            .fetch_one(db.sql().await)
             .await
             .unwrap();
     assert_eq!(children, 2, "exactly one rotation");

@@ -13,10 +13,10 @@ use std::{
     time::Duration,
 };
 
-use actix_mcp_auth::store::{Store, StoreError, StoreOptions};
+use crate::store::{Store, StoreError, StoreOptions};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::store_support::{TestDb, test_keys};
+use super::support::{TestDb, test_keys};
 
 /// A TCP forwarder on loopback to the test PostgreSQL. Up: forwards. Down: drops every
 /// forwarded connection and holds new ones open without a byte (a black hole), counting them.

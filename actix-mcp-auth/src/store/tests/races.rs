@@ -3,10 +3,10 @@
 
 use std::sync::Arc;
 
-use actix_mcp_auth::store::{CodeConsumed, Rotation, Store, TokenHash};
+use crate::store::{CodeConsumed, Rotation, Store, TokenHash};
 use tokio::sync::Barrier;
 
-use crate::store_support::{
+use super::support::{
     GRACE, TestDb, count, pending, redemption, seed, seed_with_tokens, store_tests, successor,
 };
 
@@ -153,7 +153,7 @@ async fn one_winner_per_pending_authorization(db: &TestDb) {
 }
 
 async fn replicas_migrate_at_once(db: &TestDb) {
-    use actix_mcp_auth::store::Keyring;
+    use crate::store::Keyring;
     // Connect first (SQLite switches the file to WAL at connect), then migrate together.
     let mut stores = Vec::new();
     for _ in 0..4 {
@@ -179,7 +179,7 @@ async fn replicas_migrate_at_once(db: &TestDb) {
         task.await.unwrap().expect("concurrent migrate succeeds");
     }
     // Each migration recorded once.
-    let migrations = actix_mcp_auth::store::migrator().iter().count();
+    let migrations = crate::store::migrator().iter().count();
     assert_eq!(
         count(&stores[0], "_mcp_auth_migrations").await,
         i64::try_from(migrations).unwrap()

@@ -3,13 +3,13 @@
 
 use std::{borrow::Cow, path::Path, process::Command};
 
-use actix_mcp_auth::store::{Keyring, MIGRATIONS_TABLE, Store, migrator};
+use crate::store::{Keyring, MIGRATIONS_TABLE, Store, migrator};
 use sqlx::{
     AnyPool, SqlSafeStr,
     migrate::{Migration, MigrationType, Migrator},
 };
 
-use crate::store_support::{TestDb, count, seed_with_tokens, store_tests};
+use super::support::{TestDb, count, seed_with_tokens, store_tests};
 
 store_tests!(
     fresh_database,

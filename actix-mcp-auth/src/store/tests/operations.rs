@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use actix_mcp_auth::store::{
+use crate::store::{
     Clock, CodeConsumed, ConsentApproval, Engine, Keyring, Rotation, Secret, Store, StoreError,
     StoreOptions, TokenHash, TokenKind, UpstreamTokens, UpstreamUpdate,
 };
 
-use crate::store_support::{
+use super::support::{
     Backend, GRACE, TestDb, client, code, count, grant, key_b64, new_tokens, now, pending,
     redemption, seed, seed_with_tokens, store_tests, successor,
 };
@@ -725,7 +725,7 @@ async fn live_and_expired_rows(store: &Store) -> String {
     // A second code for the same grant: only through create_grant, so use a second grant row
     // whose code is expired.
     let g2 = grant("live", 3600);
-    let stale_code = actix_mcp_auth::store::AuthorizationCode {
+    let stale_code = crate::store::AuthorizationCode {
         grant_id: g2.grant_id.clone(),
         ..stale_code
     };
@@ -915,7 +915,7 @@ async fn key_rotation_keeps_everyone_logged_in(db: &TestDb) {
         .expect("old rows still open");
     assert_eq!(found.grant.upstream, seed.grant.upstream);
     // New writes use the new key, including re-sealed upstream tokens.
-    let fresh = crate::store_support::seed(&during).await;
+    let fresh = super::support::seed(&during).await;
     assert_eq!(
         during
             .update_upstream_tokens(&seed.grant.grant_id, 0, &seed.grant.upstream)
