@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
-import html.parser
 import ipaddress
 import os
 import secrets
