@@ -39,7 +39,7 @@
 # Environment (all optional; defaults short / full):
 #   PROFILE=debug/release  build of our servers (debug numbers are not performance numbers)
 #   DURATION=3s/10s        each wrk run          THREADS=2 CONNECTIONS=32   wrk
-#   LOGIN_SECONDS=2/10     the login driver      LOGIN_CONCURRENCY=4        its logins at once
+#   LOGIN_SECONDS=2/10     the login driver      LOGIN_CONCURRENCY=8        its logins at once
 #   TOKENS=1000/10000      distinct tokens of the memory measurement
 #   SKIP_BUILD=1           use what is built     KEEP_WORK=1                keep logs
 #
@@ -59,7 +59,7 @@ else
 fi
 THREADS="${THREADS:-2}"
 CONNECTIONS="${CONNECTIONS:-32}"
-LOGIN_CONCURRENCY="${LOGIN_CONCURRENCY:-4}"
+LOGIN_CONCURRENCY="${LOGIN_CONCURRENCY:-8}"
 MCP_PROTOCOL="${MCP_PROTOCOL:-2025-06-18}"
 export MCP_PROTOCOL
 [[ "$TOKENS" =~ ^[1-9][0-9]*$ ]] || die "TOKENS must be a positive number"

@@ -24,6 +24,7 @@ import hashlib
 import ipaddress
 import os
 import secrets
+import ssl
 import sys
 import time
 import urllib.parse
@@ -38,6 +39,10 @@ REDIRECT_URI = "http://127.0.0.1:9/callback"
 # A login is a handful of hops: authorize, consent page, consent POST, emulator, callback.
 MAX_HOPS = 12
 TIMEOUT = httpx2.Timeout(30.0)
+# One TLS context for every login's client (never used: every URL is plain http on loopback).
+# httpx builds a new one, loading the CA bundle, for each client otherwise: tens of ms of the
+# driver's CPU per login, which would make the driver, not the server, the bottleneck.
+TLS = ssl.create_default_context()
 
 
 class LoginError(Exception):
@@ -111,7 +116,7 @@ async def _authorize(http: httpx2.AsyncClient, base: str, query: dict[str, str])
 
 async def login(base: str, mcp_url: str) -> str:
     """One full login; returns the access token."""
-    async with httpx2.AsyncClient(timeout=TIMEOUT, trust_env=False) as http:
+    async with httpx2.AsyncClient(timeout=TIMEOUT, verify=TLS, trust_env=False) as http:
         client_id = await _register(http, base)
         verifier, challenge = _pkce()
         query = {
