@@ -105,6 +105,8 @@ fastmcp_venv
 # no proxy between it and the emulator.
 export FASTMCP_CHECK_FOR_UPDATES=off FASTMCP_SHOW_SERVER_BANNER=false FASTMCP_LOG_LEVEL=WARNING
 export FASTMCP_HOME="$WORK/fastmcp-home" NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+# No __pycache__ in the checkout.
+export PYTHONDONTWRITEBYTECODE=1
 unset HTTP_PROXY HTTPS_PROXY ALL_PROXY http_proxy https_proxy all_proxy
 export RUST_LOG="${RUST_LOG:-warn}"
 CLK_TCK="$(getconf CLK_TCK)"
