@@ -26,7 +26,7 @@
 #     server's CPU per login (AuthKit mode has no server-side login);
 #   * AuthKit mode: VmRSS after TOKENS distinct emulator-minted tokens were used once each
 #     (`flow_driver touch`: one tools/list per token). Not measured in proxy mode: FastMCP's
-#     logins (~5/s) would take over half an hour to mint 10,000 tokens.
+#     logins (~9/s on 2 cores) would take about twenty minutes to mint 10,000 tokens.
 # Prints one markdown table plus versions and date. Fails (exit 1) when a measurement could not
 # be taken: a server did not start or answered a sanity check wrongly, a login failed, wrk saw
 # a non-200 answer or a socket error, a token was refused. Never on the numbers themselves.
