@@ -1,7 +1,7 @@
 //! Code shared by the examples: a tiny MCP server with two tools (`whoami`, and `admin_echo`,
 //! which needs the extra scope `mcp:admin` when `MCP_AUTH_TOOL_SCOPES` says so), the rmcp-actix-web
 //! transport around it, tracing setup, the listen address, and (for the proxy-mode examples)
-//! opening the store and serving a [`WorkOsProvider`].
+//! opening the store and serving a [`WorkOsProvider`](actix_mcp_auth::WorkOsProvider).
 //!
 //! Each example pulls this in with `mod support;`. Not every example uses every item, hence the
 //! `#[allow(dead_code)]` on the items that some examples leave unused.
