@@ -19,7 +19,14 @@ use base64::{
 };
 use serde::de::{self, Deserializer as _, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use crate::scope_policy::NAMED_METHODS;
+/// The methods whose requests target a name, and where the name is.
+pub(crate) const NAMED_METHODS: [&str; 5] = [
+    "tools/call",
+    "prompts/get",
+    "resources/read",
+    "resources/subscribe",
+    "resources/unsubscribe",
+];
 
 /// One JSON-RPC message's method and the name it targets.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -67,16 +67,6 @@ impl ProtectedResourceMetadata {
     }
 }
 
-/// Appends the scopes `policy` names to `scopes` (those missing): clients learn from
-/// `scopes_supported` what they may ask for when a tool needs more.
-pub(crate) fn add_policy_scopes(scopes: &mut Vec<String>, policy: &crate::ScopePolicy) {
-    for scope in policy.scopes() {
-        if !scopes.contains(scope) {
-            scopes.push(scope.clone());
-        }
-    }
-}
-
 /// Our authorization-server metadata (RFC 8414) in proxy mode. Every advertised endpoint and
 /// method works; `iss` is on every redirect back to clients (RFC 9207).
 pub(crate) fn authorization_server_metadata(

@@ -46,16 +46,11 @@
 
 use std::{collections::HashMap, fmt, sync::Arc};
 
-use crate::{error::ConfigError, mcp_request::Classification};
-
-/// The methods whose requests target a name, and where the name is.
-pub(crate) const NAMED_METHODS: [&str; 5] = [
-    "tools/call",
-    "prompts/get",
-    "resources/read",
-    "resources/subscribe",
-    "resources/unsubscribe",
-];
+use crate::{
+    error::ConfigError,
+    mcp_request::{Classification, NAMED_METHODS},
+    oauth::scope::parse_list,
+};
 
 /// Default largest request body the middleware reads to classify a request (1 MiB: more than
 /// actix-web's default body limits, so a body too large for us is too large for the service).
@@ -140,7 +135,7 @@ impl ScopePolicy {
                 continue;
             }
             if let Some((key, scopes)) = entry.split_once('=') {
-                builder = builder.require(key.trim(), crate::settings::parse_scope_list(scopes));
+                builder = builder.require(key.trim(), parse_list(scopes));
             } else if entry.contains('>') {
                 let chain: Vec<&str> = entry.split('>').map(str::trim).collect();
                 for pair in chain.windows(2) {
@@ -181,6 +176,17 @@ impl ScopePolicy {
     /// scopes announced in protected-resource metadata.
     pub fn scopes(&self) -> &[String] {
         &self.rules.scopes
+    }
+
+    /// Appends the scopes this policy names to `scopes` (those missing), after the configured
+    /// ones: what metadata lists and what proxy-mode clients may ask for, so a client refused
+    /// with 403 `insufficient_scope` learns it may ask for them.
+    pub(crate) fn add_scopes_to(&self, scopes: &mut Vec<String>) {
+        for scope in self.scopes() {
+            if !scopes.contains(scope) {
+                scopes.push(scope.clone());
+            }
+        }
     }
 
     /// The scopes every request needs when no rule matches it.

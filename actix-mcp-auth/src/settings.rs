@@ -19,7 +19,9 @@ use std::{collections::BTreeMap, str::FromStr, time::Duration};
 
 use url::Url;
 
-use crate::{ScopePolicy, error::ConfigError, metadata::protected_resource_path};
+use crate::{
+    ScopePolicy, error::ConfigError, metadata::protected_resource_path, oauth::scope::parse_list,
+};
 
 /// A setting as the operator knows it: its environment variable and its builder method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,7 +153,7 @@ impl Env {
 
     /// A list of words separated by spaces and/or commas (duplicates dropped).
     pub(crate) fn list(&self, name: &str) -> Option<Vec<String>> {
-        self.optional(name).map(|v| parse_scope_list(&v))
+        self.optional(name).map(|v| parse_list(&v))
     }
 }
 
@@ -210,7 +212,7 @@ impl SharedSettings {
     pub(crate) fn all_scopes(&self, base: &[String]) -> Vec<String> {
         let mut scopes = base.to_vec();
         if let Some(policy) = &self.tool_scopes {
-            crate::metadata::add_policy_scopes(&mut scopes, policy);
+            policy.add_scopes_to(&mut scopes);
         }
         scopes
     }
@@ -376,18 +378,6 @@ pub(crate) fn normalize_mcp_path(setting: &str, value: &str) -> Result<String, C
         ));
     }
     Ok(format!("/{trimmed}"))
-}
-
-/// Splits a scope list given as space- and/or comma-separated words, dropping duplicates
-/// while keeping order.
-pub(crate) fn parse_scope_list(value: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for scope in value.split([' ', ',', '\t']).filter(|s| !s.is_empty()) {
-        if !out.iter().any(|s| s == scope) {
-            out.push(scope.to_owned());
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -625,9 +615,9 @@ mod tests {
     #[test]
     fn scope_lists_accept_spaces_and_commas() {
         assert_eq!(
-            parse_scope_list("openid, profile email,,openid"),
+            parse_list("openid, profile email,,openid"),
             vec!["openid", "profile", "email"]
         );
-        assert!(parse_scope_list(" , ").is_empty());
+        assert!(parse_list(" , ").is_empty());
     }
 }

@@ -49,6 +49,18 @@ pub fn join(scopes: &[String]) -> String {
     scopes.join(" ")
 }
 
+/// Splits a scope list given as space- and/or comma-separated words, dropping duplicates
+/// while keeping order.
+pub fn parse_list(value: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for scope in value.split([' ', ',', '\t']).filter(|s| !s.is_empty()) {
+        if !out.iter().any(|s| s == scope) {
+            out.push(scope.to_owned());
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,7 +69,7 @@ impl ProxySettings {
     pub(crate) fn client_scopes(&self) -> Vec<String> {
         let mut scopes = self.required_scopes.clone();
         if let Some(policy) = &self.tool_scopes {
-            crate::metadata::add_policy_scopes(&mut scopes, policy);
+            policy.add_scopes_to(&mut scopes);
         }
         scopes
     }
