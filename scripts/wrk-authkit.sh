@@ -128,7 +128,7 @@ for label in open protected; do
     "$(result_field "$label" p50_ms)" "$(result_field "$label" p90_ms)" "$(result_field "$label" p99_ms)" \
     "$(result_field "$label" non200)"
 done
-awk -v p="$(field protected rps)" -v o="$(field open rps)" \
+awk -v p="$(result_field protected rps)" -v o="$(result_field open rps)" \
   'BEGIN { if (o > 0) printf "ratio protected/unprotected req/s: %.3f (%.1f%% of baseline)\n", p / o, 100 * p / o }'
 
 exit "$failed"

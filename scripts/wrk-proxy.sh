@@ -189,7 +189,7 @@ for label in open protected; do
   fi
 done
 
-REQUESTS="$(field protected requests)"
+REQUESTS="$(result_field protected requests)"
 echo
 echo "==> summary (-t$THREADS -c$CONNECTIONS -d$DURATION, tools/list, $ENGINE, $TOKENS token(s)," \
   "token cache ${TOKEN_CACHE}s, userinfo cache ${USERINFO_CACHE}s)"
@@ -199,7 +199,7 @@ for label in open protected; do
     "$(result_field "$label" p50_ms)" "$(result_field "$label" p90_ms)" "$(result_field "$label" p99_ms)" \
     "$(result_field "$label" requests)" "$(result_field "$label" non200)"
 done
-awk -v p="$(field protected rps)" -v o="$(field open rps)" \
+awk -v p="$(result_field protected rps)" -v o="$(result_field open rps)" \
   'BEGIN { if (o > 0) printf "ratio protected/unprotected req/s: %.3f (%.1f%% of baseline)\n", p / o, 100 * p / o }'
 per_request() { # per_request COUNT -> COUNT / REQUESTS
   awk -v n="$1" -v r="$REQUESTS" 'BEGIN { if (r > 0) printf "%.6f", n / r; else printf "n/a" }'
