@@ -280,7 +280,8 @@ impl AuthKitProviderBuilder {
         self
     }
 
-    /// Longest time a verified token is cached, whatever its expiry (default 5 min).
+    /// Longest time a verified token is cached, whatever its expiry (default 5 min; counted in
+    /// whole seconds, so less than one second turns the cache off).
     pub fn token_cache_max_ttl(mut self, ttl: Duration) -> Self {
         self.token_cache_max_ttl = ttl;
         self

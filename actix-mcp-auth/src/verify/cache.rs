@@ -4,12 +4,9 @@
 //! Keys are SHA-256 digests of the token: the raw token never sits in memory longer than the
 //! request. An entry lives until the earlier of the token's `exp` and the cache's time-to-live.
 
-use std::{
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{sync::Arc, time::Duration};
 
-use moka::{policy::Expiry, sync::Cache};
+use quick_cache::sync::Cache;
 use sha2::{Digest, Sha256};
 
 use crate::{Authenticated, clock::Clock};
@@ -27,33 +24,24 @@ fn unix_now(clock: &Clock) -> u64 {
     u64::try_from(clock.now()).unwrap_or(0)
 }
 
-/// Time-to-live of each entry: never past the token's expiry, never past `max_ttl`.
-struct UntilExpiry {
-    max_ttl: Duration,
-    clock: Clock,
+/// A verified caller and until when (unix seconds) its entry may answer: the earlier of the
+/// token's `exp` and the cache's time-to-live.
+#[derive(Clone)]
+struct Entry {
+    caller: Authenticated,
+    valid_until: u64,
 }
 
-impl Expiry<TokenDigest, Authenticated> for UntilExpiry {
-    fn expire_after_create(
-        &self,
-        _key: &TokenDigest,
-        value: &Authenticated,
-        _created_at: Instant,
-    ) -> Option<Duration> {
-        let remaining = match value.expires_at() {
-            Some(exp) => Duration::from_secs(exp.saturating_sub(unix_now(&self.clock))),
-            None => self.max_ttl,
-        };
-        Some(remaining.min(self.max_ttl))
-    }
-}
-
-/// Bounded, expiring map from token digest to verified caller.
+/// Bounded map from token digest to verified caller; every hit checks the entry's deadline.
 ///
+/// A `quick_cache` (S3-FIFO, a few bytes of bookkeeping per entry, a sharded lock on the hot
+/// path) rather than a moka cache with per-entry expiry timers: no time-to-live is needed from
+/// the cache itself, since a stale entry is dropped on sight or pushed out by newer ones.
 /// Cloning shares the cache.
 #[derive(Clone)]
 pub struct VerifiedTokenCache {
-    entries: Cache<TokenDigest, Authenticated>,
+    entries: Arc<Cache<TokenDigest, Entry>>,
+    max_ttl: Duration,
     /// What `exp` is compared with (the verifier's clock).
     clock: Clock,
 }
@@ -61,7 +49,7 @@ pub struct VerifiedTokenCache {
 impl std::fmt::Debug for VerifiedTokenCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VerifiedTokenCache")
-            .field("entries", &self.entries.entry_count())
+            .field("entries", &self.entries.len())
             .finish()
     }
 }
@@ -75,14 +63,11 @@ impl VerifiedTokenCache {
 
     /// Like [`new`](Self::new), comparing expiries with `clock`.
     pub(crate) fn with_clock(capacity: u64, max_ttl: Duration, clock: Clock) -> Self {
+        // quick_cache needs a capacity of at least 1.
+        let capacity = usize::try_from(capacity.max(1)).unwrap_or(usize::MAX);
         Self {
-            entries: Cache::builder()
-                .max_capacity(capacity)
-                .expire_after(UntilExpiry {
-                    max_ttl,
-                    clock: clock.clone(),
-                })
-                .build(),
+            entries: Arc::new(Cache::new(capacity)),
+            max_ttl,
             clock,
         }
     }
@@ -90,25 +75,32 @@ impl VerifiedTokenCache {
     /// The cached caller for `token`, if any and not expired.
     pub(crate) fn get(&self, key: &TokenDigest) -> Option<Authenticated> {
         let hit = self.entries.get(key)?;
-        // moka evicts lazily; never hand out an entry whose token has expired.
-        match hit.expires_at() {
-            Some(exp) if exp <= unix_now(&self.clock) => {
-                self.entries.invalidate(key);
-                None
-            }
-            _ => Some(hit),
+        if unix_now(&self.clock) < hit.valid_until {
+            return Some(hit.caller);
+        }
+        self.entries.remove(key);
+        None
+    }
+
+    /// Remembers a verified caller, until the earlier of its expiry and the time-to-live.
+    pub(crate) fn insert(&self, key: TokenDigest, caller: Authenticated) {
+        let now = unix_now(&self.clock);
+        let ttl_end = now.saturating_add(self.max_ttl.as_secs());
+        let valid_until = caller.expires_at().map_or(ttl_end, |exp| exp.min(ttl_end));
+        if valid_until > now {
+            self.entries.insert(
+                key,
+                Entry {
+                    caller,
+                    valid_until,
+                },
+            );
         }
     }
 
-    /// Remembers a verified caller.
-    pub(crate) fn insert(&self, key: TokenDigest, caller: Authenticated) {
-        self.entries.insert(key, caller);
-    }
-
-    /// Number of cached tokens (approximate: moka counts lazily).
+    /// Number of cached tokens (stale ones included until dropped or pushed out).
     pub(crate) fn len(&self) -> u64 {
-        self.entries.run_pending_tasks();
-        self.entries.entry_count()
+        self.entries.len() as u64
     }
 }
 
