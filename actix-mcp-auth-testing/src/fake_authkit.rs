@@ -190,6 +190,8 @@ struct Shared {
     revoked: Mutex<HashSet<String>>,
     /// Connect applications, sign-in sessions and the grants of the OAuth endpoints.
     connect: Mutex<connect::ConnectState>,
+    /// Seconds the emulator's clock runs ahead of the system's ([`FakeAuthKit::advance_clock`]).
+    clock_offset: AtomicU64,
 }
 
 struct KeyMaterial {
@@ -292,6 +294,7 @@ impl FakeAuthKit {
             }),
             failure: Mutex::new(Failure::None),
             live_generation: AtomicU64::new(0),
+            clock_offset: AtomicU64::new(0),
             calls: std::array::from_fn(|_| AtomicUsize::new(0)),
             users: Mutex::new(HashMap::new()),
             revoked: Mutex::new(HashSet::new()),
@@ -410,6 +413,16 @@ impl FakeAuthKit {
         ring.previous = None;
     }
 
+    /// Moves the emulator's clock forward by `by` (whole seconds): tokens it mints from now on
+    /// are dated by it, and its userinfo endpoint judges expiry by it, so a test sees a token
+    /// expire without waiting.
+    pub fn advance_clock(&self, by: Duration) {
+        self.inner
+            .shared
+            .clock_offset
+            .fetch_add(by.as_secs(), Ordering::Relaxed);
+    }
+
     /// Injects `failure` into every endpoint, replacing the previous one.
     ///
     /// [`Failure::Down`] stops the server (connections are refused once this returns); any
@@ -506,7 +519,7 @@ impl FakeAuthKit {
     }
 
     fn claims_with_defaults(&self, overrides: Value) -> Map<String, Value> {
-        let now = unix_now();
+        let now = self.inner.shared.now();
         let mut claims = Map::new();
         claims.insert("iss".into(), json!(self.inner.shared.issuer));
         claims.insert("sub".into(), json!(DEFAULT_SUB));
@@ -806,6 +819,11 @@ async fn not_found(ctx: web::Data<ServerCtx>) -> HttpResponse {
 }
 
 impl Shared {
+    /// Unix seconds by the emulator's clock: the system's, plus what tests advanced it by.
+    fn now(&self) -> u64 {
+        unix_now() + self.clock_offset.load(Ordering::Relaxed)
+    }
+
     /// The subject of the request's bearer token, when it is a valid, unexpired token signed
     /// with a published key and its session is not revoked: the session of its `sid` when the
     /// token endpoint issued it, otherwise every session of its subject.
@@ -820,6 +838,8 @@ impl Shared {
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         validation.validate_aud = false;
+        // Expiry is checked below against the emulator's clock, which tests may advance.
+        validation.validate_exp = false;
         validation.leeway = 0;
         crate::install_jwt_provider();
         let published = lock(&self.keys).published();
@@ -836,6 +856,10 @@ impl Shared {
                     .ok()
             })?
             .claims;
+        // Expired once `exp` is in the past (as jsonwebtoken judges it with no leeway).
+        if claims.get("exp")?.as_u64()? < self.now() {
+            return None;
+        }
         let sub = claims.get("sub")?.as_str()?.to_owned();
         let sid = claims.get("sid").and_then(Value::as_str);
         let live = match sid.and_then(|sid| lock(&self.connect).session_alive(sid, &sub)) {

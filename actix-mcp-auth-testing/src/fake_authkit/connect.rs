@@ -27,7 +27,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use url::{Url, form_urlencoded};
 
-use super::{DEFAULT_SUB, Endpoint, FakeAuthKit, ServerCtx, Shared, lock, ulid_like, unix_now};
+use super::{DEFAULT_SUB, Endpoint, FakeAuthKit, ServerCtx, Shared, lock, ulid_like};
 
 /// How long an authorization code may be exchanged.
 const CODE_TTL: Duration = Duration::from_secs(600);
@@ -844,7 +844,7 @@ impl ConnectState {
         shared: &Shared,
     ) -> Result<Value, TokenError> {
         let ttl = self.access_token_ttl.as_secs();
-        let now = unix_now();
+        let now = shared.now();
         let profile = shared.profile(&grant.sub);
         let mut access = Map::new();
         access.insert("iss".into(), json!(shared.issuer));
@@ -1599,7 +1599,8 @@ mod tests {
             1
         );
         assert_eq!(userinfo(&fake, access_token).await.0, 200);
-        actix_web::rt::time::sleep(Duration::from_millis(2100)).await;
+        // One second is still inside the lifetime's last second; two are past it.
+        fake.advance_clock(Duration::from_secs(2));
         assert_eq!(userinfo(&fake, access_token).await.0, 401);
     }
 
