@@ -273,58 +273,8 @@ mod tests {
     }
 }
 
-/// An OAuth 2.1 error code (RFC 6749 §4.1.2.1 and §5.2, RFC 7591 §3.2.2, RFC 8707 §2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum OAuthErrorCode {
-    /// Missing, repeated or malformed parameter.
-    InvalidRequest,
-    /// Client authentication failed.
-    InvalidClient,
-    /// Code or refresh token invalid, expired, revoked, or issued to another client.
-    InvalidGrant,
-    /// The client may not use this grant type.
-    UnauthorizedClient,
-    /// Grant type not supported.
-    UnsupportedGrantType,
-    /// Response type not supported.
-    UnsupportedResponseType,
-    /// Scope unknown or wider than allowed.
-    InvalidScope,
-    /// Resource indicator not acceptable.
-    InvalidTarget,
-    /// The user (or the identity provider) denied the request.
-    AccessDenied,
-    /// Registration: a redirect URI is not acceptable.
-    InvalidRedirectUri,
-    /// Registration: other metadata not acceptable.
-    InvalidClientMetadata,
-    /// Something failed on our side.
-    ServerError,
-    /// The database or the identity provider is temporarily unavailable.
-    TemporarilyUnavailable,
-}
-
-impl OAuthErrorCode {
-    /// The wire value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidRequest => "invalid_request",
-            Self::InvalidClient => "invalid_client",
-            Self::InvalidGrant => "invalid_grant",
-            Self::UnauthorizedClient => "unauthorized_client",
-            Self::UnsupportedGrantType => "unsupported_grant_type",
-            Self::UnsupportedResponseType => "unsupported_response_type",
-            Self::InvalidScope => "invalid_scope",
-            Self::InvalidTarget => "invalid_target",
-            Self::AccessDenied => "access_denied",
-            Self::InvalidRedirectUri => "invalid_redirect_uri",
-            Self::InvalidClientMetadata => "invalid_client_metadata",
-            Self::ServerError => "server_error",
-            Self::TemporarilyUnavailable => "temporarily_unavailable",
-        }
-    }
-}
+/// The OAuth error code: the core's (one enum for both layers).
+pub(crate) use crate::oauth::error::ErrorCode as OAuthErrorCode;
 
 /// An error of an OAuth endpoint, rendered as RFC 6749 §5.2 JSON with `Cache-Control: no-store`.
 ///

@@ -5,9 +5,9 @@
 use actix_web::{HttpRequest, HttpResponse, http::header};
 
 use crate::{
-    error::{OAuthError, OAuthErrorCode},
+    error::OAuthError,
     oauth::{
-        error::{ErrorCode, Rejection, RetryAfter},
+        error::{Rejection, RetryAfter},
         params,
     },
 };
@@ -25,26 +25,6 @@ pub(crate) fn require_form_content_type(req: &HttpRequest) -> Result<(), OAuthEr
     ))?)
 }
 
-impl From<ErrorCode> for OAuthErrorCode {
-    fn from(code: ErrorCode) -> Self {
-        match code {
-            ErrorCode::InvalidRequest => Self::InvalidRequest,
-            ErrorCode::InvalidClient => Self::InvalidClient,
-            ErrorCode::InvalidGrant => Self::InvalidGrant,
-            ErrorCode::UnauthorizedClient => Self::UnauthorizedClient,
-            ErrorCode::UnsupportedGrantType => Self::UnsupportedGrantType,
-            ErrorCode::UnsupportedResponseType => Self::UnsupportedResponseType,
-            ErrorCode::InvalidScope => Self::InvalidScope,
-            ErrorCode::InvalidTarget => Self::InvalidTarget,
-            ErrorCode::AccessDenied => Self::AccessDenied,
-            ErrorCode::InvalidRedirectUri => Self::InvalidRedirectUri,
-            ErrorCode::InvalidClientMetadata => Self::InvalidClientMetadata,
-            ErrorCode::ServerError => Self::ServerError,
-            ErrorCode::TemporarilyUnavailable => Self::TemporarilyUnavailable,
-        }
-    }
-}
-
 impl From<Rejection> for OAuthError {
     fn from(rejection: Rejection) -> Self {
         let description = rejection.description;
@@ -58,7 +38,7 @@ impl From<Rejection> for OAuthError {
                 throttled: false,
             }) => Self::unavailable_for(description, secs),
             None if rejection.basic_challenge => Self::invalid_basic_client(description),
-            None => Self::new(rejection.code.into(), description),
+            None => Self::new(rejection.code, description),
         }
     }
 }
@@ -83,6 +63,7 @@ mod tests {
     use actix_web::{ResponseError, http::StatusCode};
 
     use super::*;
+    use crate::{error::OAuthErrorCode, oauth::error::ErrorCode};
 
     #[test]
     fn rejections_keep_their_code_description_and_answer() {
@@ -121,7 +102,7 @@ mod tests {
             (TemporarilyUnavailable, "temporarily_unavailable"),
         ];
         for (code, value) in wire {
-            assert_eq!(OAuthErrorCode::from(code).as_str(), value);
+            assert_eq!(code.as_str(), value);
         }
     }
 }
