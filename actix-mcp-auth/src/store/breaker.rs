@@ -105,6 +105,12 @@ impl Breaker {
         }
     }
 
+    /// Whether some operation reached the database at or after `since`: then a slow acquire
+    /// means a busy pool, not an outage.
+    pub(crate) fn succeeded_since(&self, since: Instant) -> bool {
+        self.lock().last_success.is_some_and(|t| t >= since)
+    }
+
     /// Whether the breaker is open (for logs and tests).
     pub(crate) fn is_open(&self) -> bool {
         self.lock().next_probe.is_some()
@@ -169,6 +175,17 @@ mod tests {
         }
         // A probe that never reported: the next one goes an interval later.
         assert_eq!(breaker.admit(at(t0, 4_000)), Admission::Probe);
+    }
+
+    #[test]
+    fn a_success_after_an_operation_started_means_a_busy_pool() {
+        let breaker = Breaker::new(INTERVAL);
+        let t0 = Instant::now();
+        assert!(!breaker.succeeded_since(t0));
+        breaker.succeeded(at(t0, 10));
+        assert!(breaker.succeeded_since(t0));
+        assert!(breaker.succeeded_since(at(t0, 10)));
+        assert!(!breaker.succeeded_since(at(t0, 11)));
     }
 
     #[test]

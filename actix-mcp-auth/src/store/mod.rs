@@ -450,7 +450,10 @@ impl Store {
         let mut openings = self.breaker.openings();
         let outage = async {
             tokio::time::sleep(reachability::SUSPECT_AFTER).await;
+            // A busy pool keeps completing other operations: then no probe (each one is a
+            // connection the server accepts and logs as an incomplete start-up).
             if let Some(probe) = &self.reachability
+                && !self.breaker.succeeded_since(started)
                 && probe.server_is_up().await == Some(false)
             {
                 self.connection_failed(op, started);
