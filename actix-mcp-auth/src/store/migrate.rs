@@ -47,6 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "consent redirect digest",
         include_str!("../../migrations/20261130000400_consent_redirect_digest.sql"),
     ),
+    (
+        20261201000000,
+        "audit and grant use",
+        include_str!("../../migrations/20261201000000_audit_and_grant_use.sql"),
+    ),
 ];
 
 /// A migrator for the library's tables, using the `_mcp_auth_migrations` bookkeeping table.

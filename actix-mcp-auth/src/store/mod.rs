@@ -13,6 +13,7 @@
 //! | `mcp_auth_codes` | `AuthorizationCode` | `code_hash` | minutes; single use |
 //! | `mcp_auth_tokens` | `IssuedToken` | `token_hash` | capped at the grant's expiry |
 //! | `mcp_auth_cimd_documents` | `CachedDocument` | `url` | document lifetime + 24 h stale grace |
+//! | `mcp_auth_audit` | [`AuditEntry`](audit::AuditEntry) | `event_id` | append-only; the audit retention |
 //!
 //! Codes and tokens are stored as SHA-256 digests (`TokenHash`); upstream tokens, the
 //! upstream PKCE verifier and, during the refresh grace only, a rotation's successor pair are
@@ -86,6 +87,7 @@ use self::{
     reachability::Reachability,
 };
 
+pub mod audit;
 mod breaker;
 mod cimd;
 pub(crate) mod clients;
@@ -147,7 +149,11 @@ pub struct StoreOptions {
     busy_timeout: Duration,
     clock: Clock,
     probe_interval: Duration,
+    audit_retention: Duration,
 }
+
+/// Default of [`StoreOptions::audit_retention`]: 90 days.
+const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// Default of [`StoreOptions::acquire_timeout`]: see the README's performance section for the
 /// measurement behind it.
@@ -163,13 +169,15 @@ impl Default for StoreOptions {
             busy_timeout: Duration::from_secs(5),
             clock: Clock::system(),
             probe_interval: Duration::from_secs(1),
+            audit_retention: DEFAULT_AUDIT_RETENTION,
         }
     }
 }
 
 impl StoreOptions {
-    /// The defaults, overridden by `MCP_AUTH_DB_MAX_CONNECTIONS` (a positive number) and
-    /// `MCP_AUTH_DB_ACQUIRE_TIMEOUT_SECONDS` (seconds, fractions allowed, e.g. `0.5`) when set.
+    /// The defaults, overridden by `MCP_AUTH_DB_MAX_CONNECTIONS` (a positive number),
+    /// `MCP_AUTH_DB_ACQUIRE_TIMEOUT_SECONDS` (seconds, fractions allowed, e.g. `0.5`) and
+    /// `MCP_AUTH_AUDIT_RETENTION_DAYS` (whole days, at least 1) when set.
     pub fn from_env() -> Result<Self, crate::error::ConfigError> {
         Self::from_vars(std::env::vars())
     }
@@ -184,6 +192,7 @@ impl StoreOptions {
         use crate::error::ConfigError;
         const MAX: &str = "MCP_AUTH_DB_MAX_CONNECTIONS";
         const ACQUIRE: &str = "MCP_AUTH_DB_ACQUIRE_TIMEOUT_SECONDS";
+        const RETENTION: &str = "MCP_AUTH_AUDIT_RETENTION_DAYS";
         let mut options = Self::default();
         for (name, value) in vars {
             let value = value.as_ref().trim();
@@ -208,6 +217,16 @@ impl StoreOptions {
                             ConfigError::invalid(ACQUIRE, "expected seconds between 0 and 3600")
                         })?;
                     options = options.acquire_timeout(Duration::from_secs_f64(secs));
+                }
+                RETENTION => {
+                    let days = value
+                        .parse::<u64>()
+                        .ok()
+                        .filter(|d| (1..=36_500).contains(d))
+                        .ok_or_else(|| {
+                            ConfigError::invalid(RETENTION, "expected whole days from 1 to 36500")
+                        })?;
+                    options = options.audit_retention(Duration::from_secs(days * 24 * 3600));
                 }
                 _ => {}
             }
@@ -244,6 +263,12 @@ impl StoreOptions {
         self
     }
 
+    /// How long audit entries are kept before the sweeper deletes them (default 90 days).
+    pub fn audit_retention(mut self, retention: Duration) -> Self {
+        self.audit_retention = retention;
+        self
+    }
+
     /// After a connection failure, operations fail at once (a 503) and one operation per
     /// `interval` probes whether the database is back (default 1 s).
     pub fn probe_interval(mut self, interval: Duration) -> Self {
@@ -266,6 +291,7 @@ pub struct Store {
     /// PostgreSQL over TCP: tells an outage from a busy pool while an acquire waits.
     reachability: Option<Arc<Reachability>>,
     operations: Arc<AtomicU64>,
+    audit_retention_secs: i64,
 }
 
 impl std::fmt::Debug for Store {
@@ -333,6 +359,8 @@ impl Store {
             breaker: Arc::new(Breaker::new(options.probe_interval)),
             reachability: Reachability::for_url(&url).map(Arc::new),
             operations: Arc::default(),
+            audit_retention_secs: i64::try_from(options.audit_retention.as_secs())
+                .unwrap_or(i64::MAX / 2),
         })
     }
 
@@ -389,6 +417,11 @@ impl Store {
     /// The clock the store compares expiries with (see [`StoreOptions::clock`]).
     pub(crate) fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    /// Seconds an audit entry is kept (see [`StoreOptions::audit_retention`]).
+    pub(crate) fn audit_retention_secs(&self) -> i64 {
+        self.audit_retention_secs
     }
 
     /// Current unix time by the store's clock.

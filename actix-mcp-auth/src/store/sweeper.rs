@@ -29,6 +29,8 @@ pub struct PurgeReport {
     pub clients: u64,
     /// Cached client id metadata documents.
     pub cimd_documents: u64,
+    /// Audit entries older than the audit retention.
+    pub audit: u64,
     /// Sealed successor pairs of rotated refresh tokens whose grace is over (cleared, not
     /// deleted: the token's digest stays to recognize a replay).
     pub successors: u64,
@@ -44,11 +46,12 @@ impl PurgeReport {
             + self.grants
             + self.clients
             + self.cimd_documents
+            + self.audit
     }
 }
 
 /// One batch per table, children first. `$1` = now, `$2` = batch size.
-const BATCHES: [&str; 7] = [
+const BATCHES: [&str; 8] = [
     "DELETE FROM mcp_auth_codes WHERE code_hash IN (SELECT code_hash FROM mcp_auth_codes \
      WHERE expires_at <= $1 LIMIT $2)",
     "DELETE FROM mcp_auth_tokens WHERE token_hash IN (SELECT token_hash FROM mcp_auth_tokens \
@@ -65,6 +68,8 @@ const BATCHES: [&str; 7] = [
      ORDER BY CASE WHEN client_id IN (SELECT client_id FROM mcp_auth_unused_clients) \
      THEN 0 ELSE 1 END, created_at LIMIT $2)",
     "DELETE FROM mcp_auth_cimd_documents WHERE url IN (SELECT url FROM mcp_auth_cimd_documents \
+     WHERE expires_at <= $1 LIMIT $2)",
+    "DELETE FROM mcp_auth_audit WHERE event_id IN (SELECT event_id FROM mcp_auth_audit \
      WHERE expires_at <= $1 LIMIT $2)",
 ];
 
@@ -113,6 +118,7 @@ impl Store {
             grants,
             clients,
             cimd_documents,
+            audit,
         ] = counts;
         Ok(PurgeReport {
             successors,
@@ -123,6 +129,7 @@ impl Store {
             grants,
             clients,
             cimd_documents,
+            audit,
         })
     }
 
