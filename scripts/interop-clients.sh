@@ -15,6 +15,12 @@
 #                    on loopback (throw-away CA made with openssl, trusted by the server through
 #                    MCP_AUTH_CIMD_EXTRA_CA_FILE; MCP_AUTH_CIMD_ALLOW_LOOPBACK=1)
 #   typescript-cimd  the same with the TypeScript SDK
+#   python-step-up   the Python SDK logs in for the scope every request needs (`mcp`, named in
+#                    the 401 challenge), then calls `admin_echo`, which the server guards with the
+#                    extra scope `mcp:admin` (MCP_AUTH_TOOL_SCOPES): the 403
+#                    `insufficient_scope` makes the SDK log in again for the challenged scopes
+#                    (re-consent on our page), and the retried call succeeds with a token that
+#                    holds the union of the old and the new scopes
 #
 # The person at the browser is scripts/interop/browser.py: it follows redirects, keeps cookies
 # and submits the forms it is shown (consent, login). Each leg asserts that `whoami` answers the
@@ -75,7 +81,8 @@ spawn "$WORK/cimd.log" python3 -u "$ROOT/scripts/interop/cimd_server.py" \
 wait_line "$WORK/cimd.log" '^READY$' "$SPAWNED" 20 || die "the metadata document server did not start"
 CIMD_URL="$(sed -n 's/^CLIENT_ID=//p' "$WORK/cimd.log")"
 
-start_proxy "$BIN" "$WORK" MCP_AUTH_CIMD_ALLOW_LOOPBACK=1 MCP_AUTH_CIMD_EXTRA_CA_FILE="$WORK/ca.pem"
+start_proxy "$BIN" "$WORK" MCP_AUTH_CIMD_ALLOW_LOOPBACK=1 MCP_AUTH_CIMD_EXTRA_CA_FILE="$WORK/ca.pem" \
+  MCP_AUTH_TOOL_SCOPES="tools/call:admin_echo=mcp:admin; *=mcp"
 log "workos_proxy at $BASE_URL (emulated AuthKit at $AUTHKIT_URL, user $EMULATOR_USER)"
 CIMD_ADVERTISED="$(curl -fsS "$BASE_URL/.well-known/oauth-authorization-server" \
   | jq -r '.client_id_metadata_document_supported == true')"
@@ -119,10 +126,48 @@ leg() {
   fi
 }
 
+# step_up_leg: the Python SDK's answer to a 403 `insufficient_scope` (see the header).
+step_up_leg() {
+  local name=python-step-up
+  log "$name"
+  local out="$WORK/$name.out" status=0 first stepped problem=""
+  timeout "$LEG_SECONDS" "${PY_CLIENT[@]}" "$MCP_URL" "http://127.0.0.1:$(free_port)/callback" \
+    --step-up >"$out" 2>"$WORK/$name.log" || status=$?
+  if ((status != 0)); then
+    echo "$name: the client failed (exit $status):" >&2
+    tail -n 25 "$WORK/$name.log" >&2
+    RESULTS+=("$name FAILED")
+    FAILED=1
+    return 0
+  fi
+  first="$(sed -n 's/^WHOAMI //p' "$out")"
+  stepped="$(sed -n 's/^STEPUP //p' "$out")"
+  if jq -e '.scopes | index("mcp:admin")' <<<"$first" >/dev/null 2>&1; then
+    problem="the first token already held mcp:admin, so nothing was stepped up"
+  elif [[ "$(jq -r '.echo // empty' <<<"$stepped")" != "stepped up" ]]; then
+    problem="admin_echo did not answer its text"
+  elif [[ "$(jq -r '.logins // 0' <<<"$stepped")" != 1 ]]; then
+    problem="expected exactly one more login for the step-up"
+  elif ! jq -e --argjson before "$(jq '.scopes' <<<"$first")" \
+    '(.whoami.scopes | index("mcp:admin")) and ($before - .whoami.scopes == [])' \
+    <<<"$stepped" >/dev/null; then
+    problem="the stepped-up token does not hold mcp:admin and every earlier scope"
+  fi
+  if [[ -n "$problem" ]]; then
+    echo "$name: $problem; first: $first; after: $stepped" >&2
+    RESULTS+=("$name FAILED")
+    FAILED=1
+  else
+    log "$name: scopes $(jq -c '.scopes' <<<"$first") -> $(jq -c '.whoami.scopes' <<<"$stepped")"
+    RESULTS+=("$name ok")
+  fi
+}
+
 PY_CLIENT=("$INTEROP_PYTHON" -u "$ROOT/scripts/interop/py_client.py")
 TS_CLIENT=("$INTEROP_NODE" "$INTEROP_NODE_MODULES/../ts_client.mjs")
 leg python-dcr dcr "${PY_CLIENT[@]}" "$MCP_URL" "http://127.0.0.1:$(free_port)/callback"
 leg typescript-dcr dcr "${TS_CLIENT[@]}" "$MCP_URL" "http://127.0.0.1:$(free_port)/callback"
+step_up_leg
 if [[ "$CIMD_ADVERTISED" == true ]]; then
   leg python-cimd "$CIMD_URL" "${PY_CLIENT[@]}" "$MCP_URL" "$CIMD_REDIRECT" "$CIMD_URL"
   leg typescript-cimd "$CIMD_URL" "${TS_CLIENT[@]}" "$MCP_URL" "$CIMD_REDIRECT" "$CIMD_URL"

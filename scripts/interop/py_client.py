@@ -2,7 +2,7 @@
 """Logs in to an MCP server with the official MCP Python SDK's OAuth client
 (`mcp.client.auth.OAuthClientProvider`) and calls the `whoami` tool.
 
-    py_client.py MCP_URL REDIRECT_URI [CLIENT_METADATA_URL]
+    py_client.py MCP_URL REDIRECT_URI [CLIENT_METADATA_URL] [--step-up]
 
 Without CLIENT_METADATA_URL the SDK registers dynamically (DCR); with it, the SDK uses that
 URL as its client id (a Client ID Metadata Document) when the server advertises support.
@@ -11,6 +11,12 @@ the person at the browser is played by `browser.py` (the SDK's redirect handler)
 callback handler hands the SDK the code from the redirect URI the browser ended on.
 
 Prints one line `WHOAMI <json>` with the tool's answer.
+
+With `--step-up` it then calls `admin_echo`, a tool the server is configured to guard with an
+extra scope (`MCP_AUTH_TOOL_SCOPES=tools/call:admin_echo=mcp:admin`): the server answers 403
+`insufficient_scope`, the SDK asks for the challenged scopes (with those it already had) in a
+second login, retries, and gets the echo. It then calls `whoami` once more and prints
+`STEPUP <json>`: the echo, the number of logins the SDK started, and the second caller.
 """
 
 from __future__ import annotations
@@ -51,13 +57,16 @@ class MemoryStorage:
         self.client_info = client_info
 
 
-async def run(mcp_url: str, redirect_uri: str, metadata_url: str | None) -> dict:
+async def run(mcp_url: str, redirect_uri: str, metadata_url: str | None, step_up: bool) -> dict:
     landed: dict[str, str] = {}
+    logins = 0
 
     def log(message: str) -> None:
         print(f"  browser: {message}", file=sys.stderr)
 
     async def open_browser(authorization_url: str) -> None:
+        nonlocal logins
+        logins += 1
         print(f"  SDK opens the browser at {authorization_url.split('?')[0]}", file=sys.stderr)
         landed["url"] = await anyio.to_thread.run_sync(
             lambda: browser.complete_login(authorization_url, redirect_uri, log=log)
@@ -89,19 +98,38 @@ async def run(mcp_url: str, redirect_uri: str, metadata_url: str | None) -> dict
     )
     async with httpx2.AsyncClient(auth=provider, timeout=30, trust_env=False) as http:
         async with Client(streamable_http_client(mcp_url, http_client=http)) as client:
-            result = await client.call_tool("whoami", {})
+            caller = await whoami(client)
+            if not step_up:
+                return {"whoami": caller}
+            logins_before = logins
+            echoed = text_of(await client.call_tool("admin_echo", {"text": "stepped up"}), "admin_echo")
+            after = await whoami(client)
+    return {
+        "whoami": caller,
+        "step_up": {"echo": echoed, "logins": logins - logins_before, "whoami": after},
+    }
+
+
+def text_of(result, tool: str) -> str:
     if result.is_error:
-        raise RuntimeError(f"whoami failed: {result}")
-    text = next(block.text for block in result.content if getattr(block, "type", "") == "text")
-    return json.loads(text)
+        raise RuntimeError(f"{tool} failed: {result}")
+    return next(block.text for block in result.content if getattr(block, "type", "") == "text")
+
+
+async def whoami(client: Client) -> dict:
+    return json.loads(text_of(await client.call_tool("whoami", {}), "whoami"))
 
 
 def main(argv: list[str]) -> int:
+    step_up = "--step-up" in argv
+    argv = [arg for arg in argv if arg != "--step-up"]
     if len(argv) not in (2, 3):
         print(__doc__, file=sys.stderr)
         return 2
-    caller = anyio.run(run, argv[0], argv[1], argv[2] if len(argv) == 3 else None)
-    print("WHOAMI " + json.dumps(caller, separators=(",", ":")))
+    answers = anyio.run(run, argv[0], argv[1], argv[2] if len(argv) == 3 else None, step_up)
+    print("WHOAMI " + json.dumps(answers["whoami"], separators=(",", ":")))
+    if step_up:
+        print("STEPUP " + json.dumps(answers["step_up"], separators=(",", ":")))
     return 0
 
 

@@ -49,7 +49,7 @@ impl PageError {
 pub struct AuthorizePolicy<'a> {
     /// Scopes granted when neither the request nor the client names any.
     pub required_scopes: &'a [String],
-    /// Scopes a client that registered none may ask for.
+    /// Scopes any client may ask for (its registered scope is only a default).
     pub supported_scopes: &'a [String],
     /// Our resource URL (RFC 8707).
     pub resource: &'a Url,
@@ -151,8 +151,14 @@ pub fn validate(
     })
 }
 
-/// The scopes of the request: as asked (each one supported and registered by the client), or
-/// by default the client's registered scopes, else the configured required scopes.
+/// The scopes of the request: as asked (each one supported by this server), or by default the
+/// client's registered scopes, else the configured required scopes.
+///
+/// A registered `scope` is a default, not a bound: registration is open and self-asserted (a
+/// client could as well have registered every scope), so bounding by it protects nothing, while
+/// it would break MCP step-up. A client that registered with the scope of its first login must
+/// be able to ask for more after a 403 `insufficient_scope` without registering again; the
+/// user's consent is what guards each new scope.
 fn requested_scopes(
     registered_scope: Option<&str>,
     policy: &AuthorizePolicy<'_>,
@@ -164,12 +170,11 @@ fn requested_scopes(
     };
     let scopes = scope::parse(requested)
         .ok_or_else(|| Rejection::new(ErrorCode::InvalidScope, "malformed scope"))?;
-    let allowed = registered.unwrap_or_else(|| policy.supported_scopes.to_vec());
-    let missing = scope::missing(&scopes, &allowed);
+    let missing = scope::missing(&scopes, policy.supported_scopes);
     if !missing.is_empty() {
         return Err(Rejection::new(
             ErrorCode::InvalidScope,
-            format!("scope not allowed for this client: {}", missing.join(" ")),
+            format!("scope not supported by this server: {}", missing.join(" ")),
         ));
     }
     Ok(scopes)
@@ -229,7 +234,7 @@ mod tests {
                 resource: RESOURCE.into(),
             }
         );
-        // The client's registered scope is the default, and bounds what it may ask.
+        // The client's registered scope is the default, not a bound (step-up asks for more).
         let registered = Some("mcp offline_access");
         assert_eq!(
             check(&request(&[]), registered).unwrap().scopes,
@@ -242,6 +247,12 @@ mod tests {
         let valid = check(&asked, registered).unwrap();
         assert_eq!(valid.scopes, v(&["offline_access"]));
         assert_eq!(valid.resource, RESOURCE);
+        // Stepping up beyond the registered scope: any supported scope may be asked for.
+        let more = request(&[("scope", "mcp offline_access")]);
+        assert_eq!(
+            check(&more, Some("mcp")).unwrap().scopes,
+            v(&["mcp", "offline_access"])
+        );
     }
 
     #[test]
@@ -289,13 +300,13 @@ mod tests {
                 &[("scope", "mcp admin root")],
                 None,
                 InvalidScope,
-                "scope not allowed for this client: admin root",
+                "scope not supported by this server: admin root",
             ),
             (
-                &[("scope", "offline_access")],
+                &[("scope", "offline_access root")],
                 Some("mcp"),
                 InvalidScope,
-                "not allowed for this client: offline_access",
+                "scope not supported by this server: root",
             ),
             (
                 &[("resource", "mcp")],

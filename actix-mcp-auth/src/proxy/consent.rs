@@ -42,9 +42,23 @@ pub(crate) fn upstream_redirect(
     state: &ProxyState,
     pending: &PendingAuthorization,
 ) -> HttpResponse {
-    let settings = &state.settings;
+    authkit_login_redirect(
+        &state.settings,
+        &pending.txn_id,
+        &s256_challenge(pending.upstream_verifier.expose()),
+        pending.upstream_nonce.as_deref().unwrap_or_default(),
+    )
+}
+
+/// A redirect to AuthKit's login for our own client, coming back to our callback with
+/// `upstream_state`; `challenge` is the S256 challenge of our verifier.
+pub(crate) fn authkit_login_redirect(
+    settings: &super::ProxySettings,
+    upstream_state: &str,
+    challenge: &str,
+    nonce: &str,
+) -> HttpResponse {
     let callback = settings.endpoint(&settings.redirect_path);
-    let challenge = s256_challenge(pending.upstream_verifier.expose());
     let scope = settings.upstream_scopes.join(" ");
     redirect_with(
         &format!("{}/oauth2/authorize", settings.authkit),
@@ -53,12 +67,9 @@ pub(crate) fn upstream_redirect(
             ("client_id", &settings.client_id),
             ("redirect_uri", &callback),
             ("scope", &scope),
-            ("state", &pending.txn_id),
-            (
-                "nonce",
-                pending.upstream_nonce.as_deref().unwrap_or_default(),
-            ),
-            ("code_challenge", &challenge),
+            ("state", upstream_state),
+            ("nonce", nonce),
+            ("code_challenge", challenge),
             ("code_challenge_method", S256),
         ],
     )

@@ -128,7 +128,9 @@ fn monogram(name: &str) -> String {
         .unwrap_or_else(|| "?".to_owned())
 }
 
-fn brand(server: &ServerView) -> String {
+/// The header naming this server (icon or monogram, name, MCP URL); shared with the
+/// connected-apps page.
+pub(crate) fn brand(server: &ServerView) -> String {
     let icon = match &server.icon_url {
         Some(url) => format!(
             "<img src=\"{}\" alt=\"\" width=\"40\" height=\"40\">",
