@@ -148,6 +148,8 @@ step_up_leg() {
     problem="admin_echo did not answer its text"
   elif [[ "$(jq -r '.logins // 0' <<<"$stepped")" != 1 ]]; then
     problem="expected exactly one more login for the step-up"
+  elif [[ "$(grep -c '/consent -> 200' "$WORK/$name.log")" != 2 ]]; then
+    problem="expected our consent page twice (the first login and the step-up's re-consent)"
   elif ! jq -e --argjson before "$(jq '.scopes' <<<"$first")" \
     '(.whoami.scopes | index("mcp:admin")) and ($before - .whoami.scopes == [])' \
     <<<"$stepped" >/dev/null; then
