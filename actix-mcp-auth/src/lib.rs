@@ -154,6 +154,7 @@ pub use self::{
     error::{BearerError, BearerErrorKind, ConfigError},
     metadata::ProtectedResourceMetadata,
     middleware::{BearerAuth, BearerAuthMiddleware},
+    oauth::login_policy::{Denial, UpstreamIdentity},
     principal::{Authenticated, AuthenticatedExt},
     providers::{
         AuthKitProvider, AuthKitProviderBuilder, AuthKitRoutes, WorkOsProvider,
