@@ -409,6 +409,12 @@ fn login_policy_variables_name_themselves_and_the_bad_entry() {
             "example.com,@@bad",
             "@@bad",
         ),
+        (
+            "MCP_AUTH_ALLOWED_EMAIL_DOMAINS",
+            "*.example.org",
+            "*.example.org",
+        ),
+        ("MCP_AUTH_ALLOWED_EMAIL_DOMAINS", "localhost", "localhost"),
         ("MCP_AUTH_ALLOWED_ORGANIZATIONS", "org_01A org#2", "org#2"),
         ("MCP_AUTH_REQUIRED_ROLES", "admin r\"x", "r\"x"),
         ("MCP_AUTH_REQUIRED_PERMISSIONS", "docs:read é", "é"),
