@@ -464,6 +464,10 @@ impl FakeAuthKit {
     /// value removes a default field. `sub` is always the token's subject. `null` restores the
     /// default profile.
     ///
+    /// Its `org_id`, `role`, `roles` and `permissions` also become claims of the access tokens
+    /// the token endpoint issues to `sub`, as AuthKit's carry the organization a user signed in
+    /// to (see [`set_current_user`](Self::set_current_user)).
+    ///
     /// # Panics
     ///
     /// If `profile` is neither an object nor `null`.

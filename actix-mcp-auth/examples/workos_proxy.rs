@@ -42,6 +42,8 @@
 //! | `MCP_AUTH_CIMD` | `on` (default) or `off`: accept client ids that are metadata-document URLs (CIMD) |
 //! | `MCP_AUTH_CIMD_ALLOW_LOOPBACK` | development and tests only: `1` also accepts and fetches loopback client id URLs (`http` too) |
 //! | `MCP_AUTH_CIMD_EXTRA_CA_FILE` | development and tests only: PEM certificates the metadata-document fetcher also trusts |
+//! | `MCP_AUTH_ALLOWED_EMAIL_DOMAINS` | optional: only users with an email of these domains log in, e.g. `example.com` (exact, no subdomains); others get `access_denied` saying why |
+//! | `MCP_AUTH_ALLOWED_ORGANIZATIONS` | optional: only users signed in to these WorkOS organizations log in, e.g. `org_01H...` |
 //!
 //! Token lifetimes, caches and the sweeper of expired rows have their own variables
 //! (`MCP_AUTH_ACCESS_TOKEN_TTL_SECONDS`, `MCP_AUTH_SWEEP_INTERVAL_SECONDS`, ...), see

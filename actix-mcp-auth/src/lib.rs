@@ -22,6 +22,12 @@
 //! whose token lacks one with 403 `insufficient_scope` before the MCP service runs, so the
 //! client can step up.
 //!
+//! In proxy mode a login policy decides who may log in at all: allow-lists of email domains,
+//! WorkOS organizations, roles and permissions (`MCP_AUTH_ALLOWED_EMAIL_DOMAINS`,
+//! `MCP_AUTH_ALLOWED_ORGANIZATIONS`, ...) and the application's own async hook
+//! ([`WorkOsProviderBuilder::login_hook`]) over the [`UpstreamIdentity`] AuthKit signed in; a
+//! refused user gets no grant, and the client `access_denied` with the [`Denial`]'s reason.
+//!
 //! Handlers see the caller as one [`Authenticated`] value (an extractor, or through
 //! [`AuthenticatedExt`] on `HttpRequest`/`ServiceRequest`). A custom [`TokenVerifier`] can stand
 //! behind [`BearerAuth`] instead of the built-in ones.
@@ -154,6 +160,7 @@ pub use self::{
     error::{BearerError, BearerErrorKind, ConfigError},
     metadata::ProtectedResourceMetadata,
     middleware::{BearerAuth, BearerAuthMiddleware},
+    oauth::login_policy::{Denial, UpstreamIdentity},
     principal::{Authenticated, AuthenticatedExt},
     providers::{
         AuthKitProvider, AuthKitProviderBuilder, AuthKitRoutes, WorkOsProvider,

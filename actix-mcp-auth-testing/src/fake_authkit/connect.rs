@@ -41,6 +41,10 @@ const REDACTED: &str = "[redacted]";
 /// The length of a base64url-encoded SHA-256 digest: every S256 code challenge has it.
 const S256_CHALLENGE_LEN: usize = 43;
 
+/// Profile fields copied into access tokens as AuthKit puts them there: the organization the
+/// user signed in to, their role(s) and permissions in it.
+const ORGANIZATION_CLAIMS: [&str; 4] = ["org_id", "role", "roles", "permissions"];
+
 const AUTHORIZE_METHODS: &[Method] = &[Method::GET];
 const TOKEN_METHODS: &[Method] = &[Method::POST];
 
@@ -81,8 +85,24 @@ impl FakeAuthKit {
     /// Who is "logged in" at AuthKit for subsequent /oauth2/authorize calls (default
     /// "user_01TEST").
     ///
-    /// Their profile (see [`set_user`](Self::set_user)) provides the `email` of ID tokens and
-    /// the optional `org_id` of access tokens.
+    /// Their profile (see [`set_user`](Self::set_user)) provides the `email` (and
+    /// `email_verified`) of ID tokens and the optional `org_id`, `role` (a string), `roles` and
+    /// `permissions` (arrays of strings) of access tokens, as AuthKit issues them to a user
+    /// signed in to an organization:
+    ///
+    /// ```
+    /// # use actix_mcp_auth_testing::FakeAuthKit;
+    /// # use serde_json::json;
+    /// let fake = FakeAuthKit::start();
+    /// fake.set_user("user_alice", json!({
+    ///     "email": "alice@example.com",
+    ///     "org_id": "org_01ACME",
+    ///     "role": "admin",
+    ///     "roles": ["admin"],
+    ///     "permissions": ["docs:read", "docs:write"],
+    /// }));
+    /// fake.set_current_user("user_alice");
+    /// ```
     pub fn set_current_user(&self, sub: &str) {
         lock(&self.inner.shared.connect).current_user = sub.to_owned();
     }
@@ -855,8 +875,11 @@ impl ConnectState {
         access.insert("jti".into(), json!(ulid_like()));
         access.insert("iat".into(), json!(now));
         access.insert("exp".into(), json!(now + ttl));
-        if let Some(org_id) = profile.get("org_id") {
-            access.insert("org_id".into(), org_id.clone());
+        // The organization claims of AuthKit's access tokens, from the user's profile.
+        for claim in ORGANIZATION_CLAIMS {
+            if let Some(value) = profile.get(claim) {
+                access.insert(claim.into(), value.clone());
+            }
         }
         let access_token = shared.sign_claims(&access)?;
 
@@ -1189,7 +1212,8 @@ mod tests {
         fake.set_current_user("user_flow");
         fake.set_user(
             "user_flow",
-            json!({ "email": "flow@example.com", "org_id": "org_01FLOW" }),
+            json!({ "email": "flow@example.com", "org_id": "org_01FLOW", "role": "admin",
+                    "roles": ["admin", "editor"], "permissions": ["docs:read"] }),
         );
         let (verifier, challenge) = pkce();
         let scope = "openid profile email offline_access";
@@ -1235,6 +1259,9 @@ mod tests {
         assert_eq!(access["sub"], "user_flow");
         assert_eq!(access["aud"], CLIENT_ID);
         assert_eq!(access["org_id"], "org_01FLOW");
+        assert_eq!(access["role"], "admin");
+        assert_eq!(access["roles"], json!(["admin", "editor"]));
+        assert_eq!(access["permissions"], json!(["docs:read"]));
         assert!(access["sid"].as_str().unwrap().starts_with("session_"));
         assert!(access["jti"].as_str().is_some_and(|jti| !jti.is_empty()));
         assert!(!access.contains_key("scope"));

@@ -6,8 +6,8 @@
 //!
 //! Endpoint decisions, one module each, as plain functions over parsed parameters
 //! (`params::Params`), records the caller loaded, a policy value and the time passed in:
-//! `registration`, `authorize`, `consent_form`, `callback`, `client_auth`, `token_request`,
-//! `revocation`. They answer with an `error::Rejection` that the actix adapters
+//! `registration`, `authorize`, `consent_form`, `callback`, `login_policy` (who may log in),
+//! `client_auth`, `token_request`, `revocation`. They answer with an `error::Rejection` that the actix adapters
 //! (`src/proxy/`) render; they never read the clock, the network or the store.
 
 pub(crate) mod authorize;
@@ -19,6 +19,7 @@ pub mod consent;
 pub(crate) mod consent_form;
 pub mod display;
 pub(crate) mod error;
+pub(crate) mod login_policy;
 pub(crate) mod params;
 pub mod pkce;
 pub mod provenance;

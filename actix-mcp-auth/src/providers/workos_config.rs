@@ -2,18 +2,24 @@
 //! variables, its setters, and their validation into [`ProxySettings`]. The settings shared with
 //! AuthKit mode are read and checked by [`SharedSettings`].
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{future::Future, path::PathBuf, sync::Arc, time::Duration};
 
 use rustls::pki_types::{CertificateDer, pem::PemObject};
 use url::Url;
 
 use crate::{
     error::ConfigError,
-    oauth::redirect_uri::{RedirectPattern, RedirectUriPolicy},
+    oauth::{
+        login_policy::{
+            Denial, LoginPolicy, UpstreamIdentity, parse_domain, parse_name, parse_organization,
+        },
+        redirect_uri::{RedirectPattern, RedirectUriPolicy},
+    },
     proxy::{
         ProxySettings,
         branding::{Branding, default_server_name, load_icon},
         cimd::{CimdSettings, HostResolver, SystemResolver},
+        login_policy::{DEFAULT_HOOK_TIMEOUT, LoginHook, LoginSettings},
     },
     rate_limit::RateLimits,
     settings::{Env, Setting, SharedSettings, normalize_mcp_path, setting},
@@ -35,6 +41,10 @@ const MAX_UNUSED_CLIENTS: Setting = setting("MCP_AUTH_MAX_UNUSED_CLIENTS", "max_
 const CIMD_EXTRA_CA_FILE: Setting = setting("MCP_AUTH_CIMD_EXTRA_CA_FILE", "cimd_extra_ca_file");
 const SERVER_NAME: Setting = setting("MCP_AUTH_SERVER_NAME", "server_name");
 const SERVER_ICON_FILE: Setting = setting("MCP_AUTH_SERVER_ICON_FILE", "server_icon_file");
+const EMAIL_DOMAINS: Setting = setting("MCP_AUTH_ALLOWED_EMAIL_DOMAINS", "allowed_email_domains");
+const ORGANIZATIONS: Setting = setting("MCP_AUTH_ALLOWED_ORGANIZATIONS", "allowed_organizations");
+const ROLES: Setting = setting("MCP_AUTH_REQUIRED_ROLES", "required_roles");
+const PERMISSIONS: Setting = setting("MCP_AUTH_REQUIRED_PERMISSIONS", "required_permissions");
 
 /// Builder of a [`WorkOsProvider`](super::WorkOsProvider). Client id and secret, AuthKit
 /// domain and public base URL are required; everything else has a secure default.
@@ -68,6 +78,13 @@ pub struct WorkOsProviderBuilder {
     cimd_resolver: Option<ResolverHandle>,
     server_name: Option<String>,
     server_icon_file: Option<PathBuf>,
+    /// Who may log in: the allow-lists as given (validated by `settings`).
+    allowed_email_domains: Vec<String>,
+    allowed_organizations: Vec<String>,
+    required_roles: Vec<String>,
+    required_permissions: Vec<String>,
+    login_hook: Option<LoginHook>,
+    login_hook_timeout: Duration,
 }
 
 /// A [`HostResolver`] in the builder (which is `Debug` and `Clone`).
@@ -109,6 +126,12 @@ impl Default for WorkOsProviderBuilder {
             cimd_resolver: None,
             server_name: None,
             server_icon_file: None,
+            allowed_email_domains: Vec::new(),
+            allowed_organizations: Vec::new(),
+            required_roles: Vec::new(),
+            required_permissions: Vec::new(),
+            login_hook: None,
+            login_hook_timeout: DEFAULT_HOOK_TIMEOUT,
         }
     }
 }
@@ -157,6 +180,12 @@ impl WorkOsProviderBuilder {
     /// | `MCP_AUTH_CIMD_EXTRA_CA_FILE` | development and tests only: PEM certificates the document fetcher also trusts |
     /// | `MCP_AUTH_SERVER_NAME` | this server's name on the consent page, default the MCP URL's host |
     /// | `MCP_AUTH_SERVER_ICON_FILE` | a .png/.jpg/.gif/.webp/.svg/.ico file (at most 256 KiB) shown beside the name |
+    /// | `MCP_AUTH_ALLOWED_EMAIL_DOMAINS` | only users with a (not unverified) email of these domains log in, see [`allowed_email_domains`](Self::allowed_email_domains) |
+    /// | `MCP_AUTH_ALLOWED_ORGANIZATIONS` | only users signed in to these WorkOS organizations (`org_…`) log in |
+    /// | `MCP_AUTH_REQUIRED_ROLES` | only users with one of these roles log in |
+    /// | `MCP_AUTH_REQUIRED_PERMISSIONS` | only users with all of these permissions log in |
+    ///
+    /// Lists are separated by commas and/or spaces.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(std::env::vars())
     }
@@ -188,6 +217,7 @@ impl WorkOsProviderBuilder {
         b.read_caches(&env)?;
         b.read_rate_limits(&env)?;
         b.read_clients(&env)?;
+        b.read_login_policy(&env);
         if let Some(name) = env.optional(SERVER_NAME.env) {
             b = b.server_name(name);
         }
@@ -285,6 +315,15 @@ impl WorkOsProviderBuilder {
             self.cimd_extra_ca_file = Some(file.into());
         }
         Ok(())
+    }
+
+    /// The allow-lists of the login policy (validated when the provider is built).
+    fn read_login_policy(&mut self, env: &Env) {
+        let list = |setting: Setting| env.list(setting.env).unwrap_or_default();
+        self.allowed_email_domains = list(EMAIL_DOMAINS);
+        self.allowed_organizations = list(ORGANIZATIONS);
+        self.required_roles = list(ROLES);
+        self.required_permissions = list(PERMISSIONS);
     }
 
     /// The WorkOS Connect application's client id.
@@ -529,6 +568,132 @@ impl WorkOsProviderBuilder {
         self
     }
 
+    /// Only users whose email address is in one of these domains may log in (default: any).
+    /// Exact match, case-insensitive, Unicode or punycode: `example.com` admits
+    /// `alice@Example.com` but neither `bob@eng.example.com` (list subdomains too) nor
+    /// `eve@example.com.evil.org`. The address must not be marked unverified by AuthKit
+    /// (`email_verified: false`). From the environment: `MCP_AUTH_ALLOWED_EMAIL_DOMAINS`.
+    ///
+    /// Checked at the callback, for every login: a refused user gets no grant, the client gets
+    /// `access_denied` saying why, and the audit log a `login_denied` entry. Grants made before
+    /// a list changed stay until they end or are revoked.
+    pub fn allowed_email_domains<I, S>(mut self, domains: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_email_domains = domains.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Only users who signed in to one of these WorkOS organizations (the `org_id` of AuthKit's
+    /// access token, e.g. `org_01H...`) may log in (default: any, with or without an
+    /// organization). From the environment: `MCP_AUTH_ALLOWED_ORGANIZATIONS`.
+    pub fn allowed_organizations<I, S>(mut self, organizations: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.allowed_organizations = organizations.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Only users with at least **one** of these roles in their organization (AuthKit's
+    /// `role` and `roles` claims) may log in (default: any). From the environment:
+    /// `MCP_AUTH_REQUIRED_ROLES`.
+    pub fn required_roles<I, S>(mut self, roles: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.required_roles = roles.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Only users with **all** of these permissions (AuthKit's `permissions` claim) may log in
+    /// (default: none required). From the environment: `MCP_AUTH_REQUIRED_PERMISSIONS`.
+    pub fn required_permissions<I, S>(mut self, permissions: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.required_permissions = permissions.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The application's own say on who may log in, asked at the callback after the
+    /// allow-lists admitted the user: `Ok(())` admits, `Err(`[`Denial::new`]`)` refuses with a
+    /// reason the person reads, `Err(`[`Denial::failed`]`)` says the check could not be made.
+    /// The hook gets its own copy of the [`UpstreamIdentity`] (so its future may keep it) and
+    /// runs on the actix worker serving the callback (its future need not be `Send`).
+    ///
+    /// Fails closed: an error, a panic or no answer within
+    /// [`login_hook_timeout`](Self::login_hook_timeout) refuses the login with a generic
+    /// "try again" reason and a WARN log.
+    ///
+    /// ```
+    /// use actix_mcp_auth::{Denial, WorkOsProvider};
+    ///
+    /// let builder = WorkOsProvider::builder().login_hook(|user| async move {
+    ///     match user.email.as_deref() {
+    ///         Some(email) if email.ends_with("@example.com") => Ok(()),
+    ///         _ => Err(Denial::new("not_staff", "Only Example staff may use this server.")),
+    ///     }
+    /// });
+    /// # let _ = builder;
+    /// ```
+    pub fn login_hook<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(UpstreamIdentity) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Denial>> + 'static,
+    {
+        self.login_hook = Some(LoginHook::new(hook));
+        self
+    }
+
+    /// How long the [`login_hook`](Self::login_hook) may take before the login is refused
+    /// (default 5 s).
+    pub fn login_hook_timeout(mut self, timeout: Duration) -> Self {
+        self.login_hook_timeout = timeout;
+        self
+    }
+
+    /// The login policy: every list entry validated, or an error naming the setting and entry.
+    fn login_settings(&self) -> Result<LoginSettings, ConfigError> {
+        let parse = |setting: Setting, list: &[String], parse: fn(&str) -> Result<String, &str>| {
+            let mut parsed: Vec<String> = Vec::new();
+            for entry in list {
+                let value = parse(entry).map_err(|reason| {
+                    ConfigError::invalid(self.name(setting), format!("`{entry}` {reason}"))
+                })?;
+                if !parsed.contains(&value) {
+                    parsed.push(value);
+                }
+            }
+            Ok::<_, ConfigError>(parsed)
+        };
+        if self.login_hook_timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "login_hook_timeout",
+                "must be positive",
+            ));
+        }
+        Ok(LoginSettings {
+            policy: LoginPolicy {
+                email_domains: parse(EMAIL_DOMAINS, &self.allowed_email_domains, parse_domain)?,
+                organizations: parse(
+                    ORGANIZATIONS,
+                    &self.allowed_organizations,
+                    parse_organization,
+                )?,
+                roles: parse(ROLES, &self.required_roles, parse_name)?,
+                permissions: parse(PERMISSIONS, &self.required_permissions, parse_name)?,
+            },
+            hook: self.login_hook.clone(),
+            hook_timeout: self.login_hook_timeout,
+        })
+    }
+
     /// The client redirect URI patterns, parsed.
     fn redirect_patterns(&self) -> Result<Option<Vec<RedirectPattern>>, ConfigError> {
         let name = self.name(REDIRECT_PATTERNS);
@@ -639,6 +804,7 @@ impl WorkOsProviderBuilder {
             }
         }
         let cimd = self.cimd_settings()?;
+        let login = self.login_settings()?;
         let name_setting = self.name(SERVER_NAME);
         let server_name = match self.server_name.as_deref().map(str::trim) {
             None => default_server_name(&resource),
@@ -695,6 +861,7 @@ impl WorkOsProviderBuilder {
                 name: server_name,
                 icon,
             },
+            login,
         })
     }
 }
@@ -958,6 +1125,77 @@ mod tests {
             format!("{:?}", s.rate_limits),
             format!("{:?}", RateLimits::disabled())
         );
+    }
+
+    #[test]
+    fn login_policy_variables_are_read_and_name_themselves_and_the_entry() {
+        let s = WorkOsProviderBuilder::from_vars(env(&[]))
+            .and_then(WorkOsProviderBuilder::settings)
+            .unwrap();
+        assert!(s.login.policy.is_open() && s.login.hook.is_none());
+        assert_eq!(s.login.hook_timeout, Duration::from_secs(5));
+        let s = WorkOsProviderBuilder::from_vars(env(&[
+            (
+                "MCP_AUTH_ALLOWED_EMAIL_DOMAINS",
+                "Example.com, bücher.example example.com",
+            ),
+            ("MCP_AUTH_ALLOWED_ORGANIZATIONS", "org_01A,org_01B"),
+            ("MCP_AUTH_REQUIRED_ROLES", "admin editor"),
+            ("MCP_AUTH_REQUIRED_PERMISSIONS", "docs:read"),
+        ]))
+        .and_then(WorkOsProviderBuilder::settings)
+        .unwrap();
+        let policy = &s.login.policy;
+        assert_eq!(
+            policy.email_domains,
+            ["example.com", "xn--bcher-kva.example"]
+        );
+        assert_eq!(policy.organizations, ["org_01A", "org_01B"]);
+        assert_eq!(policy.roles, ["admin", "editor"]);
+        assert_eq!(policy.permissions, ["docs:read"]);
+
+        // Each variable's errors name it and the entry: tests/integration/proxy_login_policy.rs.
+        let err = WorkOsProviderBuilder::from_vars(env(&[]))
+            .unwrap()
+            .allowed_email_domains(["https://example.com"])
+            .settings()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("MCP_AUTH_ALLOWED_EMAIL_DOMAINS is invalid"),
+            "from the environment, errors name the variable: {err}"
+        );
+        let builder = || {
+            WorkOsProviderBuilder::default()
+                .client_id("c")
+                .client_secret("s")
+                .authkit_domain("tenant.authkit.app")
+                .base_url("https://mcp.example.com")
+        };
+        let err = builder()
+            .allowed_organizations(["org 1"])
+            .settings()
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("allowed_organizations is invalid: `org 1`"),
+            "{err}"
+        );
+        let err = builder()
+            .login_hook_timeout(Duration::ZERO)
+            .settings()
+            .unwrap_err();
+        assert!(err.to_string().starts_with("login_hook_timeout"), "{err}");
+        let s = builder()
+            .required_roles(["admin"])
+            .required_permissions(["a", "b"])
+            .login_hook(|_| async { Ok(()) })
+            .login_hook_timeout(Duration::from_secs(1))
+            .settings()
+            .unwrap();
+        assert!(s.login.hook.is_some());
+        assert_eq!(s.login.hook_timeout, Duration::from_secs(1));
+        assert_eq!(s.login.policy.permissions, ["a", "b"]);
     }
 
     #[test]

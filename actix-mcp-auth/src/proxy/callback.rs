@@ -3,13 +3,15 @@
 //!
 //! After AuthKit's `iss` and our `state`, the pending request must exist and this browser must
 //! have started it (binding cookie) and approved it; then the request is consumed atomically, so a callback is honoured once even across replicas. AuthKit's code is
-//! exchanged server-side with our client secret and PKCE verifier; AuthKit's tokens are sealed
+//! exchanged server-side with our client secret and PKCE verifier; the login policy
+//! ([`super::login_policy`]) decides whether this user may log in; AuthKit's tokens are sealed
 //! into a new grant, and the MCP client receives *our* code, with its `state` and our `iss`.
 
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::{
-    ProxyState, State, cookies, error_redirect, html, redirect_with, store_error, store_error_page,
+    ProxyState, State, cookies, error_redirect, html, login_policy, redirect_with, store_error,
+    store_error_page,
 };
 use crate::{
     clock::unix_now,
@@ -43,7 +45,7 @@ pub(crate) async fn callback(req: HttpRequest, state: State) -> HttpResponse {
         Err(page) => return page,
     };
     let secure = state.settings.base_url.scheme() == "https";
-    let mut response = finish(&state, &pending, &params).await;
+    let mut response = finish(&req, &state, &pending, &params).await;
     let _ = response.add_cookie(&cookies::expired_binding(secure, txn_id));
     response
 }
@@ -65,6 +67,7 @@ async fn claim_pending(
 
 /// Everything after the request is ours: errors go back to the client's redirect URI.
 async fn finish(
+    req: &HttpRequest,
     state: &ProxyState,
     pending: &PendingAuthorization,
     params: &Params,
@@ -85,6 +88,10 @@ async fn finish(
         Ok(grant) => grant,
         Err(error) => return back(error),
     };
+    // Who may log in: checked before anything of the grant is stored.
+    if let Err(denied) = login_policy::admit(req, state, pending, &grant).await {
+        return back(denied);
+    }
     let code = generate_secret(CODE_PREFIX);
     let now = unix_now();
     let record = AuthorizationCode {

@@ -21,6 +21,7 @@ mod consent_page;
 mod cookies;
 mod form;
 mod html;
+pub(crate) mod login_policy;
 mod register;
 mod revoke;
 pub(crate) mod settings;

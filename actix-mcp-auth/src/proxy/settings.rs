@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::{branding::Branding, cimd::CimdSettings};
+use super::{branding::Branding, cimd::CimdSettings, login_policy::LoginSettings};
 use crate::{oauth::redirect_uri::RedirectUriPolicy, rate_limit::RateLimits};
 
 /// Validated settings of proxy mode.
@@ -61,6 +61,8 @@ pub(crate) struct ProxySettings {
     pub cimd: CimdSettings,
     /// Name and icon of this server on its pages.
     pub branding: Branding,
+    /// Who may log in: allow-lists and the application's hook, checked at the callback.
+    pub login: LoginSettings,
 }
 
 impl ProxySettings {

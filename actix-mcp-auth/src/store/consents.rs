@@ -97,8 +97,8 @@ impl Store {
         row.map(|r| ConsentApproval::from_row(&r, OP)).transpose()
     }
 
-    /// Forgets an approval. Returns whether there was one.
-    #[cfg(test)] // only the tests call it
+    /// Forgets an approval (after a denied login, so a browser keeps no approval for a client
+    /// its user may not use). Returns whether there was one.
     pub(crate) async fn forget_consent(
         &self,
         subject: &str,

@@ -11,6 +11,7 @@ mod proxy_app;
 mod proxy_cimd;
 mod proxy_flow;
 mod proxy_input;
+mod proxy_login_policy;
 mod proxy_negative;
 mod proxy_single_flight;
 mod proxy_tokens;
