@@ -144,7 +144,7 @@ async fn an_unreachable_database_is_not_asked_again_until_a_probe_is_due() {
     for _ in 0..20 {
         assert_transient(store.get_client("nobody").await);
     }
-    assert_transient(store.revoke_grant("g").await);
+    assert_transient(store.revoke_grant("g", crate::store::RevokeCause::CLIENT_REQUEST).await);
     assert_eq!(
         forwarder.accepted(),
         attempts,
