@@ -206,7 +206,8 @@ impl ProxyVerifier {
                     refreshed = true;
                 }
                 Err(UserinfoError::Unauthorized) => {
-                    self.end_grant(&grant.grant_id, RevokeCause::UPSTREAM_ENDED).await;
+                    self.end_grant(&grant.grant_id, RevokeCause::UPSTREAM_ENDED)
+                        .await;
                     return Err(VerifyError::Invalid(
                         "session ended at the identity provider",
                     ));
@@ -231,7 +232,8 @@ impl ProxyVerifier {
             return Ok(grant);
         }
         let Some(refresh_token) = grant.upstream.refresh_token.clone() else {
-            self.end_grant(&grant.grant_id, RevokeCause::UPSTREAM_ENDED).await;
+            self.end_grant(&grant.grant_id, RevokeCause::UPSTREAM_ENDED)
+                .await;
             return Err(VerifyError::Invalid(
                 "session expired at the identity provider",
             ));
@@ -277,7 +279,8 @@ impl ProxyVerifier {
                     return Ok(current);
                 }
                 tracing::info!(upstream_error = %code, "AuthKit refused the refresh; ending the grant");
-                self.end_grant(&grant.grant_id, RevokeCause::UPSTREAM_ENDED).await;
+                self.end_grant(&grant.grant_id, RevokeCause::UPSTREAM_ENDED)
+                    .await;
                 Err(VerifyError::Invalid(
                     "session ended at the identity provider",
                 ))

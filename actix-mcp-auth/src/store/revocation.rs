@@ -201,8 +201,8 @@ impl Store {
         if cause.replay
             && let GrantSelection::Grant(grant_id) = which
         {
-            let replay = AuditEntry::new(AuditKind::ReplayDetected, cause.actor)
-                .detail(cause.detail());
+            let replay =
+                AuditEntry::new(AuditKind::ReplayDetected, cause.actor).detail(cause.detail());
             let retention = self.audit_retention_secs();
             insert_grant_entry(&mut tx, &replay, grant_id, now, retention)
                 .await

@@ -481,9 +481,15 @@ impl Store {
         }
         let refreshed = AuditEntry::new(AuditKind::GrantRefreshed, AuditActor::Client)
             .detail(serde_json::json!({ "scopes": issued.scopes }));
-        insert_grant_entry(&mut tx, &refreshed, &grant_id, now, self.audit_retention_secs())
-            .await
-            .map_err(err)?;
+        insert_grant_entry(
+            &mut tx,
+            &refreshed,
+            &grant_id,
+            now,
+            self.audit_retention_secs(),
+        )
+        .await
+        .map_err(err)?;
         tx.commit().await.map_err(err)?;
         Ok(Rotation::Rotated(issued))
     }

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use crate::store::{
-    Clock, CodeConsumed, ConsentApproval, Engine, Keyring, RevokeCause, Rotation, Secret, Store, StoreError,
-    StoreOptions, TokenHash, TokenKind, UpstreamTokens, UpstreamUpdate,
+    Clock, CodeConsumed, ConsentApproval, Engine, Keyring, RevokeCause, Rotation, Secret, Store,
+    StoreError, StoreOptions, TokenHash, TokenKind, UpstreamTokens, UpstreamUpdate,
 };
 
 use super::support::{
@@ -434,8 +434,18 @@ async fn refresh_grace_follows_the_store_clock(db: &TestDb) {
 async fn revoking_a_grant_revokes_its_tokens(db: &TestDb) {
     let store = db.store().await;
     let (seed, access, refresh) = seed_with_tokens(&store).await;
-    assert!(store.revoke_grant(&seed.grant.grant_id, RevokeCause::CLIENT_REQUEST).await.unwrap());
-    assert!(!store.revoke_grant(&seed.grant.grant_id, RevokeCause::CLIENT_REQUEST).await.unwrap());
+    assert!(
+        store
+            .revoke_grant(&seed.grant.grant_id, RevokeCause::CLIENT_REQUEST)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_grant(&seed.grant.grant_id, RevokeCause::CLIENT_REQUEST)
+            .await
+            .unwrap()
+    );
 
     assert!(
         store
