@@ -124,6 +124,7 @@
 )]
 
 pub mod access_log;
+mod admin;
 mod backend;
 pub mod body_deadline;
 mod clock;
@@ -150,6 +151,7 @@ mod verify;
 pub mod __bench;
 
 pub use self::{
+    admin::AdminApi,
     clock::Clock,
     error::{BearerError, BearerErrorKind, ConfigError},
     metadata::ProtectedResourceMetadata,
@@ -162,6 +164,7 @@ pub use self::{
     proxy::{
         ProxyRoutes,
         cimd::{HostResolver, SystemResolver},
+        grants::{Grants, UserGrants},
     },
     rate_limit::{Limit, RateLimits},
     scope_policy::{ScopePolicy, ScopePolicyBuilder},

@@ -20,6 +20,7 @@ mod consent;
 mod consent_page;
 mod cookies;
 mod form;
+pub(crate) mod grants;
 mod html;
 mod register;
 mod revoke;
