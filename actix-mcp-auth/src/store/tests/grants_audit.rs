@@ -395,7 +395,7 @@ async fn each_selection_revokes_its_grants_tokens_and_audits(db: &TestDb) {
     };
     assert_eq!(
         store.revoke_grants(&own, AuditActor::User).await.unwrap(),
-        [b.grant.grant_id.clone()]
+        [b.grant.grant_id.as_str()]
     );
     assert!(!live(&b_access).await);
 
