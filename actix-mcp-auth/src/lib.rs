@@ -93,6 +93,11 @@
 //! }
 //! ```
 //!
+//! In proxy mode, [`WorkOsProvider::grants`] lists and revokes the grants users gave MCP
+//! clients ([`Grants`], and [`UserGrants`] for a page of the signed-in user); [`AdminApi`]
+//! (`MCP_AUTH_ADMIN_TOKEN`) serves the same and the audit log ([`store::audit`]) as JSON to
+//! operators when mounted.
+//!
 //! Every setting has a builder method ([`AuthKitProvider::builder`],
 //! [`WorkOsProvider::builder`]) and an environment variable (`from_env`); a misconfiguration
 //! fails at start-up with a [`ConfigError`] naming the variable or method, never per request.

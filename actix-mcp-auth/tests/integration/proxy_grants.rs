@@ -15,6 +15,7 @@ use crate::{
         ADMIN_TOKEN, Browser, McpClient, ProxyApp, call_mcp, login, pkce, redeem, register,
         register_with, token_request,
     },
+    proxy_tokens::grant_of,
     store_support::{TestDb, client as client_row, insert_client, token_hash},
 };
 
@@ -119,14 +120,6 @@ async fn insert_grant(db: &TestDb, grant_id: &str, subject: &str, client_id: &st
     .execute(db.sql().await)
     .await
     .unwrap();
-}
-
-async fn grant_of(db: &TestDb, token: &str) -> String {
-    sqlx::query_scalar("SELECT grant_id FROM mcp_auth_tokens WHERE token_hash = $1")
-        .bind(token_hash(token))
-        .fetch_one(db.sql().await)
-        .await
-        .unwrap()
 }
 
 /// (kind, actor, detail) of the audit entries of `grant_id`, oldest first (entries of one
