@@ -4,7 +4,7 @@
 //!
 //! Entries carry identifiers (user subject, client id, grant id) and a small JSON detail, never a
 //! token, code, secret or a digest of one. Writers that change state in a transaction append
-//! their entry in the same transaction ([`insert_entry`]), so the log never claims something that
+//! their entry in the same transaction (`insert_entry`), so the log never claims something that
 //! was rolled back; others use [`Store::append_audit`].
 
 use sqlx::{AnyConnection, any::AnyRow};
