@@ -155,7 +155,7 @@ async fn main() -> std::io::Result<()> {
 
     let mcp_url = provider.resource_url().to_owned();
     let issuer = provider.issuer().to_owned();
-    let server = support::proxy_server(provider, &host, port);
+    let server = support::proxy_server(provider, None, &host, port);
     println!(
         "\nactix-mcp-auth quickstart: proxy mode in front of a local, emulated WorkOS AuthKit\n\
          \n  MCP endpoint   {mcp_url}   (transport: Streamable HTTP)\

@@ -44,6 +44,7 @@
 //! | `MCP_AUTH_CIMD_EXTRA_CA_FILE` | development and tests only: PEM certificates the metadata-document fetcher also trusts |
 //! | `MCP_AUTH_ALLOWED_EMAIL_DOMAINS` | optional: only users with an email of these domains log in, e.g. `example.com` (exact, no subdomains); others get `access_denied` saying why |
 //! | `MCP_AUTH_ALLOWED_ORGANIZATIONS` | optional: only users signed in to these WorkOS organizations log in, e.g. `org_01H...` |
+//! | `MCP_AUTH_ADMIN_TOKEN` | optional: mounts the JSON admin API (grants, audit log) at `/admin`, behind `Authorization: Bearer <this value>`; at least 32 characters, e.g. `openssl rand -base64 32` |
 //!
 //! Token lifetimes, caches and the sweeper of expired rows have their own variables
 //! (`MCP_AUTH_ACCESS_TOKEN_TTL_SECONDS`, `MCP_AUTH_SWEEP_INTERVAL_SECONDS`, ...), see
@@ -84,13 +85,16 @@
 mod support;
 
 use actix_mcp_auth::{
-    WorkOsProviderBuilder,
+    AdminApi, WorkOsProviderBuilder,
     store::{ENCRYPTION_KEYS_VAR, Keyring},
 };
 
 /// The database used when `DATABASE_URL` is not set: a SQLite file in the working directory,
 /// created when missing.
 const DEFAULT_DATABASE_URL: &str = "sqlite://mcp-auth.db?mode=rwc";
+
+/// Setting it mounts the admin API at `/admin`.
+const ADMIN_TOKEN_VAR: &str = "MCP_AUTH_ADMIN_TOKEN";
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
@@ -130,15 +134,23 @@ async fn main() -> std::io::Result<()> {
         .store()
         .spawn_sweeper(provider.sweep_interval(), 500);
 
+    // The admin API (grants and audit log, JSON) only when its secret is configured.
+    let admin = std::env::var_os(ADMIN_TOKEN_VAR)
+        .map(|_| AdminApi::from_env(provider.grants()).unwrap_or_else(|e| support::exit_with(e)));
+    let admin_enabled = admin.is_some();
+
     let resource_url = provider.resource_url().to_owned();
     let issuer = provider.issuer().to_owned();
-    let server = support::proxy_server(provider, &host, port);
+    let server = support::proxy_server(provider, admin, &host, port);
     println!("MCP endpoint: {resource_url}");
     println!("OAuth issuer: {issuer}");
     println!(
         "redirect URI of the WorkOS application: {issuer}{}",
         redirect_path()
     );
+    if admin_enabled {
+        println!("admin API: /admin on this server (Authorization: Bearer ${ADMIN_TOKEN_VAR})");
+    }
     println!("listening on {host}:{port} (GET /healthz is open)");
 
     server.await

@@ -99,6 +99,11 @@
 //! }
 //! ```
 //!
+//! In proxy mode, [`WorkOsProvider::grants`] lists and revokes the grants users gave MCP
+//! clients ([`Grants`], and [`UserGrants`] for a page of the signed-in user); [`AdminApi`]
+//! (`MCP_AUTH_ADMIN_TOKEN`) serves the same and the audit log ([`store::audit`]) as JSON to
+//! operators when mounted.
+//!
 //! Every setting has a builder method ([`AuthKitProvider::builder`],
 //! [`WorkOsProvider::builder`]) and an environment variable (`from_env`); a misconfiguration
 //! fails at start-up with a [`ConfigError`] naming the variable or method, never per request.
@@ -130,6 +135,7 @@
 )]
 
 pub mod access_log;
+mod admin;
 mod backend;
 pub mod body_deadline;
 mod clock;
@@ -156,6 +162,7 @@ mod verify;
 pub mod __bench;
 
 pub use self::{
+    admin::AdminApi,
     clock::Clock,
     error::{BearerError, BearerErrorKind, ConfigError},
     metadata::ProtectedResourceMetadata,
@@ -169,6 +176,7 @@ pub use self::{
     proxy::{
         ProxyRoutes,
         cimd::{HostResolver, SystemResolver},
+        grants::{Grants, UserGrants},
     },
     rate_limit::{Limit, RateLimits},
     scope_policy::{ScopePolicy, ScopePolicyBuilder},

@@ -9,7 +9,7 @@
 use std::{sync::Arc, time::Duration};
 
 use actix_mcp_auth::{
-    Authenticated, AuthenticatedExt, WorkOsProvider,
+    AdminApi, Authenticated, AuthenticatedExt, WorkOsProvider,
     access_log::RedactingRootSpanBuilder,
     store::{Keyring, Store, StoreOptions},
 };
@@ -269,25 +269,35 @@ pub async fn open_store(url: &str, keys: Keyring) -> Store {
 ///
 /// Exits the process with a message when the address cannot be bound.
 #[allow(dead_code)]
-pub fn proxy_server(provider: WorkOsProvider, host: &str, port: u16) -> actix_web::dev::Server {
+pub fn proxy_server(
+    provider: WorkOsProvider,
+    admin: Option<AdminApi>,
+    host: &str,
+    port: u16,
+) -> actix_web::dev::Server {
     let base = url::Url::parse(provider.issuer()).ok();
     let mcp = mcp_service(allowed_hosts(
         base.as_ref().and_then(|url| url.host_str()),
         base.as_ref().and_then(|url| url.port()),
     ));
     let server = HttpServer::new(move || {
-        App::new()
+        let app = App::new()
             .wrap_fn(|req, srv| srv.call(with_body_deadline(req)))
             .wrap(access_log())
             .route("/healthz", web::get().to(healthz))
             // The OAuth endpoints first: they are single resources, while the MCP scope would
             // catch every path below the base URL if MCP_PATH were empty.
-            .service(provider.routes())
-            .service(
-                web::scope(provider.mcp_path())
-                    .wrap(provider.bearer())
-                    .service(mcp.clone().scope()),
-            )
+            .service(provider.routes());
+        // The admin API only when configured (MCP_AUTH_ADMIN_TOKEN), before the MCP scope.
+        let app = match &admin {
+            Some(admin) => app.service(admin.scope("/admin")),
+            None => app,
+        };
+        app.service(
+            web::scope(provider.mcp_path())
+                .wrap(provider.bearer())
+                .service(mcp.clone().scope()),
+        )
     })
     .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
     .client_disconnect_timeout(CLIENT_DISCONNECT_TIMEOUT);

@@ -41,6 +41,36 @@ fn is_loopback_url(url: &Url) -> bool {
     }
 }
 
+/// The host that stands for a client in a list of the user's connected apps: the publisher of
+/// its metadata document (the client id URL's host, lower case), else the host of its first
+/// registered redirect URI (its scheme, `cursor:`, for a private-use URI). `None` when neither
+/// gives one.
+pub fn client_host(client_id: &str, redirect_uris: &[String]) -> Option<String> {
+    publisher_host(client_id).or_else(|| redirect_uris.first().and_then(|u| redirect_host(u)))
+}
+
+/// The client id URL's host when the client comes from a metadata document.
+fn publisher_host(client_id: &str) -> Option<String> {
+    super::cimd::is_url_client_id(client_id)
+        .then(|| {
+            Url::parse(client_id)
+                .ok()?
+                .host_str()
+                .map(str::to_ascii_lowercase)
+        })
+        .flatten()
+}
+
+/// Host of a redirect URI, or `scheme:` for a private-use URI without one; `None` when it does
+/// not parse.
+fn redirect_host(redirect_uri: &str) -> Option<String> {
+    let url = Url::parse(redirect_uri).ok()?;
+    Some(match url.host_str() {
+        Some(host) if !host.is_empty() => host.to_owned(),
+        _ => format!("{}:", url.scheme()),
+    })
+}
+
 /// How we learned about a client.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -93,14 +123,7 @@ impl ClientProvenance {
             !redirect_uris.is_empty() && redirect_uris.iter().all(|u| is_loopback_redirect(u));
         let web_with_loopback =
             application_type == "web" && redirect_uris.iter().any(|u| is_loopback_redirect(u));
-        let publisher = super::cimd::is_url_client_id(client_id)
-            .then(|| {
-                Url::parse(client_id)
-                    .ok()?
-                    .host_str()
-                    .map(str::to_ascii_lowercase)
-            })
-            .flatten();
+        let publisher = publisher_host(client_id);
         let origin = match publisher {
             Some(publisher_host) => ClientOrigin::MetadataDocument {
                 publisher_host,
@@ -108,13 +131,7 @@ impl ClientProvenance {
             },
             None => ClientOrigin::Registered { application_type },
         };
-        let redirect_host = match Url::parse(redirect_uri) {
-            Ok(url) => match url.host_str() {
-                Some(host) if !host.is_empty() => host.to_owned(),
-                _ => format!("{}:", url.scheme()),
-            },
-            Err(_) => String::new(),
-        };
+        let redirect_host = redirect_host(redirect_uri).unwrap_or_default();
         Self {
             origin,
             redirect_host,
@@ -209,5 +226,25 @@ mod tests {
         );
         assert_eq!(private.redirect_host, "anysphere");
         assert!(!private.redirect_is_loopback);
+    }
+
+    #[test]
+    fn a_client_is_shown_by_its_publisher_or_first_redirect_host() {
+        let cimd = "https://VSCode.dev/oauth/client.json";
+        assert_eq!(
+            client_host(cimd, &uris(&["http://127.0.0.1/cb"])).as_deref(),
+            Some("vscode.dev")
+        );
+        let registered = uris(&["https://app.example:8443/cb", "https://other.example/cb"]);
+        assert_eq!(
+            client_host("mcp_client_x", &registered).as_deref(),
+            Some("app.example")
+        );
+        assert_eq!(
+            client_host("c", &uris(&["com.example.app:/callback"])).as_deref(),
+            Some("com.example.app:")
+        );
+        assert_eq!(client_host("c", &[]), None);
+        assert_eq!(client_host("c", &uris(&["not a uri"])), None);
     }
 }

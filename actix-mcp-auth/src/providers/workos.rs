@@ -11,7 +11,7 @@ use super::workos_config::WorkOsProviderBuilder;
 use crate::{
     BearerAuth,
     error::ConfigError,
-    proxy::{ProxyRoutes, ProxyState},
+    proxy::{ProxyRoutes, ProxyState, grants::Grants},
     store::Store,
 };
 
@@ -148,6 +148,16 @@ impl WorkOsProvider {
     /// Number of access tokens cached in this process.
     pub fn cached_tokens(&self) -> u64 {
         self.state.bearer.cached_tokens()
+    }
+
+    /// The grants users gave MCP clients: list them, revoke one, all of a user's or all of a
+    /// client's (audited as `admin`), or hand [`Grants::for_user`] to a page of the signed-in
+    /// user. Revoking through it drops the grants' tokens from this process's cache at once;
+    /// other replicas stop accepting them within their token-cache window
+    /// (`MCP_AUTH_TOKEN_CACHE_SECONDS`, capped by `MCP_AUTH_USERINFO_CACHE_SECONDS`, 30 s by
+    /// default). Mount [`AdminApi`](crate::AdminApi) for an HTTP interface.
+    pub fn grants(&self) -> Grants {
+        Grants::new(self.state.store.clone(), self.state.bearer.clone())
     }
 
     /// The OAuth endpoints and discovery documents, registered at the host root.

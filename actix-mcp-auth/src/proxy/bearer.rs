@@ -5,7 +5,9 @@
 //! 2. The in-process cache (keyed by SHA-256 of the token; entries live at most
 //!    `token_cache_ttl`, never past the token's expiry) answers the hot path.
 //! 3. Otherwise the database: the token and its grant must be unexpired and unrevoked, and the
-//!    grant bound to this resource.
+//!    grant bound to this resource. The grant's `last_used_at` is updated when it is more than
+//!    a minute old (`LAST_USED_RESOLUTION_SECS`), so cache misses write at most once a minute
+//!    per grant and cache hits never.
 //! 4. The upstream session must still be alive: AuthKit's userinfo endpoint answers for the
 //!    grant's AuthKit access token, at most once per grant per `userinfo_cache_ttl`. An expired
 //!    AuthKit access token is refreshed first (and stored with a compare-and-swap so replicas do
@@ -24,7 +26,7 @@ use crate::{
         ProxySettings,
         token_cache::{GrantSession, ProxyTokenCache},
     },
-    store::{Grant, Store, TokenHash, UpstreamTokens, UpstreamUpdate},
+    store::{Grant, RevokeCause, Store, TokenHash, UpstreamTokens, UpstreamUpdate},
     upstream::{self, TokenCallError, UserinfoError},
     verify::{
         TokenVerifier, VerifyError, VerifyFuture,
@@ -129,7 +131,7 @@ impl ProxyVerifier {
             Err(error) => {
                 tracing::warn!(%error, "token's grant cannot be read; ending it");
                 if let Ok(Some(row)) = self.inner.store.find_token(&hash).await {
-                    self.end_grant(&row.grant_id).await;
+                    self.end_grant(&row.grant_id, RevokeCause::UNREADABLE).await;
                 }
                 return Err(VerifyError::Invalid(
                     "the stored session can no longer be read",
@@ -140,7 +142,15 @@ impl ProxyVerifier {
         if found.grant.resource.as_deref().is_some_and(|r| r != ours) {
             return Err(VerifyError::Invalid("token not issued for this resource"));
         }
+        let grant_id = found.grant.grant_id.clone();
         let session = self.ensure_session(found.grant).await?;
+        // At most one write a minute per grant; a failure costs only the "last used" time.
+        if let Err(error) = (self.inner.store)
+            .note_grant_use(&grant_id, found.grant_last_used_at)
+            .await
+        {
+            tracing::debug!(%error, "could not record the grant's use");
+        }
         let expires_at = u64::try_from(found.token.expires_at).unwrap_or(0);
         Ok(self.inner.tokens.insert(
             key,
@@ -196,7 +206,8 @@ impl ProxyVerifier {
                     refreshed = true;
                 }
                 Err(UserinfoError::Unauthorized) => {
-                    self.end_grant(&grant.grant_id).await;
+                    self.end_grant(&grant.grant_id, RevokeCause::UPSTREAM_ENDED)
+                        .await;
                     return Err(VerifyError::Invalid(
                         "session ended at the identity provider",
                     ));
@@ -221,7 +232,8 @@ impl ProxyVerifier {
             return Ok(grant);
         }
         let Some(refresh_token) = grant.upstream.refresh_token.clone() else {
-            self.end_grant(&grant.grant_id).await;
+            self.end_grant(&grant.grant_id, RevokeCause::UPSTREAM_ENDED)
+                .await;
             return Err(VerifyError::Invalid(
                 "session expired at the identity provider",
             ));
@@ -267,7 +279,8 @@ impl ProxyVerifier {
                     return Ok(current);
                 }
                 tracing::info!(upstream_error = %code, "AuthKit refused the refresh; ending the grant");
-                self.end_grant(&grant.grant_id).await;
+                self.end_grant(&grant.grant_id, RevokeCause::UPSTREAM_ENDED)
+                    .await;
                 Err(VerifyError::Invalid(
                     "session ended at the identity provider",
                 ))
@@ -288,8 +301,8 @@ impl ProxyVerifier {
             .ok_or(VerifyError::Invalid("the authorization was revoked"))
     }
 
-    async fn end_grant(&self, grant_id: &str) {
-        if let Err(error) = self.inner.store.revoke_grant(grant_id).await {
+    async fn end_grant(&self, grant_id: &str, cause: RevokeCause) {
+        if let Err(error) = self.inner.store.revoke_grant(grant_id, cause).await {
             tracing::warn!(%error, "could not revoke a grant whose session ended");
         }
         self.forget_grant(grant_id);

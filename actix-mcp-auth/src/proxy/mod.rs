@@ -20,6 +20,7 @@ mod consent;
 mod consent_page;
 mod cookies;
 mod form;
+pub(crate) mod grants;
 mod html;
 pub(crate) mod login_policy;
 mod register;
@@ -45,7 +46,7 @@ use crate::{
         AuthorizationServerMetadata, DiscoveryRoutes, ProtectedResourceMetadata,
         authorization_server_metadata, get_or_head, preflight,
     },
-    store::{Store, StoreError},
+    store::{RevokeCause, Store, StoreError},
 };
 
 /// Everything the handlers share; one per provider, behind an `Arc`.
@@ -139,11 +140,15 @@ fn icon_response(icon: &branding::Icon) -> HttpResponse {
         .body(icon.bytes.clone())
 }
 
-/// Revokes a grant and drops its tokens from this replica's cache.
-pub(crate) async fn end_grant(state: &ProxyState, grant_id: &str) -> Result<(), OAuthError> {
+/// Revokes a grant for `cause` (audited) and drops its tokens from this replica's cache.
+pub(crate) async fn end_grant(
+    state: &ProxyState,
+    grant_id: &str,
+    cause: RevokeCause,
+) -> Result<(), OAuthError> {
     state
         .store
-        .revoke_grant(grant_id)
+        .revoke_grant(grant_id, cause)
         .await
         .map_err(store_error)?;
     state.bearer.forget_grant(grant_id);

@@ -17,7 +17,7 @@ use crate::{
         params::Params,
         revocation::{self, FoundToken, Revocation},
     },
-    store::{TokenHash, TokenKind},
+    store::{RevokeCause, TokenHash, TokenKind},
 };
 
 /// `POST /revoke`.
@@ -53,7 +53,9 @@ async fn handle(req: &HttpRequest, state: &ProxyState, body: &[u8]) -> Result<()
     };
     match revocation::decide(seen, &client.client_id) {
         Revocation::Nothing => {}
-        Revocation::Grant => end_grant(state, &found.grant_id).await?,
+        Revocation::Grant => {
+            end_grant(state, &found.grant_id, RevokeCause::CLIENT_REQUEST).await?;
+        }
         Revocation::AccessToken => {
             state.store.revoke_token(&hash).await.map_err(store_error)?;
             state.bearer.forget(token);

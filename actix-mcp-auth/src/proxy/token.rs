@@ -28,8 +28,8 @@ use crate::{
         tokens::{ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX, generate_secret},
     },
     store::{
-        ClientRecord, CodeConsumed, CodeRedemption as ConsumeOn, IssuedTokens, NewTokens, Rotation,
-        Secret, SuccessorTokens, TokenHash,
+        ClientRecord, CodeConsumed, CodeRedemption as ConsumeOn, IssuedTokens, NewTokens,
+        RevokeCause, Rotation, Secret, SuccessorTokens, TokenHash,
     },
 };
 
@@ -116,7 +116,7 @@ async fn authorization_code(
                 client_id = %client.client_id,
                 "authorization code replayed; revoking its grant"
             );
-            end_grant(state, &grant_id).await?;
+            end_grant(state, &grant_id, RevokeCause::CODE_REPLAYED).await?;
             return Err(failed(GrantFailure::CodeReplayed));
         }
         CodeConsumed::NotFound => return Err(failed(GrantFailure::UnknownCode)),
@@ -185,7 +185,7 @@ async fn refresh(
                 "refresh token replayed (used after its grace, after its successor, or after \
                  being superseded); revoking its grant"
             );
-            end_grant(state, &grant_id).await?;
+            end_grant(state, &grant_id, RevokeCause::REFRESH_REPLAYED).await?;
             Err(failed(GrantFailure::RefreshReplayed))
         }
         Rotation::InvalidScope => Err(failed(GrantFailure::ScopeExceedsGrant)),
@@ -213,7 +213,7 @@ async fn answer_rotation(
         Err(error) if error.is_transient() => Err(store_error(error)),
         Err(error) => {
             tracing::warn!(%error, "grant cannot be read; ending it");
-            end_grant(state, &issued.grant_id).await?;
+            end_grant(state, &issued.grant_id, RevokeCause::UNREADABLE).await?;
             Err(failed(GrantFailure::GrantUnusable))
         }
     }

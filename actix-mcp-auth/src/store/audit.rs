@@ -4,15 +4,16 @@
 //!
 //! Entries carry identifiers (user subject, client id, grant id) and a small JSON detail, never a
 //! token, code, secret or a digest of one. Writers that change state in a transaction append
-//! their entry in the same transaction ([`insert_entry`]), so the log never claims something that
+//! their entry in the same transaction (`insert_entry`), so the log never claims something that
 //! was rolled back; others use [`Store::append_audit`].
 
 use sqlx::{AnyConnection, any::AnyRow};
 
 use super::{Store, StoreError, col, from_json, to_json};
 
-/// What an audit entry records.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// What an audit entry records (serialized as its stored name, e.g. `grant_created`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AuditKind {
     /// A user authorized a client: a grant and its first code were created.
@@ -52,8 +53,9 @@ impl AuditKind {
     }
 }
 
-/// Who caused an audited event.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+/// Who caused an audited event (serialized as its stored name, e.g. `admin`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum AuditActor {
     /// The user, through the login or the connected-apps page.
@@ -84,8 +86,9 @@ impl AuditActor {
     }
 }
 
-/// One audit entry, as written or read back.
-#[derive(Clone, Debug, PartialEq)]
+/// One audit entry, as written or read back (serialized with the field names below, as the
+/// admin API shows it).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct AuditEntry {
     /// Random id of the entry (set by the store when appending).
     pub event_id: String,
@@ -232,6 +235,34 @@ pub(crate) async fn insert_entry(
     Ok(())
 }
 
+/// Appends an entry of `kind` by `actor` about grant `grant_id` on `conn` (inside the caller's
+/// transaction), naming the grant's user and client as stored: nothing when the grant is
+/// unknown.
+pub(crate) async fn insert_grant_entry(
+    conn: &mut AnyConnection,
+    entry: &AuditEntry,
+    grant_id: &str,
+    now: i64,
+    retention_secs: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO mcp_auth_audit (event_id, occurred_at, kind, subject, client_id, grant_id, \
+         actor, detail, expires_at) \
+         SELECT $1, $2, $3, subject, client_id, grant_id, $4, $5, $6 \
+         FROM mcp_auth_grants WHERE grant_id = $7",
+    )
+    .bind(crate::oauth::tokens::random_value())
+    .bind(now)
+    .bind(entry.kind.as_str())
+    .bind(entry.actor.as_str())
+    .bind(entry.detail.as_ref().map(to_json))
+    .bind(now.saturating_add(retention_secs))
+    .bind(grant_id)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 impl Store {
     /// Appends an entry to the audit log (its own statement; writers that change state append
     /// inside their transaction instead).
@@ -248,7 +279,8 @@ impl Store {
         .map_err(|e| StoreError::from_sqlx(OP, e))
     }
 
-    /// Audit entries matching `query`, newest first; expired entries are left out.
+    /// Audit entries matching `query`, newest first (entries of the same second in no
+    /// particular order); expired entries are left out.
     pub async fn audit_entries(&self, query: &AuditQuery) -> Result<Vec<AuditEntry>, StoreError> {
         const OP: &str = "audit_entries";
         // Absent filters bind NULL and match everything: one statement text for all queries.

@@ -3,7 +3,7 @@
 //!
 //! A grant is created together with its first authorization code ([`Store::create_grant`], one
 //! transaction). Every token we issue points at a grant, and every token check joins the grant,
-//! so revoking the grant ([`Store::revoke_grant`]) cuts off all of its tokens at once even if a
+//! so revoking the grant ([`Store::revoke_grants`], `store/revocation.rs`) cuts off all of its tokens at once even if a
 //! token is being issued concurrently.
 //!
 //! After an upstream refresh the new upstream tokens are written with a compare-and-swap on
@@ -14,7 +14,9 @@
 use sqlx::{AnyConnection, any::AnyRow};
 
 use super::{
-    AuthorizationCode, Secret, Store, StoreError, col,
+    AuthorizationCode, Secret, Store, StoreError,
+    audit::{AuditActor, AuditEntry, AuditKind, insert_entry},
+    col,
     crypto::{Sealed, aad},
     from_json, join_scopes, split_scopes, to_json,
 };
@@ -181,7 +183,8 @@ impl Store {
         })
     }
 
-    /// Stores a new grant and its authorization code in one transaction, and extends the
+    /// Stores a new grant and its authorization code in one transaction with its
+    /// `grant_created` audit entry, and extends the
     /// client's expiry to cover the grant (its first grant marks the client as used: it no
     /// longer counts among [`Store::unused_clients`]). `code.grant_id` must be `grant.grant_id`;
     /// `grant.upstream_version` is ignored (a new grant is at version 0, live).
@@ -221,6 +224,14 @@ impl Store {
         sqlx::query("DELETE FROM mcp_auth_unused_clients WHERE client_id = $1")
             .bind(&grant.client_id)
             .execute(&mut *tx)
+            .await
+            .map_err(err)?;
+        let created = AuditEntry::new(AuditKind::GrantCreated, AuditActor::User)
+            .subject(&grant.subject)
+            .client(&grant.client_id)
+            .grant(&grant.grant_id)
+            .detail(serde_json::json!({ "scopes": grant.scopes }));
+        insert_entry(&mut tx, &created, self.now(), self.audit_retention_secs())
             .await
             .map_err(err)?;
         tx.commit().await.map_err(err)
@@ -306,37 +317,6 @@ impl Store {
             }),
             None => Ok(UpstreamUpdate::Stale),
         }
-    }
-
-    /// Revokes the grant and every token issued under it, in one transaction. Returns `false`
-    /// when the grant was unknown or already revoked.
-    pub(crate) async fn revoke_grant(&self, grant_id: &str) -> Result<bool, StoreError> {
-        const OP: &str = "revoke_grant";
-        let _turn = self.write_turn().await;
-        let err = |e| StoreError::from_sqlx(OP, e);
-        let now = self.now();
-        let mut tx = self.begin(OP).await?;
-        let grant = sqlx::query(
-            "UPDATE mcp_auth_grants SET revoked_at = $2 WHERE grant_id = $1 AND revoked_at IS NULL",
-        )
-        .bind(grant_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?;
-        // Sealed successor pairs go too: only digests stay behind a revoked grant.
-        sqlx::query(concat!(
-            "UPDATE mcp_auth_tokens SET revoked_at = $2, ",
-            super::tokens::clear_successor!(),
-            " WHERE grant_id = $1 AND revoked_at IS NULL"
-        ))
-        .bind(grant_id)
-        .bind(now)
-        .execute(&mut *tx)
-        .await
-        .map_err(err)?;
-        tx.commit().await.map_err(err)?;
-        Ok(grant.rows_affected() == 1)
     }
 }
 

@@ -99,6 +99,7 @@ pub(crate) mod grants;
 mod migrate;
 mod pending;
 mod reachability;
+mod revocation;
 mod sweeper;
 pub(crate) mod tokens;
 
@@ -111,11 +112,13 @@ pub(crate) use self::{
     grants::{Grant, UpstreamTokens, UpstreamUpdate},
     migrate::{MIGRATIONS_TABLE, migrator},
     pending::PendingAuthorization,
+    revocation::RevokeCause,
     tokens::{IssuedTokens, NewTokens, Rotation, SuccessorTokens, TokenKind},
 };
 pub use self::{
     crypto::{ENCRYPTION_KEYS_VAR, Keyring},
     error::StoreError,
+    revocation::{GrantSelection, GrantSummary, LAST_USED_RESOLUTION_SECS},
     sweeper::{PurgeReport, SweeperHandle},
 };
 

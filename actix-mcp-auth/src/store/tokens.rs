@@ -16,6 +16,8 @@
 //!   refresh token revoked while its grant lives, is reported as [`Rotation::Replayed`] so the
 //!   caller revokes the grant (RFC 9700 §4.14.2). A token of another client is
 //!   [`Rotation::NotFound`] and revokes nothing.
+//! * Issuing and rotating record the grant's `last_used_at`; a rotation appends a
+//!   `grant_refreshed` audit entry in its transaction.
 //! * The bearer check ([`Store::lookup_access_token`]) joins the grant, so a revoked or expired
 //!   grant disables its tokens without touching them.
 
@@ -24,7 +26,9 @@ use std::{collections::HashSet, fmt, time::Duration};
 use sqlx::{AnyConnection, any::AnyRow};
 
 use super::{
-    Grant, Secret, Store, StoreError, TokenHash, col,
+    Grant, Secret, Store, StoreError, TokenHash,
+    audit::{AuditActor, AuditEntry, AuditKind, insert_grant_entry},
+    col,
     crypto::{Sealed, aad},
     grants::grant_columns_g,
     join_scopes, split_scopes,
@@ -190,6 +194,8 @@ pub struct AccessGrant {
     pub token: IssuedToken,
     /// Its grant, with the upstream tokens opened.
     pub grant: Grant,
+    /// When a token of the grant was last used, as stored (see `Store::note_grant_use`).
+    pub grant_last_used_at: Option<i64>,
 }
 
 /// The token columns, as a literal for `concat!`.
@@ -309,7 +315,8 @@ async fn insert_token(
     .transpose()
 }
 
-/// Inserts the pair in `tokens` under `grant_id` inside the caller's transaction.
+/// Inserts the pair in `tokens` under `grant_id` inside the caller's transaction and records
+/// the grant's use.
 async fn insert_pair(
     conn: &mut AnyConnection,
     grant_id: &str,
@@ -349,6 +356,12 @@ async fn insert_pair(
         };
         refresh_expires_at = Some(expires_at);
     }
+    // Issuing is a use of the grant (what a "connected apps" list shows as last used).
+    sqlx::query("UPDATE mcp_auth_grants SET last_used_at = $2 WHERE grant_id = $1")
+        .bind(grant_id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
     Ok(Some(IssuedTokens {
         grant_id: grant_id.to_owned(),
         client_id,
@@ -466,6 +479,17 @@ impl Store {
             .await
             .map_err(err)?;
         }
+        let refreshed = AuditEntry::new(AuditKind::GrantRefreshed, AuditActor::Client)
+            .detail(serde_json::json!({ "scopes": issued.scopes }));
+        insert_grant_entry(
+            &mut tx,
+            &refreshed,
+            &grant_id,
+            now,
+            self.audit_retention_secs(),
+        )
+        .await
+        .map_err(err)?;
         tx.commit().await.map_err(err)?;
         Ok(Rotation::Rotated(issued))
     }
@@ -608,7 +632,8 @@ impl Store {
             ", t.token_hash AS t_token_hash, t.kind AS t_kind, t.grant_id AS t_grant_id, \
              t.client_id AS t_client_id, t.scopes AS t_scopes, t.parent_hash AS t_parent_hash, \
              t.created_at AS t_created_at, t.expires_at AS t_expires_at, \
-             t.rotated_at AS t_rotated_at, t.revoked_at AS t_revoked_at \
+             t.rotated_at AS t_rotated_at, t.revoked_at AS t_revoked_at, \
+             g.last_used_at AS g_last_used_at \
              FROM mcp_auth_tokens t JOIN mcp_auth_grants g ON g.grant_id = t.grant_id \
              WHERE t.token_hash = $1 AND t.kind = 'access' AND t.revoked_at IS NULL \
              AND t.expires_at > $2 AND g.revoked_at IS NULL AND g.expires_at > $2"
@@ -622,6 +647,7 @@ impl Store {
         Ok(Some(AccessGrant {
             token: IssuedToken::from_row(&row, &ALIASED, OP)?,
             grant: self.grant_from_row(&row, OP)?,
+            grant_last_used_at: col(&row, "g_last_used_at", OP)?,
         }))
     }
 

@@ -10,6 +10,7 @@ mod deployment_limits;
 mod proxy_app;
 mod proxy_cimd;
 mod proxy_flow;
+mod proxy_grants;
 mod proxy_input;
 mod proxy_login_policy;
 mod proxy_negative;

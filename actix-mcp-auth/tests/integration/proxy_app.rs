@@ -5,7 +5,9 @@
 
 use std::{collections::HashMap, net::TcpListener, time::Duration};
 
-use actix_mcp_auth::{Authenticated, WorkOsProvider, WorkOsProviderBuilder, store::Store};
+use actix_mcp_auth::{
+    AdminApi, Authenticated, WorkOsProvider, WorkOsProviderBuilder, store::Store,
+};
 use actix_mcp_auth_testing::{
     AuthorizeOptions, ConsentDecision, Endpoints, FakeAuthKit, OAuthClientError, OAuthTestClient,
     Pkce, RegisteredClient, TestResponse, query_params,
@@ -17,6 +19,8 @@ use crate::{app::Reply, store_support::TestDb};
 
 pub const CONNECT_CLIENT_ID: &str = "client_01CONNECT";
 pub const CONNECT_SECRET: &str = "sk_test_connect_secret";
+/// The admin API's secret in the test apps (mounted at `/admin`).
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef";
 
 /// One replica of the app.
 pub struct ProxyApp {
@@ -73,12 +77,16 @@ impl ProxyApp {
             &[&format!("{}/auth/callback", provider.issuer())],
         );
         let p = provider.clone();
+        let admin = AdminApi::new(provider.grants(), ADMIN_TOKEN).expect("admin token");
         let server = HttpServer::new(move || {
-            App::new().service(p.routes()).service(
-                web::scope(p.mcp_path())
-                    .wrap(p.bearer())
-                    .route("", web::to(echo_caller)),
-            )
+            App::new()
+                .service(p.routes())
+                .service(admin.scope("/admin"))
+                .service(
+                    web::scope(p.mcp_path())
+                        .wrap(p.bearer())
+                        .route("", web::to(echo_caller)),
+                )
         })
         .workers(1)
         .disable_signals()

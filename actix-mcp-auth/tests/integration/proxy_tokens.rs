@@ -84,7 +84,7 @@ fn error(reply: &Reply) -> String {
 }
 
 /// The grant of a token (our digest lookup, as an operator would do it).
-async fn grant_of(db: &TestDb, token: &str) -> String {
+pub async fn grant_of(db: &TestDb, token: &str) -> String {
     sqlx::query_scalar("SELECT grant_id FROM mcp_auth_tokens WHERE token_hash = $1")
         .bind(token_hash(token))
         .fetch_one(db.sql().await)

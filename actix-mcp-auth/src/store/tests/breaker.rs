@@ -144,7 +144,11 @@ async fn an_unreachable_database_is_not_asked_again_until_a_probe_is_due() {
     for _ in 0..20 {
         assert_transient(store.get_client("nobody").await);
     }
-    assert_transient(store.revoke_grant("g").await);
+    assert_transient(
+        store
+            .revoke_grant("g", crate::store::RevokeCause::CLIENT_REQUEST)
+            .await,
+    );
     assert_eq!(
         forwarder.accepted(),
         attempts,
@@ -260,5 +264,22 @@ fn pool_settings_come_from_the_environment() {
     ] {
         let err = StoreOptions::from_vars([(name, bad)]).expect_err(bad);
         assert!(err.to_string().contains(name), "{err}");
+    }
+}
+
+#[test]
+fn audit_retention_comes_from_the_environment() {
+    let options = StoreOptions::from_vars([("MCP_AUTH_AUDIT_RETENTION_DAYS", "7")]).unwrap();
+    assert!(
+        format!("{options:?}").contains("audit_retention: 604800s"),
+        "{options:?}"
+    );
+    assert!(format!("{:?}", StoreOptions::default()).contains("audit_retention: 7776000s"));
+    for bad in ["0", "-1", "seven", "36501"] {
+        let err = StoreOptions::from_vars([("MCP_AUTH_AUDIT_RETENTION_DAYS", bad)]).expect_err(bad);
+        assert!(
+            err.to_string().contains("MCP_AUTH_AUDIT_RETENTION_DAYS"),
+            "{err}"
+        );
     }
 }

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use crate::store::{
-    Clock, CodeConsumed, ConsentApproval, Engine, Keyring, Rotation, Secret, Store, StoreError,
-    StoreOptions, TokenHash, TokenKind, UpstreamTokens, UpstreamUpdate,
+    Clock, CodeConsumed, ConsentApproval, Engine, Keyring, RevokeCause, Rotation, Secret, Store,
+    StoreError, StoreOptions, TokenHash, TokenKind, UpstreamTokens, UpstreamUpdate,
 };
 
 use super::support::{
@@ -434,8 +434,18 @@ async fn refresh_grace_follows_the_store_clock(db: &TestDb) {
 async fn revoking_a_grant_revokes_its_tokens(db: &TestDb) {
     let store = db.store().await;
     let (seed, access, refresh) = seed_with_tokens(&store).await;
-    assert!(store.revoke_grant(&seed.grant.grant_id).await.unwrap());
-    assert!(!store.revoke_grant(&seed.grant.grant_id).await.unwrap());
+    assert!(
+        store
+            .revoke_grant(&seed.grant.grant_id, RevokeCause::CLIENT_REQUEST)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .revoke_grant(&seed.grant.grant_id, RevokeCause::CLIENT_REQUEST)
+            .await
+            .unwrap()
+    );
 
     assert!(
         store
@@ -1089,7 +1099,7 @@ fn store_is_clone_send_sync_and_futures_are_send() {
         assert_send(&store.lookup_access_token(&hash));
         assert_send(&store.consume_code(&hash, &redemption("c")));
         assert_send(&store.rotate_refresh_token(&hash, "c", None, &successor(), GRACE));
-        assert_send(&store.revoke_grant("g"));
+        assert_send(&store.revoke_grant("g", RevokeCause::CLIENT_REQUEST));
         assert_send(&store.migrate());
         assert_send(&store.purge_expired(10));
         assert_send(&Store::connect("sqlite://x", Keyring::ephemeral()));
