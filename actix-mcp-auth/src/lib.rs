@@ -175,6 +175,7 @@ pub use self::{
     },
     proxy::{
         ProxyRoutes,
+        apps::ConnectedApps,
         cimd::{HostResolver, SystemResolver},
         grants::{Grants, UserGrants},
     },

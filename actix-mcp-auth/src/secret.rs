@@ -97,6 +97,13 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         })
 }
 
+/// Whether `a` and `b` are equal, in time that depends only on their lengths (not on where
+/// they differ): for comparing a presented secret with the expected one.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    use subtle::ConstantTimeEq as _;
+    bool::from(a.ct_eq(b))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +114,13 @@ mod tests {
         assert_eq!(TokenHash::of_secret(&secret), TokenHash::of("mcp_at_abc"));
         assert_eq!(TokenHash::of("abc").as_str().len(), 64);
         assert!(!format!("{secret:?}").contains("abc"));
+    }
+
+    #[test]
+    fn constant_time_eq_compares_whole_values() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+        assert!(constant_time_eq(b"", b""));
     }
 }

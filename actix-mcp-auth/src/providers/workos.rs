@@ -160,6 +160,14 @@ impl WorkOsProvider {
         Grants::new(self.state.store.clone(), self.state.bearer.clone())
     }
 
+    /// The optional "connected apps" page: a user signs in with AuthKit, sees which MCP clients
+    /// hold a live grant for them and revokes any of them. Served only if you register it:
+    /// `App::new().service(provider.connected_apps())` (path `/connected-apps`, or
+    /// [`ConnectedApps::path`](crate::ConnectedApps::path)).
+    pub fn connected_apps(&self) -> crate::ConnectedApps {
+        crate::ConnectedApps::new(self.state.clone())
+    }
+
     /// The OAuth endpoints and discovery documents, registered at the host root.
     pub fn routes(&self) -> ProxyRoutes {
         ProxyRoutes {

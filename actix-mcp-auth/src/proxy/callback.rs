@@ -40,6 +40,10 @@ pub(crate) async fn callback(req: HttpRequest, state: State) -> HttpResponse {
         Ok(txn_id) => txn_id,
         Err(error) => return page(error),
     };
+    // A sign-in to the connected-apps page shares our registered redirect URI.
+    if super::apps::session::is_page_login(Some(txn_id)) {
+        return super::apps::finish_login(&req, &state, &params).await;
+    }
     let pending = match claim_pending(&req, &state, txn_id).await {
         Ok(p) => p,
         Err(page) => return page,

@@ -10,6 +10,7 @@
 //! MCP client ──/revoke────▶ us (RFC 7009)
 //! ```
 
+pub(crate) mod apps;
 mod authorize;
 pub(crate) mod bearer;
 pub(crate) mod branding;

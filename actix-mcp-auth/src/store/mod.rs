@@ -432,8 +432,7 @@ impl Store {
         self.clock.now()
     }
 
-    /// The keyring sealing upstream secrets.
-    #[cfg(test)]
+    /// The keyring sealing upstream secrets (also the connected-apps page's session cookies).
     pub(crate) fn keyring(&self) -> &Keyring {
         &self.keys
     }

@@ -76,11 +76,14 @@ impl Lab {
         );
         let p = provider.clone();
         let server = HttpServer::new(move || {
-            App::new().service(p.routes()).service(
-                web::scope(p.mcp_path())
-                    .wrap(p.bearer())
-                    .route("", web::to(whoami)),
-            )
+            App::new()
+                .service(p.routes())
+                .service(p.connected_apps())
+                .service(
+                    web::scope(p.mcp_path())
+                        .wrap(p.bearer())
+                        .route("", web::to(whoami)),
+                )
         })
         .workers(1)
         .disable_signals()
@@ -143,6 +146,37 @@ impl Lab {
             received,
             db_file,
         }
+    }
+
+    /// A complete login of a new client named `name` by the scripted client (the emulator's
+    /// user); returns the access token.
+    pub async fn connect_app(&self, name: &str) -> String {
+        let client = self.register(json!(name)).await;
+        let scripted = self.client();
+        let code = scripted
+            .authorize_and_consent(
+                &client,
+                &AuthorizeOptions {
+                    scope: Some("offline_access".into()),
+                    ..AuthorizeOptions::default()
+                },
+            )
+            .await
+            .unwrap_or_else(|e| panic!("authorize {name}: {e}"));
+        let tokens = scripted
+            .exchange_code(&client, &code)
+            .await
+            .unwrap_or_else(|e| panic!("token {name}: {e}"));
+        tokens.access_token
+    }
+
+    /// The MCP endpoint's status for `access_token`.
+    pub async fn mcp_status(&self, access_token: &str) -> u16 {
+        self.client()
+            .call_tool(access_token, "whoami", json!({}))
+            .await
+            .expect("MCP call")
+            .status
     }
 
     /// The scripted MCP client of this server (registration, token requests).

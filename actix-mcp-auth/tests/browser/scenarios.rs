@@ -33,6 +33,8 @@ scenarios!(
     long_rtl_emoji_and_markup_names_stay_in_the_card_on_a_phone_and_a_desktop,
     text_contrast_is_at_least_4_5_in_light_and_dark,
     the_server_icon_comes_from_our_origin,
+    connected_apps_lists_and_revokes_after_an_authkit_sign_in,
+    connected_apps_refuses_a_cross_site_revoke,
     screenshots,
 );
 
@@ -418,6 +420,116 @@ async fn text_contrast_is_at_least_4_5_in_light_and_dark() {
         }
         browser.assert_no_csp_violation(page).await;
     }
+    browser.close().await;
+}
+
+/// Opens the connected-apps page: AuthKit's (emulated) sign-in, then back on the page.
+async fn open_connected_apps(lab: &Lab, browser: &Browser) {
+    browser
+        .goto(&format!("{}/connected-apps", lab.base_url))
+        .await;
+    browser
+        .wait_for_url(&format!("{}/connected-apps", lab.base_url))
+        .await;
+    browser.find("h1").await;
+}
+
+async fn connected_apps_lists_and_revokes_after_an_authkit_sign_in() {
+    let lab = Lab::start(|b| b).await;
+    let first = lab.connect_app("Claude Desktop").await;
+    let second = lab.connect_app("Cursor <b>bold</b>").await;
+    assert_eq!(lab.mcp_status(&first).await, 200);
+    let browser = Browser::open(Options::default()).await;
+    open_connected_apps(&lab, &browser).await;
+    let text = browser.text().await;
+    assert!(text.contains("Connected apps"), "{text}");
+    assert!(text.contains("user_01TEST"), "who is signed in: {text}");
+    assert!(
+        text.contains("Claude Desktop") && text.contains("Cursor <b>bold</b>"),
+        "{text}"
+    );
+    assert!(text.contains("127.0.0.1"), "the client's host: {text}");
+    assert_eq!(browser.count("li.app").await, 2);
+    assert_eq!(browser.count("b").await, 0, "a client's markup is text");
+    browser.assert_no_csp_violation("connected apps").await;
+    for scheme in ["light", "dark"] {
+        browser.color_scheme(scheme).await;
+        let (lowest, failures) = contrast_failures(&browser).await;
+        assert!(
+            failures.is_empty(),
+            "connected apps, {scheme}: {failures:#?}"
+        );
+        assert!(lowest >= 4.5, "connected apps {scheme}: {lowest}");
+    }
+
+    // Revoke the first app (the newest is listed first: find it by name).
+    let clicked = browser
+        .eval(
+            "const li = [...document.querySelectorAll('li.app')]\
+               .find(e => e.textContent.includes('Claude Desktop'));\
+             li.querySelector('button.revoke').click(); return true;",
+        )
+        .await;
+    assert_eq!(clicked, json!(true));
+    browser
+        .wait_for_url(&format!("{}/connected-apps?revoked=1", lab.base_url))
+        .await;
+    let text = browser.text().await;
+    assert!(text.contains("Access revoked."), "{text}");
+    assert_eq!(browser.count("li.app").await, 1);
+    assert!(!text.contains("Claude Desktop"), "{text}");
+    // This replica dropped the revoked grant's token at once; the other app keeps working.
+    assert_eq!(lab.mcp_status(&first).await, 401);
+    assert_eq!(lab.mcp_status(&second).await, 200);
+
+    // Signing out ends the page's session: the page asks AuthKit again.
+    browser.find("#sign-out").await.click().await.unwrap();
+    let text = browser.text().await;
+    assert!(text.contains("Signed out"), "{text}");
+    let calls = lab.fake.calls(actix_mcp_auth_testing::Endpoint::Token);
+    open_connected_apps(&lab, &browser).await;
+    assert_eq!(
+        lab.fake.calls(actix_mcp_auth_testing::Endpoint::Token),
+        calls + 1,
+        "a new AuthKit sign-in"
+    );
+    assert_eq!(
+        lab.mcp_status(&second).await,
+        200,
+        "signing out revokes nothing"
+    );
+    browser.close().await;
+}
+
+async fn connected_apps_refuses_a_cross_site_revoke() {
+    let lab = Lab::start(|b| b).await;
+    let token = lab.connect_app("Victim's app").await;
+    let browser = Browser::open(Options::default()).await;
+    open_connected_apps(&lab, &browser).await;
+    let grant = browser
+        .eval("return document.querySelector('li.app').dataset.grant;")
+        .await;
+    let grant = grant.as_str().expect("a grant id").to_owned();
+    // Another site's page posts the revoke form without the session's token: first with the
+    // browser's cookies left to SameSite, then with a guessed token.
+    for csrf in ["", "guessed"] {
+        let page = format!(
+            "data:text/html,<form method=post action='{}/connected-apps/revoke'>\
+             <input name=grant_id value='{grant}'><input name=csrf_token value='{csrf}'>\
+             <button id=go>go</button></form>",
+            lab.base_url
+        );
+        browser.goto(&page).await;
+        browser.find("#go").await.click().await.unwrap();
+        let text = browser.text().await;
+        assert!(
+            text.contains("Open the page again"),
+            "the forged revoke is refused: {text}"
+        );
+    }
+    assert_eq!(lab.mcp_status(&token).await, 200, "nothing was revoked");
+    open_connected_apps(&lab, &browser).await;
+    assert_eq!(browser.count("li.app").await, 1);
     browser.close().await;
 }
 
