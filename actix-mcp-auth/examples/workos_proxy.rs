@@ -15,7 +15,8 @@
 //! consent), and retries. Everything under `MCP_PATH` requires one of our access tokens. The OAuth
 //! endpoints (`/register`, `/authorize`, `/consent`, `WORKOS_REDIRECT_PATH`, `/token`,
 //! `/revoke`) live at the base URL (below its path, if it has one), the discovery documents
-//! under `/.well-known/` at the host root, and `GET /healthz` is open.
+//! under `/.well-known/` at the host root, and `GET /healthz` is open. A signed-in user sees and
+//! revokes the apps they connected at `/connected-apps` (its own AuthKit sign-in).
 //!
 //! No WorkOS account at hand? `cargo run --example quickstart` runs the same server against a
 //! local AuthKit emulator.
@@ -148,6 +149,7 @@ async fn main() -> std::io::Result<()> {
         "redirect URI of the WorkOS application: {issuer}{}",
         redirect_path()
     );
+    println!("connected apps (users revoke their grants): {issuer}/connected-apps");
     if admin_enabled {
         println!("admin API: /admin on this server (Authorization: Bearer ${ADMIN_TOKEN_VAR})");
     }

@@ -19,6 +19,8 @@ CREATE TABLE IF NOT EXISTS mcp_auth_audit (
 );
 CREATE INDEX IF NOT EXISTS mcp_auth_audit_expires_at ON mcp_auth_audit (expires_at);
 CREATE INDEX IF NOT EXISTS mcp_auth_audit_subject ON mcp_auth_audit (subject, occurred_at);
+CREATE INDEX IF NOT EXISTS mcp_auth_audit_client_id ON mcp_auth_audit (client_id, occurred_at);
+CREATE INDEX IF NOT EXISTS mcp_auth_audit_grant_id ON mcp_auth_audit (grant_id);
 CREATE INDEX IF NOT EXISTS mcp_auth_audit_occurred_at ON mcp_auth_audit (occurred_at);
 
 -- When a token of the grant was last issued or first looked up (unix seconds); NULL until then.

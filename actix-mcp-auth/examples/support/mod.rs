@@ -287,7 +287,9 @@ pub fn proxy_server(
             .route("/healthz", web::get().to(healthz))
             // The OAuth endpoints first: they are single resources, while the MCP scope would
             // catch every path below the base URL if MCP_PATH were empty.
-            .service(provider.routes());
+            .service(provider.routes())
+            // Where a user sees and revokes the apps they connected (their own AuthKit sign-in).
+            .service(provider.connected_apps());
         // The admin API only when configured (MCP_AUTH_ADMIN_TOKEN), before the MCP scope.
         let app = match &admin {
             Some(admin) => app.service(admin.scope("/admin")),
