@@ -36,8 +36,14 @@ crate::store_support::http_tests!(
     a_revoke_ends_the_grant_at_once_and_is_audited_as_the_user,
     signing_out_needs_the_csrf_token_and_ends_the_session,
     a_tampered_session_cookie_is_signed_out,
+    an_expired_session_or_sign_in_is_signed_out,
+    a_refused_sign_in_ends_the_attempt,
     a_custom_path_is_where_the_sign_in_returns,
     on_https_the_cookies_are_host_prefixed_and_secure,
+    odd_form_bodies_get_the_pages_error_page_and_revoke_nothing,
+    refusals_link_back_to_the_page,
+    a_backslashed_path_stays_on_our_origin,
+    the_page_cannot_take_a_route_of_the_provider,
 );
 
 const SESSION: &str = "mcp_auth_apps";
@@ -708,6 +714,43 @@ async fn a_tampered_session_cookie_is_signed_out(db: &TestDb) {
     assert_eq!(call_mcp(&app, &token).await.status, 200, "nothing revoked");
 }
 
+async fn an_expired_session_or_sign_in_is_signed_out(db: &TestDb) {
+    let fake = FakeAuthKit::start();
+    let clock = Clock::adjustable();
+    let store = db
+        .store_with_options(StoreOptions::default().clock(clock.clone()))
+        .await;
+    let app = spawn(&fake, store, Setup::default()).await;
+    let token = connect(&app, "Outlives the session").await;
+    let grant = grant_of(db, &token).await;
+    let browser = signed_in(&app).await;
+    let csrf = hidden_field(&page(&app, &browser).await, "csrf_token");
+
+    clock.advance(Duration::from_secs(3600 - 5));
+    page(&app, &browser).await;
+    clock.advance(Duration::from_secs(5));
+    open_signed_out(&app, &browser, PAGE).await;
+    let late = revoke(
+        &app,
+        &browser,
+        &[("grant_id", &grant), ("csrf_token", &csrf)],
+    )
+    .await;
+    assert_eq!(late.status, 401, "{}", late.text());
+    let live = app.provider.grants().for_user(USER).list().await.unwrap();
+    assert_eq!(live.len(), 1, "nothing revoked");
+    assert_eq!(live[0].grant_id, grant);
+
+    // A sign-in that took longer than 15 minutes is refused at the callback.
+    let slow = app.client();
+    let to_authkit = open_signed_out(&app, &slow, PAGE).await;
+    let callback = authkit_answer(&app, &slow, &to_authkit).await;
+    clock.advance(Duration::from_secs(15 * 60));
+    let refused = slow.get(&callback).await.unwrap();
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(slow.cookie(SESSION).is_none());
+}
+
 async fn a_custom_path_is_where_the_sign_in_returns(db: &TestDb) {
     let fake = FakeAuthKit::start();
     let setup = Setup {
@@ -785,4 +828,266 @@ async fn on_https_the_cookies_are_host_prefixed_and_secure(db: &TestDb) {
     let removed = set_cookie(&done, "__Host-mcp_auth_apps").unwrap();
     assert!(is_removal(&removed));
     assert_attributes(&removed, true);
+}
+
+async fn a_refused_sign_in_ends_the_attempt(db: &TestDb) {
+    let (fake, app) = start(db).await;
+    let browser = app.client();
+    let to_authkit = open_signed_out(&app, &browser, PAGE).await;
+    fake.set_deny_authorization(true);
+    let callback = authkit_answer(&app, &browser, &to_authkit).await;
+    fake.set_deny_authorization(false);
+    assert_eq!(query_params(&callback)["error"], "access_denied");
+    let refused = browser.get(&callback).await.unwrap();
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    assert!(set_cookie(&refused, SESSION).is_none());
+    let cleared = set_cookie(&refused, LOGIN).expect("the spent attempt is forgotten");
+    assert!(is_removal(&cleared), "{cleared}");
+    assert!(
+        browser.cookie_names().is_empty(),
+        "{:?}",
+        browser.cookie_names()
+    );
+    // Starting again works.
+    sign_in_at(&app, &browser, PAGE).await;
+    page(&app, &browser).await;
+}
+
+/// `POST path` with a raw body and exactly the given `Cookie` header.
+async fn raw_body(
+    app: &ProxyApp,
+    path: &str,
+    cookie: &str,
+    content_type: &str,
+    body: Vec<u8>,
+) -> Reply {
+    let client = awc::Client::builder().disable_redirects().finish();
+    let response = client
+        .post(app.url(path))
+        .insert_header(("Cookie", cookie.to_owned()))
+        .insert_header(("Content-Type", content_type.to_owned()))
+        .send_body(body)
+        .await
+        .expect("request");
+    Reply::read(response).await
+}
+
+/// Asserts `reply` is one of the page's own error pages with `status`.
+fn assert_page_error(reply: &Reply, status: u16, page: &str) {
+    let text = reply.text();
+    assert_eq!(reply.status, status, "{text}");
+    assert!(
+        reply
+            .header("content-type")
+            .is_some_and(|t| t.starts_with("text/html")),
+        "{text}"
+    );
+    assert_eq!(reply.header("cache-control").as_deref(), Some("no-store"));
+    assert_eq!(
+        reply.header("x-content-type-options").as_deref(),
+        Some("nosniff")
+    );
+    assert!(
+        reply
+            .header("content-security-policy")
+            .is_some_and(|csp| csp.contains("default-src 'none'")),
+        "CSP"
+    );
+    assert!(text.contains(&format!("href=\"{page}\"")), "{text}");
+    assert!(!text.contains("Go back to the application"), "{text}");
+}
+
+async fn odd_form_bodies_get_the_pages_error_page_and_revoke_nothing(db: &TestDb) {
+    let (_fake, app) = start(db).await;
+    let token = connect(&app, "Survives odd forms").await;
+    let grant = grant_of(db, &token).await;
+    let browser = signed_in(&app).await;
+    let csrf = hidden_field(&page(&app, &browser).await, "csrf_token");
+    let cookie = format!("{SESSION}={}", browser.cookie(SESSION).unwrap());
+    let revoke_path = format!("{PAGE}/revoke");
+    let form = "application/x-www-form-urlencoded";
+    let good = format!("grant_id={grant}&csrf_token={csrf}");
+
+    // Too large (the limit is 4 KiB), with a good token.
+    let huge = format!("{good}&pad={}", "x".repeat(64 * 1024));
+    let answer = raw_body(&app, &revoke_path, &cookie, form, huge.into_bytes()).await;
+    assert_page_error(&answer, 413, PAGE);
+    assert!(answer.text().contains("too large"));
+    // A field twice, the right token among them.
+    let twice = format!("{good}&csrf_token={csrf}");
+    let answer = raw_body(&app, &revoke_path, &cookie, form, twice.into_bytes()).await;
+    assert_page_error(&answer, 400, PAGE);
+    // Not a form.
+    let json = serde_json::to_vec(&json!({"grant_id": grant, "csrf_token": csrf})).unwrap();
+    let answer = raw_body(&app, &revoke_path, &cookie, "application/json", json).await;
+    assert_page_error(&answer, 400, PAGE);
+    // Bytes that are not UTF-8, raw and percent-encoded, in every field: no panic, a refusal.
+    let mut bytes = b"grant_id=\xff\xfe%FF&csrf_token=".to_vec();
+    bytes.extend_from_slice(csrf.as_bytes());
+    bytes.extend_from_slice(b"\xc3");
+    let answer = raw_body(&app, &revoke_path, &cookie, form, bytes).await;
+    assert_page_error(&answer, 403, PAGE);
+    let mut bytes = b"grant_id=%FF%C3\xff&csrf_token=".to_vec();
+    bytes.extend_from_slice(csrf.as_bytes());
+    let answer = raw_body(&app, &revoke_path, &cookie, form, bytes).await;
+    assert_eq!(
+        answer.status,
+        303,
+        "a grant id that is nobody's: {}",
+        answer.text()
+    );
+    let sign_out = format!("{PAGE}/sign-out");
+    let answer = raw_body(
+        &app,
+        &sign_out,
+        &cookie,
+        form,
+        b"csrf_token=\xff%FF".to_vec(),
+    )
+    .await;
+    assert_page_error(&answer, 403, PAGE);
+    // None of the answers shows how the form was parsed.
+    for body in [b"a=%zz&&=&csrf_token".to_vec(), vec![0xff; 100]] {
+        let answer = raw_body(&app, &revoke_path, &cookie, form, body).await;
+        assert!(
+            answer.status >= 400 && answer.status < 500,
+            "{}",
+            answer.status
+        );
+        let text = answer.text().to_lowercase();
+        for internal in [
+            "urlencoded",
+            "serde",
+            "payload",
+            "deserial",
+            "invalid utf",
+            "error:",
+        ] {
+            assert!(!text.contains(internal), "{internal}: {text}");
+        }
+    }
+
+    assert_eq!(call_mcp(&app, &token).await.status, 200, "nothing revoked");
+    assert_eq!(listed_grants(&page(&app, &browser).await), [grant]);
+}
+
+async fn refusals_link_back_to_the_page(db: &TestDb) {
+    let fake = FakeAuthKit::start();
+    let setup = Setup {
+        path: Some("/account/apps"),
+        ..Setup::default()
+    };
+    let app = spawn(&fake, db.store().await, setup).await;
+    let browser = app.client();
+    sign_in_at(&app, &browser, "/account/apps").await;
+    let revoke_url = app.url("/account/apps/revoke");
+    let sign_out_url = app.url("/account/apps/sign-out");
+    let forged = browser
+        .post_form(&revoke_url, &[("grant_id", "g"), ("csrf_token", "forged")])
+        .await
+        .unwrap();
+    assert_page_error(&Reply::from(forged), 403, "/account/apps");
+    let forged = browser
+        .post_form(&sign_out_url, &[("csrf_token", "forged")])
+        .await
+        .unwrap();
+    assert_page_error(&Reply::from(forged), 403, "/account/apps");
+    let signed_out = raw(
+        &app,
+        "POST",
+        "/account/apps/revoke",
+        None,
+        &[("grant_id", "g")],
+    )
+    .await;
+    assert_page_error(&signed_out, 401, "/account/apps");
+    assert!(signed_out.text().contains("Your session ended"));
+}
+
+async fn a_backslashed_path_stays_on_our_origin(db: &TestDb) {
+    // `/\host` is `//host` to a browser: the page's path keeps it a path of ours.
+    let fake = FakeAuthKit::start();
+    let backslashed = Setup {
+        path: Some("\\\\evil.example\\apps//"),
+        ..Setup::default()
+    };
+    let app = spawn(&fake, db.store().await, backslashed).await;
+    let token = connect(&app, "Backslashed").await;
+    let grant = grant_of(db, &token).await;
+    let browser = app.client();
+    let landed = sign_in_at(&app, &browser, "/evil.example/apps").await;
+    assert_eq!(landed.header("location"), Some("/evil.example/apps"));
+    let html = browser
+        .get(&app.url("/evil.example/apps"))
+        .await
+        .unwrap()
+        .text();
+    assert!(
+        html.contains("action=\"/evil.example/apps/revoke\""),
+        "{html}"
+    );
+    assert!(!html.contains("action=\"//"), "{html}");
+    assert!(!html.contains('\\'), "{html}");
+    let csrf = hidden_field(&html, "csrf_token");
+    let answer = browser
+        .post_form(
+            &app.url("/evil.example/apps/revoke"),
+            &[("grant_id", &grant), ("csrf_token", &csrf)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 303, "{}", answer.text());
+    assert_eq!(
+        answer.header("location"),
+        Some("/evil.example/apps?revoked=1")
+    );
+    assert_eq!(call_mcp(&app, &token).await.status, 401);
+}
+
+/// The page cannot take a route of the provider's (at the root, its `/revoke` would be the
+/// OAuth revocation endpoint): configuring it there fails at once.
+async fn the_page_cannot_take_a_route_of_the_provider(db: &TestDb) {
+    let fake = FakeAuthKit::start();
+    let provider = builder(&fake, "http://127.0.0.1:9")
+        .build(db.store().await)
+        .expect("provider builds");
+    for taken in [
+        "/",
+        "",
+        "//",
+        "\\",
+        "/revoke",
+        "token/",
+        "/consent",
+        "/authorize",
+        "/register",
+        "/auth/callback",
+        "/.well-known",
+        "/.well-known/x",
+        "/mcp",
+        "/mcp/apps",
+    ] {
+        let p = provider.clone();
+        let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+            let _ = p.connected_apps().path(taken);
+        }));
+        let message = refused.expect_err(taken);
+        let message = message
+            .downcast_ref::<String>()
+            .cloned()
+            .unwrap_or_default();
+        assert!(
+            message.contains("cannot be served at"),
+            "{taken}: {message}"
+        );
+    }
+    for fine in [
+        "/apps",
+        "/account/revoke",
+        "/mcpx",
+        "/auth",
+        "/connected-apps",
+    ] {
+        let _ = provider.connected_apps().path(fine);
+    }
 }
