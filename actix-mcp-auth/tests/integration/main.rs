@@ -9,6 +9,7 @@ mod authkit_tokens;
 mod deployment_limits;
 mod proxy_app;
 mod proxy_cimd;
+mod proxy_connected_apps;
 mod proxy_flow;
 mod proxy_grants;
 mod proxy_input;

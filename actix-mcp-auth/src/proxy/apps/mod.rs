@@ -23,6 +23,7 @@ use actix_web::{
     HttpRequest, HttpResponse,
     cookie::{Cookie, SameSite, time::Duration as CookieDuration},
     dev::{AppService, HttpServiceFactory},
+    error::{InternalError, UrlencodedError},
     http::header,
     web,
 };
@@ -35,7 +36,6 @@ use super::{
     ICON_PATH, ProxyState, State, consent::authkit_login_redirect, html, store_error_page,
 };
 use crate::{
-    clock::unix_now,
     oauth::{params::Params, pkce::s256_challenge},
     proxy::grants::{Grants, UserGrants},
     store::GrantSummary,
@@ -70,12 +70,58 @@ impl ConnectedApps {
     }
 
     /// Serves the page at `path` (below the base URL's path; default `/connected-apps`).
+    /// Empty segments are dropped and a backslash counts as a slash (browsers read `/\x` as
+    /// `//x`, another host), so the page's redirects and forms always stay on this origin.
+    ///
+    /// # Panics
+    ///
+    /// If the page would take a route of the provider's: the root (its `/revoke` would be
+    /// the OAuth revocation endpoint), an OAuth endpoint, the callback, a `/.well-known`
+    /// document, or the MCP endpoint or anything below it.
     #[must_use]
     pub fn path(mut self, path: impl Into<String>) -> Self {
-        let path = path.into();
-        self.path = format!("/{}", path.trim_matches('/'));
+        let path = normalize_path(&path.into());
+        if let Some(taken) = self.taken_route(&path) {
+            panic!("the connected-apps page cannot be served at {path:?}: {taken}");
+        }
+        self.path = path;
         self
     }
+
+    /// Why the page cannot be at `path` (normalized), if it cannot.
+    fn taken_route(&self, path: &str) -> Option<&'static str> {
+        let settings = &self.state.settings;
+        let route = settings.route(path);
+        let mcp = settings.mount_path.trim_end_matches('/');
+        if path == "/" {
+            Some("its /revoke would be the OAuth revocation endpoint")
+        } else if path == "/.well-known" || path.starts_with("/.well-known/") {
+            Some("the discovery documents live below /.well-known")
+        } else if ["/register", "/authorize", "/consent", "/token", "/revoke"].contains(&path)
+            || path == settings.redirect_path
+        {
+            Some("that is a route of the provider")
+        } else if route == mcp || route.starts_with(&format!("{mcp}/")) {
+            Some("that is (below) the MCP endpoint")
+        } else {
+            None
+        }
+    }
+}
+
+/// `path` as an absolute path of non-empty segments (`/` for none).
+fn normalize_path(path: &str) -> String {
+    let segments: Vec<&str> = path
+        .split(['/', '\\'])
+        .filter(|segment| !segment.is_empty())
+        .collect();
+    format!("/{}", segments.join("/"))
+}
+
+/// The path of one of the page's actions (`revoke`, `sign-out`), below the page's path: never
+/// `//…`, which a browser would read as another host.
+fn action_path(page: &str, action: &str) -> String {
+    format!("{}/{action}", page.trim_end_matches('/'))
 }
 
 /// What the handlers need besides the provider's state.
@@ -92,25 +138,45 @@ impl HttpServiceFactory for ConnectedApps {
             page: settings.route(&self.path),
         });
         let data = web::Data::new(self.state.clone());
-        let limit = web::FormConfig::default().limit(4 * 1024);
+        let limit = web::FormConfig::default()
+            .limit(4 * 1024)
+            .error_handler(form_error);
         web::resource(settings.route(&self.path))
             .app_data(data.clone())
             .app_data(paths.clone())
             .route(web::get().to(show))
             .register(config);
-        web::resource(settings.route(&format!("{}/revoke", self.path)))
+        web::resource(action_path(&settings.route(&self.path), "revoke"))
             .app_data(data.clone())
             .app_data(paths.clone())
             .app_data(limit.clone())
             .route(web::post().to(revoke))
             .register(config);
-        web::resource(settings.route(&format!("{}/sign-out", self.path)))
+        web::resource(action_path(&settings.route(&self.path), "sign-out"))
             .app_data(data)
             .app_data(paths)
             .app_data(limit)
             .route(web::post().to(sign_out))
             .register(config);
     }
+}
+
+/// An unreadable form (too large, not a form, a field twice): our error page, with its
+/// security headers, instead of actix's plain-text answer. Nothing was acted on.
+fn form_error(error: UrlencodedError, req: &HttpRequest) -> actix_web::Error {
+    let page = req
+        .app_data::<web::Data<PagePaths>>()
+        .map_or("/", |paths| paths.page.as_str());
+    let answer = match error {
+        UrlencodedError::Overflow { .. } => problem_page(413, "This form is too large.", page),
+        _ => problem_page(400, "This form could not be read.", page),
+    };
+    InternalError::from_response(error, answer).into()
+}
+
+/// One of the page's own error pages (with a link back to the page at `page`).
+fn problem_page(status: u16, message: &str, page: &str) -> HttpResponse {
+    html::page(status, page::TITLE, &page::problem(message, page))
 }
 
 fn secure(state: &ProxyState) -> bool {
@@ -150,7 +216,7 @@ fn user_grants(state: &ProxyState, session: &Session) -> UserGrants {
 /// The signed-in session the browser holds, if any.
 fn current_session(req: &HttpRequest, state: &ProxyState) -> Option<Session> {
     let value = req.cookie(cookie_name(secure(state), false))?;
-    session::open_session(state.store.keyring(), value.value(), unix_now())
+    session::open_session(state.store.keyring(), value.value(), state.store.now())
 }
 
 fn see_other(location: &str) -> HttpResponse {
@@ -182,7 +248,7 @@ fn render(
     grants: Vec<GrantSummary>,
     notice: Option<String>,
 ) -> HttpResponse {
-    let now = unix_now();
+    let now = state.store.now();
     let ago = |at: i64| u64::try_from(now - at).unwrap_or(0);
     let settings = &state.settings;
     let view = AppsView {
@@ -212,8 +278,8 @@ fn render(
             })
             .collect(),
         notice,
-        revoke_action: format!("{}/revoke", paths.page),
-        sign_out_action: format!("{}/sign-out", paths.page),
+        revoke_action: action_path(&paths.page, "revoke"),
+        sign_out_action: action_path(&paths.page, "sign-out"),
         csrf: session.csrf.clone(),
     };
     html::page(200, page::TITLE, &page::render(&view))
@@ -221,7 +287,7 @@ fn render(
 
 /// Redirects to AuthKit with a fresh sign-in attempt remembered in a sealed cookie.
 fn start_login(state: &ProxyState, page: &str) -> HttpResponse {
-    let login = PendingLogin::new(page, unix_now());
+    let login = PendingLogin::new(page, state.store.now());
     let secure = secure(state);
     let value = session::seal_login(state.store.keyring(), &login);
     let mut response = authkit_login_redirect(
@@ -248,7 +314,7 @@ pub(crate) async fn finish_login(
     params: &Params,
 ) -> HttpResponse {
     let secure = secure(state);
-    let now = unix_now();
+    let now = state.store.now();
     let login = req
         .cookie(cookie_name(secure, true))
         .and_then(|c| session::open_login(state.store.keyring(), c.value(), now))
@@ -259,12 +325,17 @@ pub(crate) async fn finish_login(
             "This sign-in expired or was started in another browser. Open the page again.",
         );
     };
+    // From here on the attempt is spent (AuthKit answered it): a failure also ends it.
+    let spent = |mut page: HttpResponse| {
+        let _ = page.add_cookie(&cookie(cookie_name(secure, true), String::new(), secure, 0));
+        page
+    };
     let Some(code) = params.get("code") else {
-        return html::error_page(403, "The sign-in was not completed.");
+        return spent(html::error_page(403, "The sign-in was not completed."));
     };
     let (subject, display) = match identify(state, code, &login.verifier).await {
         Ok(found) => found,
-        Err(page) => return page,
+        Err(page) => return spent(page),
     };
     let session = Session::new(subject, display, now);
     let value = session::seal_session(state.store.keyring(), &session);
@@ -302,8 +373,14 @@ async fn identify(
     )
     .await
     .map_err(|e| match e {
-        TokenCallError::Rejected(_) => html::error_page(403, "The sign-in was refused."),
-        TokenCallError::Transient(_) => unavailable(),
+        TokenCallError::Rejected(code) => {
+            tracing::warn!(upstream_error = %code, "AuthKit refused a connected-apps sign-in");
+            html::error_page(403, "The sign-in was refused.")
+        }
+        TokenCallError::Transient(error) => {
+            tracing::warn!(%error, "AuthKit code exchange failed (connected-apps sign-in)");
+            unavailable()
+        }
     })?;
     let profile = upstream::userinfo(
         &format!("{}/oauth2/userinfo", settings.authkit),
@@ -313,7 +390,10 @@ async fn identify(
     .await
     .map_err(|e| match e {
         UserinfoError::Unauthorized => html::error_page(403, "The sign-in was refused."),
-        UserinfoError::Transient(_) => unavailable(),
+        UserinfoError::Transient(error) => {
+            tracing::warn!(%error, "AuthKit userinfo failed (connected-apps sign-in)");
+            unavailable()
+        }
     })?;
     let text = |key: &str| {
         profile
@@ -343,14 +423,17 @@ enum Refusal {
 }
 
 impl Refusal {
-    fn page(self) -> HttpResponse {
+    fn page(self, page: &str) -> HttpResponse {
         match self {
-            Self::SignedOut => {
-                html::error_page(401, "Your session ended. Open the page again to sign in.")
-            }
-            Self::ForeignForm => html::error_page(
+            Self::SignedOut => problem_page(
+                401,
+                "Your session ended. Open the page again to sign in.",
+                page,
+            ),
+            Self::ForeignForm => problem_page(
                 403,
                 "This form is out of date or came from another site. Open the page again.",
+                page,
             ),
         }
     }
@@ -378,10 +461,10 @@ async fn revoke(
 ) -> HttpResponse {
     let session = match authorized_session(&req, &state, &form) {
         Ok(session) => session,
-        Err(refusal) => return refusal.page(),
+        Err(refusal) => return refusal.page(&paths.page),
     };
     let Some(grant_id) = form.grant_id.clone().filter(|g| !g.is_empty()) else {
-        return html::error_page(400, "No app was chosen.");
+        return problem_page(400, "No app was chosen.", &paths.page);
     };
     // Only the signed-in user's own grant can end here (another id revokes nothing); this
     // replica forgets its tokens at once.
@@ -393,9 +476,14 @@ async fn revoke(
 
 /// `POST {path}/sign-out`: ends the page's session (not the user's AuthKit session, nor any
 /// grant).
-async fn sign_out(req: HttpRequest, state: State, form: web::Form<ActionForm>) -> HttpResponse {
+async fn sign_out(
+    req: HttpRequest,
+    state: State,
+    paths: web::Data<PagePaths>,
+    form: web::Form<ActionForm>,
+) -> HttpResponse {
     if let Err(refusal) = authorized_session(&req, &state, &form) {
-        return refusal.page();
+        return refusal.page(&paths.page);
     }
     let secure = secure(&state);
     let mut response = html::page(
@@ -411,4 +499,20 @@ async fn sign_out(req: HttpRequest, state: State, form: web::Form<ActionForm>) -
         0,
     ));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_are_absolute_segments_and_actions_never_protocol_relative() {
+        assert_eq!(normalize_path("account/apps/"), "/account/apps");
+        assert_eq!(normalize_path("//evil.example"), "/evil.example");
+        assert_eq!(normalize_path("/\\evil.example\\x"), "/evil.example/x");
+        assert_eq!(normalize_path(""), "/");
+        assert_eq!(action_path("/apps", "revoke"), "/apps/revoke");
+        assert_eq!(action_path("/", "revoke"), "/revoke");
+        assert_eq!(action_path("/api/", "sign-out"), "/api/sign-out");
+    }
 }

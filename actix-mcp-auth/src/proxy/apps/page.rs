@@ -123,6 +123,18 @@ fn item(app: &AppView, view: &AppsView) -> String {
     )
 }
 
+/// The body of the page's own error pages: what happened, and a link back to the page (which
+/// signs the user in again if need be), rather than the OAuth pages' advice about an MCP app.
+pub(crate) fn problem(message: &str, page: &str) -> String {
+    format!(
+        "<div class=\"status-icon\" aria-hidden=\"true\">!</div><h1>{TITLE}</h1>\
+         <p class=\"lead\">{message}</p>\
+         <p><a id=\"open-page\" href=\"{page}\">Open the connected-apps page</a></p>",
+        message = escape(message),
+        page = escape(page),
+    )
+}
+
 fn csrf_field(csrf: &str) -> String {
     format!(
         "<input type=\"hidden\" name=\"csrf_token\" value=\"{}\">",
@@ -190,5 +202,12 @@ mod tests {
         let html = render(&view(vec![unnamed]));
         assert!(html.contains("Unnamed app"));
         assert!(html.contains("not used yet"));
+    }
+
+    #[test]
+    fn problems_link_back_to_the_page_escaped() {
+        let html = problem("<b>gone</b>", "/a\"b");
+        assert!(html.contains("&lt;b&gt;gone&lt;/b&gt;"));
+        assert!(html.contains("href=\"/a&quot;b\""));
     }
 }
