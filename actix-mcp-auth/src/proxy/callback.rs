@@ -10,8 +10,8 @@
 use actix_web::{HttpRequest, HttpResponse};
 
 use super::{
-    ProxyState, State, cookies, error_redirect, html, login_policy, redirect_with, store_error,
-    store_error_page,
+    ProxySettings, ProxyState, State, cookies, error_redirect, html, login_policy, redirect_with,
+    store_error, store_error_page,
 };
 use crate::{
     clock::unix_now,
@@ -22,7 +22,7 @@ use crate::{
         params::Params,
         tokens::{CODE_PREFIX, generate_secret, random_value},
     },
-    store::{AuthorizationCode, Grant, PendingAuthorization, TokenHash},
+    store::{AuthorizationCode, Grant, PendingAuthorization, TokenHash, UpstreamTokens},
     upstream::{self, TokenCallError, UserinfoError},
 };
 
@@ -131,28 +131,68 @@ async fn exchange(
     upstream_code: &str,
 ) -> Result<Grant, OAuthError> {
     let settings = &state.settings;
-    let callback = settings.endpoint(&settings.redirect_path);
+    let login = redeem_upstream_code(
+        settings,
+        upstream_code,
+        pending.upstream_verifier.expose(),
+        "MCP client login",
+    )
+    .await
+    .map_err(failed)?;
+    let subject = callback::subject(&login.profile)?;
+    let now = unix_now();
+    Ok(Grant {
+        grant_id: random_value(),
+        subject,
+        client_id: pending.client_id.clone(),
+        scopes: pending.scopes.clone(),
+        resource: pending.resource.clone(),
+        upstream: login.tokens,
+        upstream_version: 0,
+        profile: Some(serde_json::Value::Object(login.profile)),
+        created_at: now,
+        expires_at: now
+            + i64::try_from(settings.refresh_token_ttl.as_secs()).unwrap_or(i64::MAX / 2),
+    })
+}
+
+/// What AuthKit answers a completed login of ours: its tokens and the user's profile.
+pub(super) struct UpstreamLogin {
+    /// AuthKit's tokens (kept sealed in a grant, or dropped).
+    pub tokens: UpstreamTokens,
+    /// The userinfo profile.
+    pub profile: serde_json::Map<String, serde_json::Value>,
+}
+
+/// Redeems AuthKit's `code` with our client secret and PKCE `verifier`, then reads the user's
+/// profile with the access token. Failures are logged (with `purpose`, never a secret).
+pub(super) async fn redeem_upstream_code(
+    settings: &ProxySettings,
+    code: &str,
+    verifier: &str,
+    purpose: &'static str,
+) -> Result<UpstreamLogin, UpstreamFailure> {
     let answer = upstream::request_tokens(
         &format!("{}/oauth2/token", settings.authkit),
         &settings.client_id,
         settings.client_secret.expose(),
         &[
             ("grant_type", "authorization_code"),
-            ("code", upstream_code),
-            ("redirect_uri", &callback),
-            ("code_verifier", pending.upstream_verifier.expose()),
+            ("code", code),
+            ("redirect_uri", &settings.endpoint(&settings.redirect_path)),
+            ("code_verifier", verifier),
         ],
         settings.timeout,
     )
     .await
     .map_err(|e| match e {
         TokenCallError::Rejected(code) => {
-            tracing::warn!(upstream_error = %code, "AuthKit refused the code exchange");
-            failed(UpstreamFailure::Refused)
+            tracing::warn!(upstream_error = %code, purpose, "AuthKit refused the code exchange");
+            UpstreamFailure::Refused
         }
         TokenCallError::Transient(error) => {
-            tracing::warn!(%error, "AuthKit code exchange failed");
-            failed(UpstreamFailure::Unavailable)
+            tracing::warn!(%error, purpose, "AuthKit code exchange failed");
+            UpstreamFailure::Unavailable
         }
     })?;
     let profile = upstream::userinfo(
@@ -162,26 +202,15 @@ async fn exchange(
     )
     .await
     .map_err(|e| match e {
-        UserinfoError::Unauthorized => failed(UpstreamFailure::Refused),
+        UserinfoError::Unauthorized => UpstreamFailure::Refused,
         UserinfoError::Transient(error) => {
-            tracing::warn!(%error, "AuthKit userinfo failed");
-            failed(UpstreamFailure::Unavailable)
+            tracing::warn!(%error, purpose, "AuthKit userinfo failed");
+            UpstreamFailure::Unavailable
         }
     })?;
-    let subject = callback::subject(&profile)?;
-    let now = unix_now();
-    Ok(Grant {
-        grant_id: random_value(),
-        subject,
-        client_id: pending.client_id.clone(),
-        scopes: pending.scopes.clone(),
-        resource: pending.resource.clone(),
-        upstream: answer.tokens,
-        upstream_version: 0,
-        profile: Some(serde_json::Value::Object(profile)),
-        created_at: now,
-        expires_at: now
-            + i64::try_from(settings.refresh_token_ttl.as_secs()).unwrap_or(i64::MAX / 2),
+    Ok(UpstreamLogin {
+        tokens: answer.tokens,
+        profile,
     })
 }
 

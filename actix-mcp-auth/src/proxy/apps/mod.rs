@@ -33,13 +33,13 @@ use self::{
     session::{PendingLogin, Session},
 };
 use super::{
-    ICON_PATH, ProxyState, State, consent::authkit_login_redirect, html, store_error_page,
+    ICON_PATH, ProxyState, State, callback::redeem_upstream_code, consent::authkit_login_redirect,
+    html, store_error_page,
 };
 use crate::{
-    oauth::{params::Params, pkce::s256_challenge},
+    oauth::{callback::UpstreamFailure, params::Params, pkce::s256_challenge},
     proxy::grants::{Grants, UserGrants},
     store::GrantSummary,
-    upstream::{self, TokenCallError, UserinfoError},
 };
 
 /// Default path of the page.
@@ -357,46 +357,17 @@ async fn identify(
     code: &str,
     verifier: &str,
 ) -> Result<(String, Option<String>), HttpResponse> {
-    let settings = &state.settings;
-    let unavailable = || html::error_page(503, "The sign-in service is unavailable; try again.");
-    let answer = upstream::request_tokens(
-        &format!("{}/oauth2/token", settings.authkit),
-        &settings.client_id,
-        settings.client_secret.expose(),
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", &settings.endpoint(&settings.redirect_path)),
-            ("code_verifier", verifier),
-        ],
-        settings.timeout,
-    )
-    .await
-    .map_err(|e| match e {
-        TokenCallError::Rejected(code) => {
-            tracing::warn!(upstream_error = %code, "AuthKit refused a connected-apps sign-in");
-            html::error_page(403, "The sign-in was refused.")
-        }
-        TokenCallError::Transient(error) => {
-            tracing::warn!(%error, "AuthKit code exchange failed (connected-apps sign-in)");
-            unavailable()
-        }
-    })?;
-    let profile = upstream::userinfo(
-        &format!("{}/oauth2/userinfo", settings.authkit),
-        answer.tokens.access_token.expose(),
-        settings.timeout,
-    )
-    .await
-    .map_err(|e| match e {
-        UserinfoError::Unauthorized => html::error_page(403, "The sign-in was refused."),
-        UserinfoError::Transient(error) => {
-            tracing::warn!(%error, "AuthKit userinfo failed (connected-apps sign-in)");
-            unavailable()
-        }
-    })?;
+    let login = redeem_upstream_code(&state.settings, code, verifier, "connected-apps sign-in")
+        .await
+        .map_err(|failure| match failure {
+            UpstreamFailure::Refused => html::error_page(403, "The sign-in was refused."),
+            UpstreamFailure::Unavailable => {
+                html::error_page(503, "The sign-in service is unavailable; try again.")
+            }
+        })?;
     let text = |key: &str| {
-        profile
+        login
+            .profile
             .get(key)
             .and_then(serde_json::Value::as_str)
             .filter(|s| !s.is_empty())
