@@ -5,16 +5,25 @@
 --   MCP_TOKEN      bearer token; sent as `Authorization: Bearer ...` when set and non-empty
 --   MCP_PROTOCOL   MCP-Protocol-Version header (default 2025-06-18)
 --   WRK_LABEL      label printed on the RESULT line (default "run")
+--   MCP_BODY       the JSON-RPC request to send (default the `tools/list` below)
+--   MCP_METHOD_HEADER, MCP_NAME_HEADER   SEP-2243 `Mcp-Method` / `Mcp-Name` headers, when set
 --
 -- Counts every response whose status is not exactly 200 and prints, from `done`, one line
 --   RESULT label=... rps=... p50_ms=... p90_ms=... p99_ms=... requests=... non200=... errors=...
 -- which the shell script parses.
 
 wrk.method = "POST"
-wrk.body = '{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}'
+wrk.body = os.getenv("MCP_BODY") or '{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}'
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json, text/event-stream"
 wrk.headers["MCP-Protocol-Version"] = os.getenv("MCP_PROTOCOL") or "2025-06-18"
+
+if os.getenv("MCP_METHOD_HEADER") then
+  wrk.headers["Mcp-Method"] = os.getenv("MCP_METHOD_HEADER")
+end
+if os.getenv("MCP_NAME_HEADER") then
+  wrk.headers["Mcp-Name"] = os.getenv("MCP_NAME_HEADER")
+end
 
 local token = os.getenv("MCP_TOKEN")
 if token ~= nil and token ~= "" then

@@ -5,6 +5,9 @@
 //! * `/open` + `MCP_PATH` (default `/open/mcp`): **the same MCP service with no authentication
 //!   at all**, so that a load test can compare the two and measure what the bearer check costs.
 //!
+//! * `/plain` + `MCP_PATH` (default `/plain/mcp`): behind the same bearer check *without* the
+//!   per-tool scope policy (`MCP_AUTH_TOOL_SCOPES`), the baseline of `scripts/wrk-tool-scopes.sh`.
+//!
 //! Anyone who can reach `/open/mcp` can call every tool without a token. It exists only as a
 //! baseline for `scripts/wrk-authkit.sh`.
 //!
@@ -23,11 +26,15 @@
 
 use actix_mcp_auth_loadtest::support;
 
-use actix_mcp_auth::AuthKitProvider;
+use std::sync::Arc;
+
+use actix_mcp_auth::{AuthKitProvider, BearerAuth};
 use actix_web::{App, HttpServer, web};
 
 /// Prefix of the unprotected copy of the MCP endpoint.
 const OPEN_PREFIX: &str = "/open";
+/// Prefix of the copy behind the bearer check without the per-tool scope policy.
+const PLAIN_PREFIX: &str = "/plain";
 
 #[actix_web::main]
 async fn main() -> std::io::Result<()> {
@@ -45,6 +52,7 @@ async fn main() -> std::io::Result<()> {
     let base = provider.base_url();
     let mcp = support::mcp_service(support::allowed_hosts(base.host_str(), base.port()));
     let open_path = format!("{OPEN_PREFIX}{}", provider.mcp_path());
+    let plain_path = format!("{PLAIN_PREFIX}{}", provider.mcp_path());
 
     let open_url = {
         let resource = provider.resource_url();
@@ -67,6 +75,16 @@ async fn main() -> std::io::Result<()> {
                     .service(mcp.clone().scope()),
             )
             .service(web::scope(&open_path).service(mcp.clone().scope()))
+            .service(
+                web::scope(&plain_path)
+                    .wrap(
+                        BearerAuth::new(
+                            Arc::new(provider.verifier().clone()),
+                            provider.resource_metadata_url(),
+                        ),
+                    )
+                    .service(mcp.clone().scope()),
+            )
             .service(provider.routes())
     })
     .client_request_timeout(support::CLIENT_REQUEST_TIMEOUT)
