@@ -28,7 +28,17 @@
 //! flow_driver touch      --servers A[,B] --tokens FILE [--concurrency C] [--mcp-path /mcp]
 //!     one MCP tools/list per token (every token once, servers alternating); prints
 //!     TOUCH requests=.. ok=.. seconds=.. rate=.. p50_ms=.. p99_ms=.. statuses=<status:count,..>
+//! flow_driver logins     --public URL --servers A[,B] --count N [--concurrency C] --out FILE
+//!     N full logins (register → token, each with its own client and browser; the token is
+//!     not used), C at a time; writes `CLIENT_ID ACCESS_TOKEN REFRESH_TOKEN` per line to FILE
+//!     and prints LOGINS ok=.. seconds=.. rate=.. p50_ms=.. p99_ms=..
+//! flow_driver refreshes  --public URL --servers A[,B] --logins FILE [--concurrency C] --out F2
+//!     one refresh-token grant per line of a `logins` (or `refreshes`) file, C at a time;
+//!     writes the rotated pairs to F2 in the same format and prints REFRESHES ok=.. seconds=..
 //! ```
+//!
+//! `logins`, `refreshes` and `touch` (with the access tokens of a `logins` file) are the three
+//! units of work whose server CPU `scripts/cost-per-login.sh` measures one after the other.
 //!
 //! `--mcp-path` (default `/mcp`) is the MCP path below the public base URL. The servers need
 //! `MCP_AUTH_RATE_LIMITS=off` for the bulk commands (every request comes from one address).
@@ -40,8 +50,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use actix_mcp_auth_testing::{
-    AuthorizeOptions, ConsentDecision, Endpoints, OAuthClientError, OAuthTestClient,
-    RegisteredClient, TokenSet,
+    AuthorizeOptions, ConsentDecision, DEFAULT_REDIRECT_URI, Endpoints, OAuthClientError,
+    OAuthTestClient, RegisteredClient, TokenSet,
 };
 use serde_json::{Value, json};
 
@@ -68,8 +78,11 @@ fn main() {
             "tokens" => tokens(&opts).await,
             "flows" => flows(&opts).await,
             "touch" => touch(&opts).await,
+            "logins" => logins(&opts).await,
+            "refreshes" => refreshes(&opts).await,
             other => Err(format!(
-                "unknown command {other:?} (login, kill-login, tokens, flows, touch)"
+                "unknown command {other:?} (login, kill-login, tokens, flows, touch, logins, \
+                 refreshes)"
             )),
         }
     });
@@ -206,12 +219,14 @@ struct LoginResult {
 
 /// One whole login. Steps run on `first`; with `switch = Some((step, pause, second))` the
 /// steps after `step` run on `second`, once `pause` has completed. `client` reuses a registered
-/// client instead of registering one.
+/// client instead of registering one. With `use_token` the new access token calls `whoami`
+/// (the login's `subject` is then the caller's; empty otherwise).
 async fn run_login(
     site: &Site,
     first: &str,
     client: Option<RegisteredClient>,
     switch: Option<Switch<'_>>,
+    use_token: bool,
 ) -> std::result::Result<LoginResult, StepError> {
     let browser = site.client(first);
     let trace = switch.is_some();
@@ -283,6 +298,13 @@ async fn run_login(
         .await
         .map_err(at("token"))?;
     checkpoint("token", &mut current).await;
+    if !use_token {
+        return Ok(LoginResult {
+            client: registered,
+            tokens,
+            subject: String::new(),
+        });
+    }
     let subject = whoami(&current.0, &tokens.access_token)
         .await
         .map_err(at("MCP whoami"))?;
@@ -346,7 +368,7 @@ async fn login(opts: &Options) -> Result<()> {
         Some(_) => opts.servers()?,
         None => vec![site.public.clone()],
     };
-    match run_login(&site, &servers[0], None, None).await {
+    match run_login(&site, &servers[0], None, None, true).await {
         Ok(login) => {
             println!("CLIENT_ID={}", login.client.client_id);
             println!("ACCESS_TOKEN={}", login.tokens.access_token);
@@ -402,6 +424,7 @@ async fn kill_login(opts: &Options) -> Result<()> {
         &first,
         None,
         Some((kill_after.as_str(), &pause, second.as_str())),
+        true,
     )
     .await
     {
@@ -466,7 +489,7 @@ async fn tokens(opts: &Options) -> Result<()> {
             registered.clone(),
         );
         logins.push(actix_web::rt::spawn(async move {
-            run_login(&site, &server, Some(client), None)
+            run_login(&site, &server, Some(client), None, true)
                 .await
                 .map(|login| login.tokens)
                 .map_err(|e| e.to_string())
@@ -562,7 +585,7 @@ async fn flows(opts: &Options) -> Result<()> {
                 let server = &servers[n % servers.len()];
                 n += 1;
                 let begun = Instant::now();
-                match run_login(&site, server, None, None).await {
+                match run_login(&site, server, None, None, true).await {
                     Ok(_) => latencies.borrow_mut().push(begun.elapsed()),
                     Err(e) => {
                         let key = format!(
@@ -685,4 +708,185 @@ async fn touch(opts: &Options) -> Result<()> {
             .join(","),
     );
     Ok(())
+}
+
+// ---- logins and refreshes -------------------------------------------------------------------
+
+/// One line of a `logins` or `refreshes` file: a public client and the pair it holds.
+struct Held {
+    client_id: String,
+    access_token: String,
+    refresh_token: String,
+}
+
+impl Held {
+    fn line(&self) -> String {
+        format!(
+            "{} {} {}",
+            self.client_id, self.access_token, self.refresh_token
+        )
+    }
+
+    fn parse(line: &str) -> Result<Self> {
+        let mut parts = line.split_whitespace();
+        match (parts.next(), parts.next(), parts.next()) {
+            (Some(client_id), Some(access), Some(refresh)) => Ok(Self {
+                client_id: client_id.to_owned(),
+                access_token: access.to_owned(),
+                refresh_token: refresh.to_owned(),
+            }),
+            _ => Err(format!("malformed line {line:?}")),
+        }
+    }
+}
+
+/// Runs `job(i)` for i in 0..count, `concurrency` at a time; returns the successes with their
+/// latencies, and the number of failures (the first one is printed to stderr).
+async fn run_jobs<F, Fut>(
+    count: usize,
+    concurrency: usize,
+    job: F,
+) -> Result<(Vec<(usize, Held)>, Vec<Duration>, usize, f64)>
+where
+    F: Fn(usize) -> Fut + Clone + 'static,
+    Fut: std::future::Future<Output = std::result::Result<Held, String>> + 'static,
+{
+    let next = Rc::new(Cell::new(0usize));
+    let done = Rc::new(RefCell::new(Vec::with_capacity(count)));
+    let latencies = Rc::new(RefCell::new(Vec::with_capacity(count)));
+    let failures = Rc::new(Cell::new(0usize));
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for _ in 0..concurrency.clamp(1, count.max(1)) {
+        let (next, done, latencies, failures, job) = (
+            next.clone(),
+            done.clone(),
+            latencies.clone(),
+            failures.clone(),
+            job.clone(),
+        );
+        handles.push(actix_web::rt::spawn(async move {
+            loop {
+                let index = next.get();
+                if index >= count {
+                    break;
+                }
+                next.set(index + 1);
+                let begun = Instant::now();
+                match job(index).await {
+                    Ok(held) => {
+                        latencies.borrow_mut().push(begun.elapsed());
+                        done.borrow_mut().push((index, held));
+                    }
+                    Err(e) => {
+                        if failures.get() == 0 {
+                            eprintln!("first failure: {e}");
+                        }
+                        failures.set(failures.get() + 1);
+                    }
+                }
+            }
+        }));
+    }
+    for handle in handles {
+        handle.await.map_err(|e| e.to_string())?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let mut done = done.take();
+    done.sort_by_key(|(index, _)| *index);
+    let mut latencies = latencies.take();
+    latencies.sort();
+    Ok((done, latencies, failures.get(), seconds))
+}
+
+/// Writes the lines of `held` to `out` and prints the summary line `LABEL ok=.. ...`.
+fn report(
+    label: &str,
+    out: &str,
+    held: &[(usize, Held)],
+    latencies: &[Duration],
+    failures: usize,
+    seconds: f64,
+) -> Result<()> {
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(out).map_err(|e| format!("cannot write {out}: {e}"))?,
+    );
+    for (_, held) in held {
+        writeln!(file, "{}", held.line()).map_err(|e| e.to_string())?;
+    }
+    file.flush().map_err(|e| e.to_string())?;
+    println!(
+        "{label} ok={} errors={failures} seconds={seconds:.3} rate={:.1} p50_ms={:.2} p99_ms={:.2}",
+        held.len(),
+        held.len() as f64 / seconds,
+        percentile(latencies, 50.0),
+        percentile(latencies, 99.0),
+    );
+    if failures > 0 {
+        return Err(format!("{failures} of the {label} failed"));
+    }
+    Ok(())
+}
+
+async fn logins(opts: &Options) -> Result<()> {
+    let site = opts.site()?;
+    let servers = opts.servers()?;
+    let count = opts.number("count", 1)? as usize;
+    let concurrency = opts.number("concurrency", 4)? as usize;
+    let out = opts.required("out")?.to_owned();
+    let (held, latencies, failures, seconds) = run_jobs(count, concurrency, move |index| {
+        let (site, server) = (site.clone(), servers[index % servers.len()].clone());
+        async move {
+            let login = run_login(&site, &server, None, None, false)
+                .await
+                .map_err(|e| e.to_string())?;
+            Ok(Held {
+                client_id: login.client.client_id,
+                access_token: login.tokens.access_token,
+                refresh_token: login.tokens.refresh_token.ok_or("no refresh token")?,
+            })
+        }
+    })
+    .await?;
+    report("LOGINS", &out, &held, &latencies, failures, seconds)
+}
+
+async fn refreshes(opts: &Options) -> Result<()> {
+    let site = opts.site()?;
+    let servers = opts.servers()?;
+    let path = opts.required("logins")?;
+    let concurrency = opts.number("concurrency", 4)? as usize;
+    let out = opts.required("out")?.to_owned();
+    let held: Rc<Vec<Held>> = Rc::new(
+        std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read {path}: {e}"))?
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(Held::parse)
+            .collect::<Result<_>>()?,
+    );
+    let count = held.len();
+    let (rotated, latencies, failures, seconds) = run_jobs(count, concurrency, move |index| {
+        let (site, server, held) = (
+            site.clone(),
+            servers[index % servers.len()].clone(),
+            held.clone(),
+        );
+        async move {
+            let old = &held[index];
+            let client = RegisteredClient::public(&old.client_id, DEFAULT_REDIRECT_URI);
+            let set = site
+                .client(&server)
+                .refresh(&client, &old.refresh_token, None)
+                .await
+                .map_err(|e| format!("refresh: {e}"))?;
+            Ok(Held {
+                client_id: old.client_id.clone(),
+                access_token: set.access_token,
+                refresh_token: set.refresh_token.ok_or("no rotated refresh token")?,
+            })
+        }
+    })
+    .await?;
+    report("REFRESHES", &out, &rotated, &latencies, failures, seconds)
 }
