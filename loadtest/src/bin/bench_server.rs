@@ -77,12 +77,10 @@ async fn main() -> std::io::Result<()> {
             .service(web::scope(&open_path).service(mcp.clone().scope()))
             .service(
                 web::scope(&plain_path)
-                    .wrap(
-                        BearerAuth::new(
-                            Arc::new(provider.verifier().clone()),
-                            provider.resource_metadata_url(),
-                        ),
-                    )
+                    .wrap(BearerAuth::new(
+                        Arc::new(provider.verifier().clone()),
+                        provider.resource_metadata_url(),
+                    ))
                     .service(mcp.clone().scope()),
             )
             .service(provider.routes())
