@@ -163,9 +163,6 @@ const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Default of [`StoreOptions::max_connections`].
 const DEFAULT_MAX_CONNECTIONS: u32 = 10;
-/// A pooled PostgreSQL connection idle this long is pinged before use (see
-/// [`Store::connect_with`]); one in steady use is not.
-const IDLE_PING_AFTER: Duration = Duration::from_secs(1);
 
 impl Default for StoreOptions {
     fn default() -> Self {
@@ -337,27 +334,9 @@ impl Store {
             create_private_file(&path);
         }
         let busy_ms = options.busy_timeout.as_millis();
-        // sqlx pings every connection it hands out (`test_before_acquire`), and again when it
-        // comes back. The return ping already proves the connection healthy as it goes idle, so
-        // the second one only matters for a connection that sat idle long enough for the
-        // server (or something in between) to drop it: a PostgreSQL connection idle for
-        // `IDLE_PING_AFTER`. A SQLite connection is a file handle, it cannot go stale. Each
-        // ping is a round trip: to the server, or to SQLite's worker thread.
-        let ping_idle = engine == Engine::Postgres;
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
-            .test_before_acquire(false)
-            .before_acquire(
-                move |conn, meta| -> BoxFuture<'_, Result<bool, sqlx::Error>> {
-                    Box::pin(async move {
-                        if ping_idle && meta.idle_for >= IDLE_PING_AFTER {
-                            sqlx::Connection::ping(conn).await?;
-                        }
-                        Ok(true)
-                    })
-                },
-            )
             .after_connect(
                 move |conn, _meta| -> BoxFuture<'_, Result<(), sqlx::Error>> {
                     Box::pin(async move {
