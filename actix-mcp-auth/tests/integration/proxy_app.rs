@@ -3,7 +3,7 @@
 //! library's scripted MCP client, `actix_mcp_auth_testing::OAuthTestClient` (cookie jar, PKCE, registration,
 //! the login steps), and tests of that client itself.
 
-use std::{collections::HashMap, net::TcpListener, time::Duration};
+use std::{collections::HashMap, net::TcpListener, sync::Arc, time::Duration};
 
 use actix_mcp_auth::{
     AdminApi, Authenticated, WorkOsProvider, WorkOsProviderBuilder, store::Store,
@@ -47,6 +47,18 @@ pub fn builder(fake: &FakeAuthKit, base_url: &str) -> WorkOsProviderBuilder {
         .http_timeout(Duration::from_secs(2))
 }
 
+/// How a test replica is mounted, beyond the provider's own settings.
+#[derive(Clone, Default)]
+pub struct Mount {
+    /// Path of the public base URL (`/api`), or empty.
+    pub path: &'static str,
+    /// The public base URL says https (the replica itself still listens for plain http).
+    pub https: bool,
+    /// More services beside the provider's routes, the admin API and the MCP endpoint (e.g. the
+    /// connected-apps page), given the replica's provider.
+    pub extra: Option<Arc<dyn Fn(&WorkOsProvider, &mut web::ServiceConfig) + Send + Sync>>,
+}
+
 impl ProxyApp {
     /// Starts a replica on its own port; `configure` adjusts the provider.
     pub async fn spawn(
@@ -54,20 +66,37 @@ impl ProxyApp {
         store: Store,
         configure: impl FnOnce(WorkOsProviderBuilder) -> WorkOsProviderBuilder,
     ) -> Self {
-        Self::spawn_at(fake, store, "", configure).await
+        Self::spawn_mounted(fake, store, Mount::default(), configure).await
     }
 
     /// Like [`spawn`](Self::spawn), with a base URL ending in `path` (`/api`).
     pub async fn spawn_at(
         fake: &FakeAuthKit,
         store: Store,
-        path: &str,
+        path: &'static str,
+        configure: impl FnOnce(WorkOsProviderBuilder) -> WorkOsProviderBuilder,
+    ) -> Self {
+        let mount = Mount {
+            path,
+            ..Mount::default()
+        };
+        Self::spawn_mounted(fake, store, mount, configure).await
+    }
+
+    /// Like [`spawn`](Self::spawn), mounted as `mount` says. `base_url` is where the replica
+    /// listens (plain http), whatever the public scheme.
+    pub async fn spawn_mounted(
+        fake: &FakeAuthKit,
+        store: Store,
+        mount: Mount,
         configure: impl FnOnce(WorkOsProviderBuilder) -> WorkOsProviderBuilder,
     ) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().unwrap().port();
-        let base_url = format!("http://127.0.0.1:{port}{path}");
-        let provider = configure(builder(fake, &base_url))
+        let base_url = format!("http://127.0.0.1:{port}{}", mount.path);
+        let scheme = if mount.https { "https" } else { "http" };
+        let public_url = format!("{scheme}://127.0.0.1:{port}{}", mount.path);
+        let provider = configure(builder(fake, &public_url))
             .build(store)
             .expect("provider builds");
         // The Connect app's redirect URI is our public callback (the configured issuer's).
@@ -79,9 +108,16 @@ impl ProxyApp {
         let p = provider.clone();
         let admin = AdminApi::new(provider.grants(), ADMIN_TOKEN).expect("admin token");
         let server = HttpServer::new(move || {
+            let extra = mount.extra.clone();
+            let p2 = p.clone();
             App::new()
                 .service(p.routes())
                 .service(admin.scope("/admin"))
+                .configure(move |cfg| {
+                    if let Some(extra) = &extra {
+                        extra(&p2, cfg);
+                    }
+                })
                 .service(
                     web::scope(p.mcp_path())
                         .wrap(p.bearer())

@@ -4,24 +4,24 @@
 //! user), signing out, tampered and expired cookies, a custom path, `__Host-` cookies on https,
 //! and odd input.
 
-use std::{net::TcpListener, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use actix_mcp_auth::{
-    Authenticated, Clock,
+    Clock, WorkOsProvider,
     store::{
         Store, StoreOptions,
         audit::{AuditActor, AuditKind, AuditQuery},
     },
 };
 use actix_mcp_auth_testing::{Endpoint, FakeAuthKit, OAuthTestClient, TestResponse, query_params};
-use actix_web::{App, HttpResponse, HttpServer, cookie::Cookie, web};
+use actix_web::{cookie::Cookie, web};
 use serde_json::json;
 
 use crate::{
     app::Reply,
     proxy_app::{
-        Browser, CONNECT_CLIENT_ID, CONNECT_SECRET, ProxyApp, builder, call_mcp, hidden_field,
-        login, pkce, redeem, register_with,
+        Browser, CONNECT_CLIENT_ID, Mount, ProxyApp, builder, call_mcp, hidden_field, login, pkce,
+        redeem, register_with,
     },
     proxy_tokens::grant_of,
     store_support::TestDb,
@@ -53,10 +53,6 @@ const PAGE: &str = "/connected-apps";
 const USER: &str = "user_01TEST";
 const OTHER_USER: &str = "user_02OTHER";
 
-async fn whoami(user: Authenticated) -> HttpResponse {
-    HttpResponse::Ok().json(json!({ "subject": user.subject() }))
-}
-
 /// How the page's test app is set up.
 #[derive(Default)]
 struct Setup {
@@ -69,40 +65,19 @@ struct Setup {
 /// A replica with the OAuth routes, the connected-apps page and an MCP endpoint. Its
 /// `base_url` is where it listens (plain http), whatever the public scheme.
 async fn spawn(fake: &FakeAuthKit, store: Store, setup: Setup) -> ProxyApp {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let port = listener.local_addr().unwrap().port();
-    let scheme = if setup.https { "https" } else { "http" };
-    let provider = builder(fake, &format!("{scheme}://127.0.0.1:{port}"))
-        .build(store)
-        .expect("provider builds");
-    fake.register_connect_app(
-        CONNECT_CLIENT_ID,
-        CONNECT_SECRET,
-        &[&format!("{}/auth/callback", provider.issuer())],
-    );
-    let p = provider.clone();
     let path = setup.path;
-    let server = HttpServer::new(move || {
-        let page = match path {
-            Some(path) => p.connected_apps().path(path),
-            None => p.connected_apps(),
-        };
-        App::new().service(p.routes()).service(page).service(
-            web::scope(p.mcp_path())
-                .wrap(p.bearer())
-                .route("", web::to(whoami)),
-        )
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)
-    .expect("listen")
-    .run();
-    actix_web::rt::spawn(server);
-    ProxyApp {
-        base_url: format!("http://127.0.0.1:{port}"),
-        provider,
-    }
+    let page = move |provider: &WorkOsProvider, cfg: &mut web::ServiceConfig| {
+        cfg.service(match path {
+            Some(path) => provider.connected_apps().path(path),
+            None => provider.connected_apps(),
+        });
+    };
+    let mount = Mount {
+        https: setup.https,
+        extra: Some(Arc::new(page)),
+        ..Mount::default()
+    };
+    ProxyApp::spawn_mounted(fake, store, mount, |builder| builder).await
 }
 
 async fn start(db: &TestDb) -> (FakeAuthKit, ProxyApp) {
