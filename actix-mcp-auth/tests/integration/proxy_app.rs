@@ -47,6 +47,9 @@ pub fn builder(fake: &FakeAuthKit, base_url: &str) -> WorkOsProviderBuilder {
         .http_timeout(Duration::from_secs(2))
 }
 
+/// Services a test replica mounts beside its own, given its provider.
+pub type ExtraServices = Arc<dyn Fn(&WorkOsProvider, &mut web::ServiceConfig) + Send + Sync>;
+
 /// How a test replica is mounted, beyond the provider's own settings.
 #[derive(Clone, Default)]
 pub struct Mount {
@@ -56,7 +59,7 @@ pub struct Mount {
     pub https: bool,
     /// More services beside the provider's routes, the admin API and the MCP endpoint (e.g. the
     /// connected-apps page), given the replica's provider.
-    pub extra: Option<Arc<dyn Fn(&WorkOsProvider, &mut web::ServiceConfig) + Send + Sync>>,
+    pub extra: Option<ExtraServices>,
 }
 
 impl ProxyApp {
