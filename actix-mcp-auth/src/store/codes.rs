@@ -258,8 +258,8 @@ impl Store {
 
     /// Redeems a code the caller has checked and issues its tokens, in one transaction: marks
     /// the code used if it is unused and still carries the values of `checked`, then stores the
-    /// pair in `tokens` under the code's grant with the code's scopes (as
-    /// [`Store::issue_tokens`] would). Either both happen or neither does.
+    /// pair in `tokens` under the code's grant with the code's scopes, while the grant is live,
+    /// each expiry capped at the grant's. Either both happen or neither does.
     pub(crate) async fn consume_code(
         &self,
         code_hash: &TokenHash,

@@ -1,7 +1,7 @@
 //! Access and refresh tokens we issued (`mcp_auth_tokens`), stored as SHA-256 digests.
 //!
-//! * Issuing ([`Store::issue_tokens`]) inserts the pair in one transaction, and only while the
-//!   grant is live; each token's expiry is capped at the grant's.
+//! * Issuing (with a code's redemption, [`Store::consume_code`]) inserts the pair in one
+//!   transaction, and only while the grant is live; each token's expiry is capped at the grant's.
 //! * Rotation ([`Store::rotate_refresh_token`]) is a compare-and-swap: `UPDATE … SET rotated_at
 //!   = now WHERE rotated_at IS NULL …` on the old refresh token, then the insert of the new pair
 //!   (`parent_hash` = the old token), in one transaction. Of any number of concurrent rotations
@@ -359,7 +359,9 @@ fn is_subset(requested: &[String], granted: &[String]) -> bool {
 impl Store {
     /// Stores a new access token (and refresh token, if given) under a live grant, in one
     /// transaction, with `scopes`. `None` (and nothing stored) when the grant is unknown,
-    /// expired or revoked.
+    /// expired or revoked. (The token endpoint issues with [`Store::consume_code`] and
+    /// [`Store::rotate_refresh_token`]; this is for tests and benches.)
+    #[cfg(any(test, feature = "__bench"))]
     pub(crate) async fn issue_tokens(
         &self,
         grant_id: &str,
