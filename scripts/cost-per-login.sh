@@ -95,8 +95,10 @@ pg_ticks() {
   [[ -n "$PGDIR" ]] || { echo 0; return; }
   local master
   master="$(head -n 1 "$PGDIR/data/postmaster.pid")"
+  # A process may exit between the glob and the read: sed then fails (status 2), which must
+  # not end the script (set -e with pipefail did, silently, in busy late rounds).
   for stat in /proc/[0-9]*/stat; do
-    sed 's/^.*) //' "$stat" 2>/dev/null
+    sed 's/^.*) //' "$stat" 2>/dev/null || true
   done | awk -v m="$master" -v own="$(ticks "$master")" \
     '$2 == m { sum += $12 + $13 } END { print sum + own }'
 }

@@ -158,6 +158,16 @@ fn redemption(client_id: &str) -> CodeRedemption<'_> {
     }
 }
 
+/// Digests of a fresh access and refresh token (1 h, 1 day).
+fn new_tokens() -> NewTokens {
+    NewTokens {
+        access_hash: TokenHash::of(&format!("mcp_at_{}", random_id())),
+        access_expires_at: now() + 3600,
+        refresh_hash: Some(TokenHash::of(&format!("mcp_rt_{}", random_id()))),
+        refresh_expires_at: now() + 86_400,
+    }
+}
+
 fn bench_engine(c: &mut Criterion, rt: &Runtime, db: &BenchDb) {
     let store = rt.block_on(async {
         let store = Store::connect(&db.url, Keyring::ephemeral())
@@ -175,13 +185,8 @@ fn bench_engine(c: &mut Criterion, rt: &Runtime, db: &BenchDb) {
         let mut hashes = Vec::new();
         for _ in 0..200 {
             let (grant, _) = grant_with_code(&store, client_id).await;
-            let access = TokenHash::of(&format!("mcp_at_{}", random_id()));
-            let tokens = NewTokens {
-                access_hash: access.clone(),
-                access_expires_at: now() + 3600,
-                refresh_hash: Some(TokenHash::of(&format!("mcp_rt_{}", random_id()))),
-                refresh_expires_at: now() + 86_400,
-            };
+            let tokens = new_tokens();
+            let access = tokens.access_hash.clone();
             internals::issue_tokens(&store, &grant.grant_id, &grant.scopes, &tokens)
                 .await
                 .expect("issue")
@@ -208,13 +213,19 @@ fn bench_engine(c: &mut Criterion, rt: &Runtime, db: &BenchDb) {
     });
     group.bench_function("consume_code", |b| {
         b.iter_batched(
-            || rt.block_on(grant_with_code(&store, client_id)).1,
-            |hash| {
+            || {
+                (
+                    rt.block_on(grant_with_code(&store, client_id)).1,
+                    new_tokens(),
+                )
+            },
+            |(hash, tokens)| {
                 let outcome = rt
                     .block_on(internals::consume_code(
                         &store,
                         &hash,
                         &redemption(client_id),
+                        &tokens,
                     ))
                     .expect("consume");
                 assert!(matches!(outcome, CodeConsumed::Consumed(_)));
@@ -244,7 +255,7 @@ fn bench_engine(c: &mut Criterion, rt: &Runtime, db: &BenchDb) {
                 rt.block_on(async {
                     let mut hashes = Vec::with_capacity(CONCURRENCY);
                     for _ in 0..CONCURRENCY {
-                        hashes.push(grant_with_code(&store, client_id).await.1);
+                        hashes.push((grant_with_code(&store, client_id).await.1, new_tokens()));
                     }
                     hashes
                 })
@@ -252,10 +263,11 @@ fn bench_engine(c: &mut Criterion, rt: &Runtime, db: &BenchDb) {
             |hashes| {
                 let consumes: Vec<_> = hashes
                     .into_iter()
-                    .map(|hash| {
+                    .map(|(hash, tokens)| {
                         let store = store.clone();
                         rt.spawn(async move {
-                            internals::consume_code(&store, &hash, &redemption(client_id)).await
+                            internals::consume_code(&store, &hash, &redemption(client_id), &tokens)
+                                .await
                         })
                     })
                     .collect();

@@ -2,7 +2,7 @@
 //! library's own dev-dependency turns it on). Not part of the API: no semver promise.
 //!
 //! The store's hot paths (the bearer check's token lookup, the token endpoint's code
-//! redemption) and the JWT verifier's full check are crate-private; these wrappers let the
+//! redemption with its token issue) and the JWT verifier's full check are crate-private; these wrappers let the
 //! criterion benches call them without widening the public surface.
 
 use crate::{
@@ -52,13 +52,14 @@ pub async fn lookup_access_token(store: &Store, hash: &TokenHash) -> Result<bool
     Ok(store.lookup_access_token(hash).await?.is_some())
 }
 
-/// [`Store`]'s single-use code redemption.
+/// [`Store`]'s single-use code redemption, which issues `tokens` in the same transaction.
 pub async fn consume_code(
     store: &Store,
     hash: &TokenHash,
     checked: &CodeRedemption<'_>,
+    tokens: &NewTokens,
 ) -> Result<CodeConsumed, StoreError> {
-    store.consume_code(hash, checked).await
+    store.consume_code(hash, checked, tokens).await
 }
 
 /// The verifier's full check of a token, without its cache (the cost of a new token).

@@ -216,30 +216,17 @@ fn https_link(uri: &str) -> Option<String> {
         .map(String::from)
 }
 
-/// The registrations that never completed a login and have not expired.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct UnusedRegistrations {
-    /// How many there are.
-    pub live: u64,
-    /// When the first of them expires (unix seconds), if any.
-    pub next_expiry: Option<i64>,
-}
-
 impl RegistrationPolicy<'_> {
-    /// Refuses a registration while the never-used ones are at their ceiling, with how long
-    /// to wait: until the oldest expires (at least 1 s, at most the registration lifetime).
-    pub fn check_room(&self, unused: UnusedRegistrations, now: i64) -> Result<(), Rejection> {
-        if unused.live < self.max_unused_clients {
-            return Ok(());
-        }
+    /// The refusal of a registration at the ceiling, with how long to wait: until the oldest
+    /// never-used registration (expiring at `next_expiry`) expires, at least 1 s, at most the
+    /// registration lifetime.
+    pub fn no_room(&self, next_expiry: Option<i64>, now: i64) -> Rejection {
         let ttl = i64::try_from(self.unused_client_ttl.as_secs()).unwrap_or(i64::MAX);
-        let wait = unused
-            .next_expiry
-            .map_or(60, |at| at.saturating_sub(now).clamp(1, ttl.max(1)));
-        Err(Rejection::unavailable_for(
+        let wait = next_expiry.map_or(60, |at| at.saturating_sub(now).clamp(1, ttl.max(1)));
+        Rejection::unavailable_for(
             "too many registrations that never completed a login; retry later",
             u64::try_from(wait).unwrap_or(60),
-        ))
+        )
     }
 
     /// When a registration made at `now` expires unless a login extends it.
@@ -488,22 +475,20 @@ mod tests {
     }
 
     #[test]
-    fn room_for_registrations() {
+    fn refusal_at_the_ceiling_says_how_long_to_wait() {
         let redirects = RedirectUriPolicy::default();
         let policy = policy(&redirects, &[]);
-        let unused = |live, next_expiry| UnusedRegistrations { live, next_expiry };
-        assert!(policy.check_room(unused(1, Some(500)), 100).is_ok());
         let cases = [
-            (unused(2, Some(500)), 400),
-            (unused(2, None), 60),
+            (Some(500), 400),
+            (None, 60),
             // Already expired (the sweeper is late): retry at once.
-            (unused(3, Some(50)), 1),
+            (Some(50), 1),
             // Never longer than a registration lives.
-            (unused(2, Some(100_000)), 3600),
+            (Some(100_000), 3600),
         ];
-        for (unused, wait) in cases {
+        for (next_expiry, wait) in cases {
             let rejection = assert_rejected(
-                policy.check_room(unused, 100),
+                Err::<(), _>(policy.no_room(next_expiry, 100)),
                 ErrorCode::TemporarilyUnavailable,
                 "too many registrations that never completed a login",
             );

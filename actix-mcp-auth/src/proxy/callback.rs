@@ -2,7 +2,9 @@
 //! decisions are in [`crate::oauth::callback`].
 //!
 //! After AuthKit's `iss` and our `state`, the pending request must exist and this browser must
-//! have started it (binding cookie) and approved it; then the request is consumed atomically, so a callback is honoured once even across replicas. AuthKit's code is
+//! have started it (binding cookie) and approved it; one statement checks both and consumes the
+//! request, so a callback is honoured once even across replicas, and a replayed one never
+//! reaches AuthKit. AuthKit's code is
 //! exchanged server-side with our client secret and PKCE verifier; the login policy
 //! ([`super::login_policy`]) decides whether this user may log in; AuthKit's tokens are sealed
 //! into a new grant, and the MCP client receives *our* code, with its `state` and our `iss`.
@@ -54,19 +56,29 @@ pub(crate) async fn callback(req: HttpRequest, state: State) -> HttpResponse {
     response
 }
 
-/// The pending request, checked against this browser, then consumed.
+/// The pending request, checked against this browser and its approval, and consumed, by one
+/// statement. Only when that finds nothing is the request read, to say why.
 async fn claim_pending(
     req: &HttpRequest,
     state: &ProxyState,
     txn_id: &str,
 ) -> Result<PendingAuthorization, HttpResponse> {
+    let secure = state.settings.base_url.scheme() == "https";
+    if let Some(secret) = cookies::binding_secret(req, secure, txn_id) {
+        match state
+            .store
+            .claim_approved_pending(txn_id, &TokenHash::of(&secret))
+            .await
+        {
+            Ok(Some(p)) => return Ok(p),
+            Ok(None) => {}
+            Err(e) => return Err(store_error_page(e)),
+        }
+    }
     let (pending, _) = super::consent::pending_for_browser(req, state, Some(txn_id)).await?;
     callback::check_approved(pending.consented_at.is_some()).map_err(page)?;
-    match state.store.consume_pending(txn_id).await {
-        Ok(Some(p)) => Ok(p),
-        Ok(None) => Err(page(PageError::AlreadyCompleted)),
-        Err(e) => Err(store_error_page(e)),
-    }
+    // Approved and bound to this browser, yet not claimed: another callback just took it.
+    Err(page(PageError::AlreadyCompleted))
 }
 
 /// Everything after the request is ours: errors go back to the client's redirect URI.

@@ -18,7 +18,7 @@ use crate::{
         },
         params::Params,
     },
-    store::{ClientRecord, TokenHash},
+    store::{AuthorizationCode, ClientRecord, TokenHash},
 };
 
 /// The authenticated client of a token or revocation request.
@@ -27,12 +27,51 @@ pub(crate) async fn authenticate(
     state: &ProxyState,
     params: &Params,
 ) -> Result<ClientRecord, OAuthError> {
+    let presented = presented(req, params)?;
+    let client = client(state, &presented).await?;
+    check(state, &presented, client)
+}
+
+/// [`authenticate`] for a code redemption: a registered client and the code with digest
+/// `code_hash` are read in one round trip ([`Store::get_client_and_code`]); the code is for
+/// the caller to look at once the client has authenticated. `None` when the code was not read
+/// (a metadata-document client: ask `Store::find_code`).
+///
+/// [`Store::get_client_and_code`]: crate::store::Store::get_client_and_code
+pub(crate) async fn authenticate_with_code(
+    req: &HttpRequest,
+    state: &ProxyState,
+    params: &Params,
+    code_hash: &TokenHash,
+) -> Result<(ClientRecord, Option<Option<AuthorizationCode>>), OAuthError> {
+    let presented = presented(req, params)?;
+    if is_url_client_id(&presented.client_id) {
+        let client = client(state, &presented).await?;
+        return Ok((check(state, &presented, client)?, None));
+    }
+    let (client, code) = state
+        .store
+        .get_client_and_code(&presented.client_id, code_hash)
+        .await
+        .map_err(store_error)?;
+    let client = client.ok_or_else(|| OAuthError::from(invalid_client(presented.via_basic)))?;
+    Ok((check(state, &presented, client)?, Some(code)))
+}
+
+fn presented(req: &HttpRequest, params: &Params) -> Result<Credentials, OAuthError> {
     let authorization = req
         .headers()
         .get(header::AUTHORIZATION)
         .map(|v| v.as_bytes());
-    let presented = Credentials::presented(authorization, params)?;
-    let client = client(state, &presented).await?;
+    Ok(Credentials::presented(authorization, params)?)
+}
+
+/// The client, if `presented` authenticates it (failures counted per client).
+fn check(
+    state: &ProxyState,
+    presented: &Credentials,
+    client: ClientRecord,
+) -> Result<ClientRecord, OAuthError> {
     let guard = &state.limiters.failed_client_auth;
     guard.check(&client.client_id).map_err(locked_out)?;
     let registered = Registered {
@@ -40,7 +79,7 @@ pub(crate) async fn authenticate(
         has_secret: client.client_secret_hash.is_some(),
     };
     let stored = client.client_secret_hash.as_ref();
-    let verdict = client_auth::verify(&presented, registered, |secret| {
+    let verdict = client_auth::verify(presented, registered, |secret| {
         stored == Some(&TokenHash::of(secret))
     });
     match verdict {

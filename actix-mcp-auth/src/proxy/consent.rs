@@ -83,31 +83,58 @@ pub(crate) async fn pending_for_browser(
     txn_id: Option<&str>,
 ) -> Result<(PendingAuthorization, String), HttpResponse> {
     let Some(txn_id) = txn_id else {
-        return Err(html::problem_page(
-            400,
-            Problem::Expired,
-            "Invalid or expired authorization request.",
-        ));
+        return Err(expired_request());
     };
-    let pending = match state.store.get_pending(txn_id).await {
-        Ok(Some(p)) => p,
-        Ok(None) => {
-            return Err(html::problem_page(
-                400,
-                Problem::Expired,
-                "Invalid or expired authorization request.",
-            ));
+    let found = state
+        .store
+        .get_pending(txn_id)
+        .await
+        .map_err(store_error_page)?;
+    this_browsers(req, state, txn_id, found).map_err(NotThisBrowsers::page)
+}
+
+fn expired_request() -> HttpResponse {
+    html::problem_page(
+        400,
+        Problem::Expired,
+        "Invalid or expired authorization request.",
+    )
+}
+
+/// Why a pending request is not this browser's to continue.
+enum NotThisBrowsers {
+    /// Unknown or expired.
+    Unknown,
+    /// Started in another browser (its binding cookie is missing or different).
+    OtherBrowser,
+}
+
+impl NotThisBrowsers {
+    fn page(self) -> HttpResponse {
+        match self {
+            Self::Unknown => expired_request(),
+            Self::OtherBrowser => html::problem_page(
+                403,
+                Problem::OtherBrowser,
+                "This authorization request was started in another browser or has expired.",
+            ),
         }
-        Err(e) => return Err(store_error_page(e)),
-    };
+    }
+}
+
+/// `found` (the pending request of `txn_id`, if any), if this browser started it, with the
+/// binding cookie's secret.
+fn this_browsers(
+    req: &HttpRequest,
+    state: &ProxyState,
+    txn_id: &str,
+    found: Option<PendingAuthorization>,
+) -> Result<(PendingAuthorization, String), NotThisBrowsers> {
+    let pending = found.ok_or(NotThisBrowsers::Unknown)?;
     let secure = state.settings.base_url.scheme() == "https";
     let secret = cookies::binding_secret(req, secure, txn_id);
     if !cookies::binding_matches(secret.as_deref(), pending.browser_binding.as_ref()) {
-        return Err(html::problem_page(
-            403,
-            Problem::OtherBrowser,
-            "This authorization request was started in another browser or has expired.",
-        ));
+        return Err(NotThisBrowsers::OtherBrowser);
     }
     Ok((pending, secret.unwrap_or_default()))
 }
@@ -115,9 +142,18 @@ pub(crate) async fn pending_for_browser(
 /// `GET /consent?txn_id=…`: the page.
 pub(crate) async fn show(req: HttpRequest, state: State) -> HttpResponse {
     let params = Params::parse(req.query_string().as_bytes()).unwrap_or_default();
-    let (pending, secret) = match pending_for_browser(&req, &state, params.get("txn_id")).await {
+    let Some(txn_id) = params.get("txn_id") else {
+        return expired_request();
+    };
+    // The request and its client in one read.
+    let (found, client) = match state.store.get_pending_with_client(txn_id).await {
+        Ok(Some((pending, client))) => (Some(pending), client),
+        Ok(None) => (None, None),
+        Err(e) => return store_error_page(e),
+    };
+    let (pending, secret) = match this_browsers(&req, &state, txn_id, found) {
         Ok(found) => found,
-        Err(page) => return page,
+        Err(refusal) => return refusal.page(),
     };
     if pending.consented_at.is_some() {
         return html::problem_page(
@@ -126,10 +162,8 @@ pub(crate) async fn show(req: HttpRequest, state: State) -> HttpResponse {
             "This authorization request was already approved.",
         );
     }
-    let client = match state.store.get_client(&pending.client_id).await {
-        Ok(Some(client)) => client,
-        Ok(None) => return html::error_page(400, "This client is no longer registered."),
-        Err(e) => return store_error_page(e),
+    let Some(client) = client else {
+        return html::error_page(400, "This client is no longer registered.");
     };
     let redirects_changed = redirects_changed_since_remembered(&req, &state, &client).await;
     let view = consent_view(&state, &client, &pending, &secret, redirects_changed);
@@ -256,6 +290,19 @@ pub(crate) async fn decide(req: HttpRequest, state: State, body: Bytes) -> HttpR
         Ok(p) => p,
         Err(e) => return html::error_page(400, &OAuthError::from(e).description()),
     };
+    // An approval from a browser with the request's binding cookie: one statement checks the
+    // binding and the form's token and records the approval (no read first).
+    let secure = state.settings.base_url.scheme() == "https";
+    if let Some(txn_id) = params.get("txn_id")
+        && let Some(secret) = cookies::binding_secret(&req, secure, txn_id)
+    {
+        let expected = cookies::consent_token(&secret, txn_id);
+        if let Ok(Answer::Approve { remember }) = consent_form::answer(&params, &expected) {
+            let binding = TokenHash::of(&secret);
+            return approve(&req, &state, txn_id, &expected, &binding, remember).await;
+        }
+    }
+    // Everything else reads the request first, so each refusal says what is wrong.
     let (pending, secret) = match pending_for_browser(&req, &state, params.get("txn_id")).await {
         Ok(found) => found,
         Err(page) => return page,
@@ -263,7 +310,8 @@ pub(crate) async fn decide(req: HttpRequest, state: State, body: Bytes) -> HttpR
     let expected = cookies::consent_token(&secret, &pending.txn_id);
     match consent_form::answer(&params, &expected) {
         Ok(Answer::Approve { remember }) => {
-            approve(&req, &state, &pending, &expected, remember).await
+            let binding = TokenHash::of(&secret);
+            approve(&req, &state, &pending.txn_id, &expected, &binding, remember).await
         }
         Ok(Answer::Deny) => deny(&state, &pending).await,
         Err(error @ consent_form::FormError::BadToken) => {
@@ -273,18 +321,19 @@ pub(crate) async fn decide(req: HttpRequest, state: State, body: Bytes) -> HttpR
     }
 }
 
-/// Records the approval (once, whatever the number of submissions) and sends the browser to
-/// AuthKit.
+/// Records the approval (once, whatever the number of submissions, and only from the browser
+/// bound to the request) and sends the browser to AuthKit.
 async fn approve(
     req: &HttpRequest,
     state: &ProxyState,
-    pending: &PendingAuthorization,
+    txn_id: &str,
     expected_token: &str,
+    binding: &TokenHash,
     remember_it: bool,
 ) -> HttpResponse {
     match state
         .store
-        .approve_pending(&pending.txn_id, &TokenHash::of(expected_token))
+        .approve_pending(txn_id, &TokenHash::of(expected_token), binding)
         .await
     {
         Ok(Some(approved)) => {
@@ -294,11 +343,16 @@ async fn approve(
             }
             response
         }
-        Ok(None) => html::problem_page(
-            400,
-            Problem::Expired,
-            "This consent form was already used or has expired.",
-        ),
+        // Nothing changed: say why (unknown or expired request, another browser, or a form
+        // already used), reading the request only now.
+        Ok(None) => match pending_for_browser(req, state, Some(txn_id)).await {
+            Err(page) => page,
+            Ok(_) => html::problem_page(
+                400,
+                Problem::Expired,
+                "This consent form was already used or has expired.",
+            ),
+        },
         Err(e) => store_error_page(e),
     }
 }

@@ -19,7 +19,7 @@ use crate::{
     clock::unix_now,
     error::OAuthError,
     oauth::{
-        registration::{self, Registration, RegistrationPolicy, UnusedRegistrations},
+        registration::{self, Registration, RegistrationPolicy},
         scope,
         tokens::{CLIENT_ID_PREFIX, CLIENT_SECRET_PREFIX, generate, generate_secret},
     },
@@ -41,33 +41,29 @@ pub(crate) async fn register(req: HttpRequest, state: State, body: Bytes) -> Htt
         Ok(r) => r,
         Err(e) => return json_error(&e.into()),
     };
-    if let Err(e) = check_room(&state, &policy).await {
-        return json_error(&e);
-    }
     match save(&state, &policy, registration).await {
         Ok(response) => response,
         Err(e) => json_error(&e),
     }
 }
 
-/// Refuses a registration while the never-used ones are at their ceiling (the count may be
-/// exceeded by the registrations racing this check, never by more).
-async fn check_room(state: &ProxyState, policy: &RegistrationPolicy<'_>) -> Result<(), OAuthError> {
-    let unused = state.store.unused_clients().await.map_err(store_error)?;
-    let unused = UnusedRegistrations {
-        live: unused.live,
-        next_expiry: unused.next_expiry,
+/// The refusal of a registration at the ceiling of never-used ones, with how long to wait
+/// (read only now: the registration itself counted them).
+async fn no_room(state: &ProxyState, policy: &RegistrationPolicy<'_>) -> OAuthError {
+    let unused = match state.store.unused_clients().await {
+        Ok(unused) => unused,
+        Err(e) => return store_error(e),
     };
-    policy.check_room(unused, unix_now()).map_err(|rejection| {
-        tracing::warn!(
-            live = unused.live,
-            "ceiling of never-used client registrations reached; refusing registrations"
-        );
-        rejection.into()
-    })
+    tracing::warn!(
+        live = unused.live,
+        "ceiling of never-used client registrations reached; refusing registrations"
+    );
+    policy.no_room(unused.next_expiry, unix_now()).into()
 }
 
-/// Stores the client under a new id (and secret) and answers its effective metadata.
+/// Stores the client under a new id (and secret), unless the never-used registrations are at
+/// their ceiling (counted by the insert itself; registrations racing it may pass it by a few,
+/// never by more), and answers its effective metadata.
 async fn save(
     state: &ProxyState,
     policy: &RegistrationPolicy<'_>,
@@ -91,11 +87,14 @@ async fn save(
         last_used_at: now,
         expires_at: policy.expires_at(now),
     };
-    state
+    let stored = state
         .store
-        .register_client(&record)
+        .register_client_within(&record, policy.max_unused_clients)
         .await
         .map_err(store_error)?;
+    if !stored {
+        return Err(no_room(state, policy).await);
+    }
     let mut answer = json!({
         "client_id": client_id,
         "client_id_issued_at": now,

@@ -28,8 +28,8 @@ use crate::{
         tokens::{ACCESS_TOKEN_PREFIX, REFRESH_TOKEN_PREFIX, generate_secret},
     },
     store::{
-        ClientRecord, CodeConsumed, CodeRedemption as ConsumeOn, IssuedTokens, NewTokens,
-        RevokeCause, Rotation, Secret, SuccessorTokens, TokenHash,
+        AuthorizationCode, ClientRecord, CodeConsumed, CodeRedemption as ConsumeOn, IssuedTokens,
+        NewTokens, RevokeCause, Rotation, Secret, SuccessorTokens, TokenHash,
     },
 };
 
@@ -51,10 +51,18 @@ async fn handle(
 ) -> Result<HttpResponse, OAuthError> {
     require_form_content_type(req)?;
     let params = Params::parse(body)?;
-    let client = client_auth::authenticate(req, state, &params).await?;
+    // A code redemption reads the client and the code in one round trip.
+    let code_hash = match (params.get("grant_type"), params.get("code")) {
+        (Some("authorization_code"), Some(code)) => Some(TokenHash::of(code)),
+        _ => None,
+    };
+    let (client, code) = match &code_hash {
+        Some(hash) => client_auth::authenticate_with_code(req, state, &params, hash).await?,
+        None => (client_auth::authenticate(req, state, &params).await?, None),
+    };
     match token_request::parse(&params, &client.grant_types)? {
         TokenRequest::AuthorizationCode(request) => {
-            authorization_code(state, &client, &request).await
+            authorization_code(state, &client, &request, code).await
         }
         TokenRequest::RefreshToken(request) => refresh(state, &client, &request).await,
     }
@@ -68,14 +76,19 @@ async fn authorization_code(
     state: &ProxyState,
     client: &ClientRecord,
     request: &CodeRedemption<'_>,
+    read: Option<Option<AuthorizationCode>>,
 ) -> Result<HttpResponse, OAuthError> {
     let code_hash = TokenHash::of(request.code);
-    let code = state
-        .store
-        .find_code(&code_hash)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| failed(GrantFailure::UnknownCode))?;
+    // `read` is the code read with the client (same parameter, same digest), if it was.
+    let code = match read {
+        Some(code) => code,
+        None => state
+            .store
+            .find_code(&code_hash)
+            .await
+            .map_err(store_error)?,
+    };
+    let code = code.ok_or_else(|| failed(GrantFailure::UnknownCode))?;
     // Every check before anything is consumed: a wrong guess neither burns the code nor
     // revokes its grant.
     let issued = IssuedCode {
@@ -96,18 +109,24 @@ async fn authorization_code(
         redirect_uri: &code.redirect_uri,
         code_challenge: &code.code_challenge,
     };
+    let refresh =
+        issues_refresh_tokens(&client.grant_types).then(|| generate_secret(REFRESH_TOKEN_PREFIX));
+    let (access, new) = new_tokens(state, refresh.as_ref());
+    // Consuming the code and storing the pair are one transaction.
     let consumed = match code.used_at {
         Some(_) => CodeConsumed::Replayed {
             grant_id: code.grant_id.clone(),
         },
         None => state
             .store
-            .consume_code(&code_hash, &checked)
+            .consume_code(&code_hash, &checked, &new)
             .await
             .map_err(store_error)?,
     };
-    let code = match consumed {
-        CodeConsumed::Consumed(code) => code,
+    match consumed {
+        CodeConsumed::Consumed(issued) => {
+            Ok(token_response(state, &access, refresh.as_ref(), &issued))
+        }
         CodeConsumed::Replayed { grant_id } => {
             // A second valid redemption by the code's own client: the code leaked and the
             // first redemption may have been an attacker's. Revoke what it issued.
@@ -117,20 +136,11 @@ async fn authorization_code(
                 "authorization code replayed; revoking its grant"
             );
             end_grant(state, &grant_id, RevokeCause::CODE_REPLAYED).await?;
-            return Err(failed(GrantFailure::CodeReplayed));
+            Err(failed(GrantFailure::CodeReplayed))
         }
-        CodeConsumed::NotFound => return Err(failed(GrantFailure::UnknownCode)),
-    };
-    let refresh =
-        issues_refresh_tokens(&client.grant_types).then(|| generate_secret(REFRESH_TOKEN_PREFIX));
-    let (access, new) = new_tokens(state, refresh.as_ref());
-    let issued = state
-        .store
-        .issue_tokens(&code.grant_id, &code.scopes, &new)
-        .await
-        .map_err(store_error)?
-        .ok_or_else(|| failed(GrantFailure::GrantRevoked))?;
-    Ok(token_response(state, &access, refresh.as_ref(), &issued))
+        CodeConsumed::NotFound => Err(failed(GrantFailure::UnknownCode)),
+        CodeConsumed::GrantEnded => Err(failed(GrantFailure::GrantRevoked)),
+    }
 }
 
 async fn refresh(
@@ -159,7 +169,13 @@ async fn refresh(
         .await
         .map_err(store_error)?;
     match rotation {
-        Rotation::Rotated(issued) => answer_rotation(state, &successor, &issued).await,
+        // The rotation checked that the grant's upstream session is readable.
+        Rotation::Rotated(issued) => Ok(token_response(
+            state,
+            &successor.access_token,
+            Some(&successor.refresh_token),
+            &issued,
+        )),
         Rotation::Reissued {
             issued,
             access_token,
@@ -188,12 +204,16 @@ async fn refresh(
             end_grant(state, &grant_id, RevokeCause::REFRESH_REPLAYED).await?;
             Err(failed(GrantFailure::RefreshReplayed))
         }
+        Rotation::Unusable { grant_id } => {
+            end_grant(state, &grant_id, RevokeCause::UNREADABLE).await?;
+            Err(failed(GrantFailure::GrantUnusable))
+        }
         Rotation::InvalidScope => Err(failed(GrantFailure::ScopeExceedsGrant)),
         Rotation::NotFound => Err(failed(GrantFailure::UnknownRefreshToken)),
     }
 }
 
-/// The answer to a rotation that handed out `pair`.
+/// The answer to a retry within the grace that hands out `pair` again.
 async fn answer_rotation(
     state: &ProxyState,
     pair: &SuccessorTokens,

@@ -5,6 +5,8 @@
 //! client's expiry to the grant's so a client never disappears under a live session (deleting a
 //! client cascades to its grants, tokens, pending authorizations and consents).
 
+use std::borrow::Cow;
+
 use sqlx::any::AnyRow;
 
 use super::{Store, StoreError, TokenHash, col, from_json, now, to_json};
@@ -54,6 +56,20 @@ macro_rules! client_columns {
     };
 }
 
+/// The same columns of the alias `c`, named `c_…`, for joins (read back with
+/// `ClientRecord::from_prefixed_row(row, "c_", …)`).
+macro_rules! client_columns_c {
+    () => {
+        "c.client_id AS c_client_id, c.client_secret_hash AS c_client_secret_hash, \
+         c.client_name AS c_client_name, c.redirect_uris AS c_redirect_uris, \
+         c.grant_types AS c_grant_types, \
+         c.token_endpoint_auth_method AS c_token_endpoint_auth_method, c.scope AS c_scope, \
+         c.metadata AS c_metadata, c.created_at AS c_created_at, \
+         c.last_used_at AS c_last_used_at, c.expires_at AS c_expires_at"
+    };
+}
+pub(super) use client_columns_c;
+
 impl ClientRecord {
     /// `native` or `web` (SEP-837), recorded in [`metadata`](Self::metadata) at registration
     /// or from the metadata document; `None` for clients registered before it was recorded.
@@ -66,10 +82,27 @@ impl ClientRecord {
     }
 
     fn from_row(row: &AnyRow, op: &'static str) -> Result<Self, StoreError> {
-        let secret: Option<String> = col(row, "client_secret_hash", op)?;
-        let metadata: Option<String> = col(row, "metadata", op)?;
+        Self::from_prefixed_row(row, "", op)
+    }
+
+    /// A client read from columns named `{prefix}{column}` (joins alias them, see
+    /// `client_columns_c!`).
+    pub(super) fn from_prefixed_row(
+        row: &AnyRow,
+        prefix: &str,
+        op: &'static str,
+    ) -> Result<Self, StoreError> {
+        let name = |column: &'static str| -> Cow<'static, str> {
+            if prefix.is_empty() {
+                Cow::Borrowed(column)
+            } else {
+                Cow::Owned(format!("{prefix}{column}"))
+            }
+        };
+        let secret: Option<String> = col(row, &name("client_secret_hash"), op)?;
+        let metadata: Option<String> = col(row, &name("metadata"), op)?;
         Ok(Self {
-            client_id: col(row, "client_id", op)?,
+            client_id: col(row, &name("client_id"), op)?,
             client_secret_hash: secret
                 .map(|h| {
                     TokenHash::from_hex(&h).ok_or_else(|| {
@@ -77,21 +110,25 @@ impl ClientRecord {
                     })
                 })
                 .transpose()?,
-            client_name: col(row, "client_name", op)?,
+            client_name: col(row, &name("client_name"), op)?,
             redirect_uris: from_json(
-                &col::<String>(row, "redirect_uris", op)?,
+                &col::<String>(row, &name("redirect_uris"), op)?,
                 op,
                 "redirect_uris",
             )?,
-            grant_types: from_json(&col::<String>(row, "grant_types", op)?, op, "grant_types")?,
-            token_endpoint_auth_method: col(row, "token_endpoint_auth_method", op)?,
-            scope: col(row, "scope", op)?,
+            grant_types: from_json(
+                &col::<String>(row, &name("grant_types"), op)?,
+                op,
+                "grant_types",
+            )?,
+            token_endpoint_auth_method: col(row, &name("token_endpoint_auth_method"), op)?,
+            scope: col(row, &name("scope"), op)?,
             metadata: metadata
                 .map(|m| from_json(&m, op, "metadata"))
                 .transpose()?,
-            created_at: col(row, "created_at", op)?,
-            last_used_at: col(row, "last_used_at", op)?,
-            expires_at: col(row, "expires_at", op)?,
+            created_at: col(row, &name("created_at"), op)?,
+            last_used_at: col(row, &name("last_used_at"), op)?,
+            expires_at: col(row, &name("expires_at"), op)?,
         })
     }
 }
@@ -99,10 +136,31 @@ impl ClientRecord {
 impl Store {
     /// Stores a new client, counted among the [`unused`](Store::unused_clients) ones until its
     /// first grant. A `client_id` that already exists is a [`StoreError::Constraint`].
+    #[cfg(any(test, feature = "__bench"))] // the tests' and benches' registrations: no ceiling
     pub(crate) async fn register_client(&self, client: &ClientRecord) -> Result<(), StoreError> {
+        let stored = self
+            .register_client_within(client, u64::try_from(i64::MAX).unwrap_or(u64::MAX))
+            .await?;
+        debug_assert!(stored, "no ceiling");
+        Ok(())
+    }
+
+    /// Stores a new client, counted among the [`unused`](Store::unused_clients) ones until its
+    /// first grant, unless `max_unused` live unused registrations exist already: then nothing is
+    /// stored and the answer is `false`. One transaction, the count inside the insert, so a
+    /// registration costs no separate read. (Concurrent registrations on PostgreSQL may each
+    /// see the others' rows uncommitted: the ceiling can be passed by a few, as with any count
+    /// taken before an insert.) A `client_id` that already exists is a
+    /// [`StoreError::Constraint`].
+    pub(crate) async fn register_client_within(
+        &self,
+        client: &ClientRecord,
+        max_unused: u64,
+    ) -> Result<bool, StoreError> {
         const OP: &str = "register_client";
         let _turn = self.write_turn().await;
         let err = |e| StoreError::from_sqlx(OP, e);
+        let max_unused = i64::try_from(max_unused).unwrap_or(i64::MAX);
         let mut tx = self.begin(OP).await?;
         sqlx::query(concat!(
             "INSERT INTO mcp_auth_clients (",
@@ -123,17 +181,25 @@ impl Store {
         .execute(&mut *tx)
         .await
         .map_err(err)?;
-        sqlx::query(
+        let counted = sqlx::query(
             "INSERT INTO mcp_auth_unused_clients (client_id, created_at, expires_at) \
-             VALUES ($1, $2, $3)",
+             SELECT $1, $2, $3 WHERE (SELECT COUNT(*) FROM mcp_auth_unused_clients \
+             WHERE expires_at > $4) < $5",
         )
         .bind(&client.client_id)
         .bind(client.created_at)
         .bind(client.expires_at)
+        .bind(now())
+        .bind(max_unused)
         .execute(&mut *tx)
         .await
         .map_err(err)?;
-        tx.commit().await.map_err(err)
+        if counted.rows_affected() == 0 {
+            // At the ceiling: dropping the transaction takes the client row back out.
+            return Ok(false);
+        }
+        tx.commit().await.map_err(err)?;
+        Ok(true)
     }
 
     /// The client with this id, unless it is unknown or expired.
@@ -211,5 +277,25 @@ impl Store {
             .await
             .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(done.rows_affected() == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn joined_columns_match() {
+        let plain: Vec<&str> = client_columns!().split(", ").map(str::trim).collect();
+        let joined: Vec<String> = client_columns_c!()
+            .split(", ")
+            .map(|c| {
+                let (column, alias) = c.trim().split_once(" AS ").expect("aliased");
+                assert_eq!(
+                    column.trim_start_matches("c."),
+                    alias.trim_start_matches("c_")
+                );
+                alias.trim_start_matches("c_").to_owned()
+            })
+            .collect();
+        assert_eq!(plain, joined);
     }
 }

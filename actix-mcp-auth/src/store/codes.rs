@@ -5,14 +5,18 @@
 //! revoke its grant. Then [`Store::consume_code`] consumes it by one statement, `UPDATE … SET
 //! used_at = now WHERE used_at IS NULL AND client_id = … AND redirect_uri = … AND code_challenge
 //! = … RETURNING`, so of two concurrent redemptions (on any replicas) exactly one wins, and only
-//! with the values that were checked. The row stays until it expires, which makes a second
+//! with the values that were checked; the token pair is stored in the same transaction, so a
+//! code is never spent without its tokens. The row stays until it expires, which makes a second
 //! redemption recognizable: it is reported as [`CodeConsumed::Replayed`] so the caller can revoke
 //! the grant (RFC 9700 §4.5: a replayed code means the first redemption may have been an
 //! attacker's).
 
 use sqlx::{AnyConnection, any::AnyRow};
 
-use super::{Store, StoreError, TokenHash, col, join_scopes, split_scopes};
+use super::{
+    ClientRecord, IssuedTokens, NewTokens, Store, StoreError, TokenHash, clients::client_columns_c,
+    col, join_scopes, now, split_scopes, tokens::insert_pair,
+};
 
 /// An authorization code we issued.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -58,8 +62,8 @@ pub struct CodeRedemption<'a> {
 /// The outcome of `Store::consume_code`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CodeConsumed {
-    /// First redemption: the code, now marked used.
-    Consumed(AuthorizationCode),
+    /// First redemption: the code is now marked used, and this was issued for it.
+    Consumed(IssuedTokens),
     /// The code was already redeemed, with the same client, redirect URI and challenge: revoke
     /// its grant.
     Replayed {
@@ -69,6 +73,8 @@ pub enum CodeConsumed {
     /// Unknown or expired code, its grant was revoked, or the code does not carry the values of
     /// the [`CodeRedemption`].
     NotFound,
+    /// The code's grant was revoked while the code was being redeemed; nothing changed.
+    GrantEnded,
 }
 
 macro_rules! code_columns {
@@ -78,22 +84,85 @@ macro_rules! code_columns {
     };
 }
 
+/// The same columns of the alias `k`, named `k_…`, for joins.
+macro_rules! code_columns_k {
+    () => {
+        "k.code_hash AS k_code_hash, k.grant_id AS k_grant_id, k.client_id AS k_client_id, \
+         k.redirect_uri AS k_redirect_uri, k.code_challenge AS k_code_challenge, \
+         k.scopes AS k_scopes, k.resource AS k_resource, k.created_at AS k_created_at, \
+         k.expires_at AS k_expires_at, k.used_at AS k_used_at, \
+         k.redirect_uri_sent AS k_redirect_uri_sent"
+    };
+}
+
+/// Column names as read back, plain or with the `k_` alias of joins.
+struct CodeNames([&'static str; 11]);
+
+const PLAIN: CodeNames = CodeNames([
+    "code_hash",
+    "grant_id",
+    "client_id",
+    "redirect_uri",
+    "code_challenge",
+    "scopes",
+    "resource",
+    "created_at",
+    "expires_at",
+    "used_at",
+    "redirect_uri_sent",
+]);
+
+const ALIASED: CodeNames = CodeNames([
+    "k_code_hash",
+    "k_grant_id",
+    "k_client_id",
+    "k_redirect_uri",
+    "k_code_challenge",
+    "k_scopes",
+    "k_resource",
+    "k_created_at",
+    "k_expires_at",
+    "k_used_at",
+    "k_redirect_uri_sent",
+]);
+
 impl AuthorizationCode {
     fn from_row(row: &AnyRow, op: &'static str) -> Result<Self, StoreError> {
-        let hash: String = col(row, "code_hash", op)?;
+        Self::from_named_row(row, &PLAIN, op)
+    }
+
+    fn from_named_row(
+        row: &AnyRow,
+        names: &CodeNames,
+        op: &'static str,
+    ) -> Result<Self, StoreError> {
+        let [
+            hash,
+            grant,
+            client,
+            redirect,
+            challenge,
+            scopes,
+            resource,
+            created,
+            expires,
+            used,
+            sent,
+        ] = names.0;
+        let hash: String = col(row, hash, op)?;
         Ok(Self {
             code_hash: TokenHash::from_hex(&hash)
                 .ok_or_else(|| StoreError::corrupt(op, "code_hash is not a digest"))?,
-            grant_id: col(row, "grant_id", op)?,
-            client_id: col(row, "client_id", op)?,
-            redirect_uri: col(row, "redirect_uri", op)?,
-            code_challenge: col(row, "code_challenge", op)?,
-            scopes: split_scopes(&col::<String>(row, "scopes", op)?),
-            resource: col(row, "resource", op)?,
-            created_at: col(row, "created_at", op)?,
-            expires_at: col(row, "expires_at", op)?,
-            used_at: col(row, "used_at", op)?,
-            redirect_uri_sent: col::<i64>(row, "redirect_uri_sent", op)? != 0,
+            grant_id: col(row, grant, op)?,
+            client_id: col(row, client, op)?,
+            redirect_uri: col(row, redirect, op)?,
+            code_challenge: col(row, challenge, op)?,
+            scopes: split_scopes(&col::<String>(row, scopes, op)?),
+            resource: col(row, resource, op)?,
+            created_at: col(row, created, op)?,
+            expires_at: col(row, expires, op)?,
+            used_at: col(row, used, op)?,
+            redirect_uri_sent: col::<i64>(row, sent, op)? != 0,
         })
     }
 }
@@ -147,18 +216,64 @@ impl Store {
         row.map(|r| AuthorizationCode::from_row(&r, OP)).transpose()
     }
 
-    /// Redeems a code the caller has checked: marks it used and returns it, atomically, if it is
-    /// unused and still carries the values of `checked`. Then issue tokens with
-    /// [`Store::issue_tokens`].
+    /// The client with this id (unless unknown or expired, as [`Store::get_client`]) and the
+    /// code with this digest (as [`Store::find_code`]), in one read: what a code redemption at
+    /// the token endpoint looks at first.
+    pub(crate) async fn get_client_and_code(
+        &self,
+        client_id: &str,
+        code_hash: &TokenHash,
+    ) -> Result<(Option<ClientRecord>, Option<AuthorizationCode>), StoreError> {
+        const OP: &str = "get_client_and_code";
+        // One row whatever matches: both sides are optional.
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            client_columns_c!(),
+            ", ",
+            code_columns_k!(),
+            " FROM (SELECT 1 AS one) o \
+             LEFT JOIN mcp_auth_clients c ON c.client_id = $1 AND c.expires_at > $3 \
+             LEFT JOIN mcp_auth_codes k ON k.code_hash = $2 AND k.expires_at > $4 \
+             AND EXISTS (SELECT 1 FROM mcp_auth_grants g \
+             WHERE g.grant_id = k.grant_id AND g.revoked_at IS NULL AND g.expires_at > $4)"
+        ))
+        .bind(client_id)
+        .bind(code_hash.as_str())
+        // Clients follow the system clock, codes the store's (see `StoreOptions::clock`).
+        .bind(now())
+        .bind(self.now())
+        .fetch_one(&mut *self.conn(OP).await?)
+        .await
+        .map_err(|e| StoreError::from_sqlx(OP, e))?;
+        let client = match col::<Option<String>>(&row, "c_client_id", OP)? {
+            Some(_) => Some(ClientRecord::from_prefixed_row(&row, "c_", OP)?),
+            None => None,
+        };
+        let code = match col::<Option<String>>(&row, "k_code_hash", OP)? {
+            Some(_) => Some(AuthorizationCode::from_named_row(&row, &ALIASED, OP)?),
+            None => None,
+        };
+        Ok((client, code))
+    }
+
+    /// Redeems a code the caller has checked and issues its tokens, in one transaction: marks
+    /// the code used if it is unused and still carries the values of `checked`, then stores the
+    /// pair in `tokens` under the code's grant with the code's scopes, while the grant is live,
+    /// each expiry capped at the grant's. Either both happen or neither does.
     pub(crate) async fn consume_code(
         &self,
         code_hash: &TokenHash,
         checked: &CodeRedemption<'_>,
+        tokens: &NewTokens,
     ) -> Result<CodeConsumed, StoreError> {
         const OP: &str = "consume_code";
-        // A correlated EXISTS, not `grant_id IN (SELECT …)`: SQLite would build the whole list
-        // of live grants for every call.
+        let err = |e| StoreError::from_sqlx(OP, e);
         let _turn = self.write_turn().await;
+        let now = self.now();
+        let mut tx = self.begin(OP).await?;
+        // The single-use update is the transaction's first statement (see the module docs of
+        // `store`). A correlated EXISTS, not `grant_id IN (SELECT …)`: SQLite would build the
+        // whole list of live grants for every call.
         let row = sqlx::query(concat!(
             "UPDATE mcp_auth_codes SET used_at = $2 \
              WHERE code_hash = $1 AND used_at IS NULL AND expires_at > $2 \
@@ -169,19 +284,28 @@ impl Store {
             code_columns!()
         ))
         .bind(code_hash.as_str())
-        .bind(self.now())
+        .bind(now)
         .bind(checked.client_id)
         .bind(checked.redirect_uri)
         .bind(checked.code_challenge)
-        .fetch_optional(&mut *self.conn(OP).await?)
+        .fetch_optional(&mut *tx)
         .await
-        .map_err(|e| StoreError::from_sqlx(OP, e))?;
+        .map_err(err)?;
         if let Some(row) = row {
-            return Ok(CodeConsumed::Consumed(AuthorizationCode::from_row(
-                &row, OP,
-            )?));
+            let code = AuthorizationCode::from_row(&row, OP)?;
+            let issued = insert_pair(&mut tx, &code.grant_id, &code.scopes, tokens, None, now)
+                .await
+                .map_err(err)?;
+            let Some((issued, _)) = issued else {
+                // The grant was revoked between the two statements (PostgreSQL): dropping the
+                // transaction leaves the code unused, under a dead grant.
+                return Ok(CodeConsumed::GrantEnded);
+            };
+            tx.commit().await.map_err(err)?;
+            return Ok(CodeConsumed::Consumed(issued));
         }
         // Lost the race or a replay: a used row with the same values says which grant to revoke.
+        // Asked on the same connection; the transaction changed nothing and is rolled back.
         let grant_id: Option<String> = sqlx::query_scalar(
             "SELECT grant_id FROM mcp_auth_codes WHERE code_hash = $1 AND used_at IS NOT NULL \
              AND client_id = $2 AND redirect_uri = $3 AND code_challenge = $4",
@@ -190,12 +314,30 @@ impl Store {
         .bind(checked.client_id)
         .bind(checked.redirect_uri)
         .bind(checked.code_challenge)
-        .fetch_optional(&mut *self.conn(OP).await?)
+        .fetch_optional(&mut *tx)
         .await
-        .map_err(|e| StoreError::from_sqlx(OP, e))?;
+        .map_err(err)?;
         Ok(match grant_id {
             Some(grant_id) => CodeConsumed::Replayed { grant_id },
             None => CodeConsumed::NotFound,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_match_the_column_lists() {
+        let listed: Vec<&str> = code_columns!().split(", ").map(str::trim).collect();
+        assert_eq!(listed, PLAIN.0);
+        let aliased: Vec<String> = code_columns_k!()
+            .split(", ")
+            .map(|c| c.trim().split_once(" AS ").expect("aliased").1.to_owned())
+            .collect();
+        assert_eq!(aliased, ALIASED.0);
+        let prefixed: Vec<String> = PLAIN.0.iter().map(|c| format!("k_{c}")).collect();
+        assert_eq!(prefixed, ALIASED.0);
     }
 }

@@ -93,7 +93,7 @@ macro_rules! grant_columns_g {
          g.upstream_expires_at, g.upstream_version, g.profile, g.created_at, g.expires_at"
     };
 }
-pub(super) use grant_columns_g;
+pub(super) use {grant_columns, grant_columns_g};
 
 /// Sealed upstream tokens, ready to bind.
 struct SealedUpstream {

@@ -31,7 +31,10 @@
 //!   two concurrent consumers exactly one gets the row; a consumed code stays behind so a second
 //!   redemption is reported as `CodeConsumed::Replayed` and the caller can revoke the grant. A
 //!   code is consumed only by the client, redirect URI and PKCE challenge the caller checked
-//!   first, so a wrong guess burns nothing;
+//!   first, so a wrong guess burns nothing, and in one transaction with the insert of its token
+//!   pair. The consent token and the callback's claim of a pending authorization also check the
+//!   browser binding (and the approval) in their single-use statement, so nothing is read first;
+//!   a caller reads only after a refusal, to say why;
 //! * refresh rotation is a compare-and-swap on `rotated_at IS NULL` followed by the insert of the
 //!   new pair, in one database transaction (`Rotation`): of N concurrent rotations of one token
 //!   exactly one mints a pair, and during the grace every other one gets that same pair back

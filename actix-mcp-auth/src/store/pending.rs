@@ -2,15 +2,19 @@
 //! `/authorize` and AuthKit's callback.
 //!
 //! Life cycle: [`Store::create_pending`] at `/authorize`; [`Store::get_pending`] to render the
-//! consent page; [`Store::approve_pending`] when the consent form comes back (consumes the form's
-//! single-use CSRF token and marks the request approved in one statement); [`Store::consume_pending`]
-//! at the callback (deletes and returns the row in one statement, so a callback is honoured once).
+//! consent page (with its client: [`Store::get_pending_with_client`]); [`Store::approve_pending`] when the consent form comes back (checks the browser
+//! binding, consumes the form's single-use CSRF token and marks the request approved in one
+//! statement); [`Store::claim_approved_pending`] at the callback (checks the binding and the
+//! approval, deletes and returns the row in one statement, so a callback is honoured once);
+//! [`Store::consume_pending`] when the user denies.
 //! A request approved through a remembered consent is created with `consented_at` already set.
 
 use sqlx::any::AnyRow;
 
 use super::{
-    Secret, Store, StoreError, TokenHash, col,
+    ClientRecord, Secret, Store, StoreError, TokenHash,
+    clients::client_columns_c,
+    col,
     crypto::{Sealed, aad},
     join_scopes, now, split_scopes,
 };
@@ -60,6 +64,15 @@ macro_rules! pending_columns {
         "txn_id, client_id, redirect_uri, client_state, code_challenge, scopes, resource, key_id, \
          upstream_verifier, upstream_nonce, browser_binding_hash, consent_token_hash, \
          consented_at, created_at, expires_at, redirect_uri_sent"
+    };
+}
+
+/// The same columns of the alias `p`, for joins (read back under their plain names).
+macro_rules! pending_columns_p {
+    () => {
+        "p.txn_id, p.client_id, p.redirect_uri, p.client_state, p.code_challenge, p.scopes, \
+         p.resource, p.key_id, p.upstream_verifier, p.upstream_nonce, p.browser_binding_hash, \
+         p.consent_token_hash, p.consented_at, p.created_at, p.expires_at, p.redirect_uri_sent"
     };
 }
 
@@ -178,35 +191,95 @@ impl Store {
         row.map(|r| self.pending_from_row(&r, OP)).transpose()
     }
 
-    /// Records the user's approval if `consent_token` is the request's unused CSRF token:
-    /// clears the token and sets `consented_at` in one statement, so a form submitted twice (or
-    /// by two replicas at once) is approved once. Returns the approved request, or `None` when
-    /// the token does not match, was used, or the request expired.
+    /// The pending authorization, unless unknown or expired, with its client (`None` when the
+    /// client is unknown or expired), in one read: what the consent page shows.
+    pub(crate) async fn get_pending_with_client(
+        &self,
+        txn_id: &str,
+    ) -> Result<Option<(PendingAuthorization, Option<ClientRecord>)>, StoreError> {
+        const OP: &str = "get_pending_with_client";
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            pending_columns_p!(),
+            ", ",
+            client_columns_c!(),
+            " FROM mcp_auth_pending p LEFT JOIN mcp_auth_clients c \
+             ON c.client_id = p.client_id AND c.expires_at > $2 \
+             WHERE p.txn_id = $1 AND p.expires_at > $2"
+        ))
+        .bind(txn_id)
+        .bind(now())
+        .fetch_optional(&mut *self.conn(OP).await?)
+        .await
+        .map_err(|e| StoreError::from_sqlx(OP, e))?;
+        let Some(row) = row else { return Ok(None) };
+        let pending = self.pending_from_row(&row, OP)?;
+        let client = match col::<Option<String>>(&row, "c_client_id", OP)? {
+            Some(_) => Some(ClientRecord::from_prefixed_row(&row, "c_", OP)?),
+            None => None,
+        };
+        Ok(Some((pending, client)))
+    }
+
+    /// Records the user's approval if `consent_token` is the request's unused CSRF token and
+    /// `browser_binding` its browser-binding digest: clears the token and sets `consented_at` in
+    /// one statement, so a form submitted twice (or by two replicas at once) is approved once,
+    /// and only from the browser that started the request. Returns the approved request, or
+    /// `None` when the token or binding does not match, the token was used, or the request
+    /// expired (nothing changed; [`Store::get_pending`] tells which).
     pub(crate) async fn approve_pending(
         &self,
         txn_id: &str,
         consent_token: &TokenHash,
+        browser_binding: &TokenHash,
     ) -> Result<Option<PendingAuthorization>, StoreError> {
         const OP: &str = "approve_pending";
         let _turn = self.write_turn().await;
         let row = sqlx::query(concat!(
             "UPDATE mcp_auth_pending SET consented_at = $3, consent_token_hash = NULL \
-             WHERE txn_id = $1 AND consent_token_hash = $2 AND consented_at IS NULL \
-             AND expires_at > $3 RETURNING ",
+             WHERE txn_id = $1 AND consent_token_hash = $2 AND browser_binding_hash = $4 \
+             AND consented_at IS NULL AND expires_at > $3 RETURNING ",
             pending_columns!()
         ))
         .bind(txn_id)
         .bind(consent_token.as_str())
         .bind(now())
+        .bind(browser_binding.as_str())
         .fetch_optional(&mut *self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| self.pending_from_row(&r, OP)).transpose()
     }
 
-    /// Deletes and returns the pending authorization (at the upstream callback). Of concurrent
-    /// callers exactly one gets it; `None` when unknown, already consumed or expired. The caller
-    /// must still check `consented_at` and the browser binding.
+    /// At the upstream callback: deletes and returns the pending authorization if it was
+    /// approved and `browser_binding` is its browser-binding digest, in one statement. Of
+    /// concurrent callers exactly one gets it; `None` (nothing changed) when it is unknown,
+    /// already consumed, expired, not approved or bound to another browser
+    /// ([`Store::get_pending`] tells which).
+    pub(crate) async fn claim_approved_pending(
+        &self,
+        txn_id: &str,
+        browser_binding: &TokenHash,
+    ) -> Result<Option<PendingAuthorization>, StoreError> {
+        const OP: &str = "claim_approved_pending";
+        let _turn = self.write_turn().await;
+        let row = sqlx::query(concat!(
+            "DELETE FROM mcp_auth_pending WHERE txn_id = $1 AND expires_at > $2 \
+             AND browser_binding_hash = $3 AND consented_at IS NOT NULL RETURNING ",
+            pending_columns!()
+        ))
+        .bind(txn_id)
+        .bind(now())
+        .bind(browser_binding.as_str())
+        .fetch_optional(&mut *self.conn(OP).await?)
+        .await
+        .map_err(|e| StoreError::from_sqlx(OP, e))?;
+        row.map(|r| self.pending_from_row(&r, OP)).transpose()
+    }
+
+    /// Deletes and returns the pending authorization (a denied consent). Of concurrent callers
+    /// exactly one gets it; `None` when unknown, already consumed or expired. The caller must
+    /// have checked the browser binding.
     pub(crate) async fn consume_pending(
         &self,
         txn_id: &str,
@@ -223,5 +296,18 @@ impl Store {
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| self.pending_from_row(&r, OP)).transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn joined_columns_match() {
+        let plain: Vec<&str> = pending_columns!().split(", ").map(str::trim).collect();
+        let joined: Vec<&str> = pending_columns_p!()
+            .split(", ")
+            .map(|c| c.trim().trim_start_matches("p."))
+            .collect();
+        assert_eq!(plain, joined);
     }
 }

@@ -1,7 +1,7 @@
 //! Access and refresh tokens we issued (`mcp_auth_tokens`), stored as SHA-256 digests.
 //!
-//! * Issuing ([`Store::issue_tokens`]) inserts the pair in one transaction, and only while the
-//!   grant is live; each token's expiry is capped at the grant's.
+//! * Issuing (with a code's redemption, [`Store::consume_code`]) inserts the pair in one
+//!   transaction, and only while the grant is live; each token's expiry is capped at the grant's.
 //! * Rotation ([`Store::rotate_refresh_token`]) is a compare-and-swap: `UPDATE … SET rotated_at
 //!   = now WHERE rotated_at IS NULL …` on the old refresh token, then the insert of the new pair
 //!   (`parent_hash` = the old token), in one transaction. Of any number of concurrent rotations
@@ -30,7 +30,7 @@ use super::{
     audit::{AuditActor, AuditEntry, AuditKind, insert_grant_entry},
     col,
     crypto::{Sealed, aad},
-    grants::grant_columns_g,
+    grants::{grant_columns, grant_columns_g},
     join_scopes, split_scopes,
 };
 
@@ -182,6 +182,12 @@ pub enum Rotation {
     },
     /// The requested scopes exceed the token's; nothing changed (the old token stays valid).
     InvalidScope,
+    /// The grant's stored upstream session cannot be read (its key was removed, or the row is
+    /// damaged); nothing changed. End the grant: the client must log in again.
+    Unusable {
+        /// The unreadable grant.
+        grant_id: String,
+    },
     /// Unknown, expired or revoked token, a token of another client, or a dead grant.
     NotFound,
 }
@@ -271,104 +277,78 @@ impl IssuedToken {
     }
 }
 
-/// One token row to insert under a live grant.
-struct TokenInsert<'a> {
-    hash: &'a TokenHash,
-    kind: TokenKind,
-    grant_id: &'a str,
-    scopes: &'a str,
-    parent: Option<&'a TokenHash>,
-    now: i64,
-    expires_at: i64,
-}
+/// `INSERT` of an access token alone under a grant.
+const INSERT_ACCESS: &str = "INSERT INTO mcp_auth_tokens (token_hash, kind, grant_id, client_id, \
+     scopes, parent_hash, created_at, expires_at) VALUES ($1, 'access', $2, $3, $4, $5, $6, $7)";
+/// `INSERT` of an access and a refresh token under a grant, in one statement.
+const INSERT_PAIR: &str = "INSERT INTO mcp_auth_tokens (token_hash, kind, grant_id, client_id, \
+     scopes, parent_hash, created_at, expires_at) \
+     VALUES ($1, 'access', $2, $3, $4, $5, $6, $7), ($8, 'refresh', $2, $3, $4, $5, $6, $9)";
 
-/// Inserts a token if its grant is live, capping its expiry at the grant's. Returns the stored
-/// expiry and client id, or `None` when the grant is revoked, expired or unknown.
-async fn insert_token(
-    conn: &mut AnyConnection,
-    token: TokenInsert<'_>,
-) -> Result<Option<(i64, String)>, sqlx::Error> {
-    // INSERT … SELECT so the liveness check and the insert are one statement (and, on SQLite,
-    // a write from the start).
-    let row = sqlx::query(
-        "INSERT INTO mcp_auth_tokens (token_hash, kind, grant_id, client_id, scopes, \
-         parent_hash, created_at, expires_at) \
-         SELECT $1, $2, g.grant_id, g.client_id, $3, $4, $5, \
-         CASE WHEN $6 < g.expires_at THEN $6 ELSE g.expires_at END \
-         FROM mcp_auth_grants g \
-         WHERE g.grant_id = $7 AND g.revoked_at IS NULL AND g.expires_at > $5 \
-         RETURNING expires_at, client_id",
-    )
-    .bind(token.hash.as_str())
-    .bind(token.kind.as_str())
-    .bind(token.scopes)
-    .bind(token.parent.map(TokenHash::as_str))
-    .bind(token.now)
-    .bind(token.expires_at)
-    .bind(token.grant_id)
-    .fetch_optional(conn)
-    .await?;
-    row.map(|r| {
-        use sqlx::Row as _;
-        Ok((r.try_get("expires_at")?, r.try_get("client_id")?))
-    })
-    .transpose()
-}
-
-/// Inserts the pair in `tokens` under `grant_id` inside the caller's transaction and records
-/// the grant's use.
-async fn insert_pair(
+/// Inserts the pair in `tokens` under `grant_id` inside the caller's transaction, if the grant
+/// is live, and records the grant's use. Returns what was issued and the grant's row (its
+/// columns as [`Store::grant_from_row`] reads them), or `None` (nothing written) when the grant
+/// is revoked, expired or unknown.
+///
+/// Two statements: the grant's `last_used_at` update, whose `WHERE` is the liveness check (on
+/// PostgreSQL it also locks the grant's row, so a concurrent revocation waits for this
+/// transaction and then cuts off its tokens too), then both token rows in one `INSERT`, their
+/// expiries capped at the grant's as read under that lock.
+pub(super) async fn insert_pair(
     conn: &mut AnyConnection,
     grant_id: &str,
     scopes: &[String],
     tokens: &NewTokens,
     parent: Option<&TokenHash>,
     now: i64,
-) -> Result<Option<IssuedTokens>, sqlx::Error> {
-    let joined = join_scopes(scopes);
-    let access = TokenInsert {
-        hash: &tokens.access_hash,
-        kind: TokenKind::Access,
-        grant_id,
-        scopes: &joined,
-        parent,
-        now,
-        expires_at: tokens.access_expires_at,
-    };
-    let Some((access_expires_at, client_id)) = insert_token(&mut *conn, access).await? else {
+) -> Result<Option<(IssuedTokens, AnyRow)>, sqlx::Error> {
+    use sqlx::Row as _;
+    // Issuing is a use of the grant (what a "connected apps" list shows as last used).
+    let grant = sqlx::query(concat!(
+        "UPDATE mcp_auth_grants SET last_used_at = $2 \
+         WHERE grant_id = $1 AND revoked_at IS NULL AND expires_at > $2 RETURNING ",
+        grant_columns!()
+    ))
+    .bind(grant_id)
+    .bind(now)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(grant) = grant else {
         return Ok(None);
     };
-    let mut refresh_expires_at = None;
-    if let Some(hash) = &tokens.refresh_hash {
-        let refresh = TokenInsert {
-            hash,
-            kind: TokenKind::Refresh,
-            grant_id,
-            scopes: &joined,
-            parent,
-            now,
-            expires_at: tokens.refresh_expires_at,
-        };
-        // On PostgreSQL a revocation may commit between the two statements; then the whole
-        // pair is abandoned (the caller rolls back) rather than half-issued.
-        let Some((expires_at, _)) = insert_token(&mut *conn, refresh).await? else {
-            return Ok(None);
-        };
-        refresh_expires_at = Some(expires_at);
-    }
-    // Issuing is a use of the grant (what a "connected apps" list shows as last used).
-    sqlx::query("UPDATE mcp_auth_grants SET last_used_at = $2 WHERE grant_id = $1")
-        .bind(grant_id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    Ok(Some(IssuedTokens {
+    let grant_expires_at: i64 = grant.try_get("expires_at")?;
+    let client_id: String = grant.try_get("client_id")?;
+    let cap = |at: i64| at.min(grant_expires_at);
+    let access_expires_at = cap(tokens.access_expires_at);
+    let refresh_expires_at = tokens
+        .refresh_hash
+        .as_ref()
+        .map(|_| cap(tokens.refresh_expires_at));
+    let joined = join_scopes(scopes);
+    let insert = sqlx::query(match refresh_expires_at {
+        Some(_) => INSERT_PAIR,
+        None => INSERT_ACCESS,
+    })
+    .bind(tokens.access_hash.as_str())
+    .bind(grant_id)
+    .bind(&client_id)
+    .bind(&joined)
+    .bind(parent.map(TokenHash::as_str))
+    .bind(now)
+    .bind(access_expires_at);
+    let insert = match (&tokens.refresh_hash, refresh_expires_at) {
+        (Some(hash), Some(expires_at)) => insert.bind(hash.as_str()).bind(expires_at),
+        _ => insert,
+    };
+    insert.execute(&mut *conn).await?;
+    let issued = IssuedTokens {
         grant_id: grant_id.to_owned(),
         client_id,
         scopes: scopes.to_vec(),
         access_expires_at,
         refresh_expires_at,
-    }))
+    };
+    Ok(Some((issued, grant)))
 }
 
 fn is_subset(requested: &[String], granted: &[String]) -> bool {
@@ -379,7 +359,9 @@ fn is_subset(requested: &[String], granted: &[String]) -> bool {
 impl Store {
     /// Stores a new access token (and refresh token, if given) under a live grant, in one
     /// transaction, with `scopes`. `None` (and nothing stored) when the grant is unknown,
-    /// expired or revoked.
+    /// expired or revoked. (The token endpoint issues with [`Store::consume_code`] and
+    /// [`Store::rotate_refresh_token`]; this is for tests and benches.)
+    #[cfg(any(test, feature = "__bench"))]
     pub(crate) async fn issue_tokens(
         &self,
         grant_id: &str,
@@ -396,7 +378,7 @@ impl Store {
         if issued.is_some() {
             tx.commit().await.map_err(err)?;
         }
-        Ok(issued)
+        Ok(issued.map(|(issued, _)| issued))
     }
 
     /// Exchanges refresh token `old` (presented by `client_id`) for the pair in `new`, keeping the
@@ -459,13 +441,22 @@ impl Store {
             Some(requested) => requested.to_vec(),
             None => granted,
         };
-        let Some(issued) = insert_pair(&mut tx, &grant_id, &scopes, &new.digests(), Some(old), now)
-            .await
-            .map_err(err)?
+        let Some((issued, grant)) =
+            insert_pair(&mut tx, &grant_id, &scopes, &new.digests(), Some(old), now)
+                .await
+                .map_err(err)?
         else {
             // Dropping the transaction rolls the compare-and-swap back.
             return Ok(Rotation::NotFound);
         };
+        // The grant's upstream session must still be readable (its encryption key may have
+        // been removed): otherwise the new tokens would be useless, and the client should log
+        // in again now rather than loop through refreshes. Checked on the row the update
+        // returned, so the answer needs no second read of the grant.
+        if let Err(error) = self.grant_from_row(&grant, OP) {
+            tracing::warn!(%error, "grant cannot be read; nothing rotated");
+            return Ok(Rotation::Unusable { grant_id });
+        }
         // `old` has now been used: its parent's grace ends here (a later use of the parent is a
         // replay), and the parent's sealed copy of `old` goes.
         if let Some(parent) = col::<Option<String>>(&spent, "parent_hash", OP)? {

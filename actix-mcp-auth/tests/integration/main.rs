@@ -16,6 +16,7 @@ mod proxy_input;
 mod proxy_login_policy;
 mod proxy_negative;
 mod proxy_single_flight;
+mod proxy_store_operations;
 mod proxy_tokens;
 mod store_support;
 mod tool_scopes;

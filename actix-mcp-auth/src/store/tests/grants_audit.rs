@@ -148,17 +148,13 @@ async fn grant_lifecycle_is_audited_without_secrets(db: &TestDb) {
     let (store, clock) = store_with_clock(db, Duration::from_secs(86_400)).await;
     let s = seed(&store).await;
     let grant_id = s.grant.grant_id.clone();
+    // The code's redemption issues the first pair.
+    let (access, refresh, tokens) = new_tokens();
     let consumed = store
-        .consume_code(&TokenHash::of(&s.code), &redemption(&s.client_id))
+        .consume_code(&TokenHash::of(&s.code), &redemption(&s.client_id), &tokens)
         .await
         .unwrap();
     assert!(matches!(consumed, crate::store::CodeConsumed::Consumed(_)));
-    let (access, refresh, tokens) = new_tokens();
-    store
-        .issue_tokens(&grant_id, &s.grant.scopes, &tokens)
-        .await
-        .unwrap()
-        .unwrap();
     // Entries of one second have no order: the rotation comes a second later.
     clock.advance(Duration::from_secs(1));
     let next = successor();

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use crate::store::{
-    Clock, CodeConsumed, ConsentApproval, Engine, Keyring, RevokeCause, Rotation, Secret, Store,
-    StoreError, StoreOptions, TokenHash, TokenKind, UpstreamTokens, UpstreamUpdate,
+    Clock, CodeConsumed, CodeRedemption, ConsentApproval, Engine, Keyring, RevokeCause, Rotation,
+    Secret, Store, StoreError, StoreOptions, TokenHash, TokenKind, UpstreamTokens, UpstreamUpdate,
 };
 
 use super::support::{
@@ -14,6 +14,7 @@ use super::support::{
 
 store_tests!(
     clients_round_trip,
+    registration_counts_unused_clients_in_its_insert,
     pending_authorization_flow,
     consent_is_remembered_and_replaced,
     code_is_single_use_and_replay_is_reported,
@@ -30,6 +31,7 @@ store_tests!(
     sealed_values_moved_between_rows_fail_closed,
     tampered_or_unknown_key_fails_closed,
     key_rotation_keeps_everyone_logged_in,
+    rotation_of_an_unreadable_grant_changes_nothing,
     constraint_violation_is_permanent,
     pool_timeout_is_transient,
     deleting_a_client_cascades,
@@ -74,6 +76,37 @@ async fn clients_round_trip(db: &TestDb) {
     assert!(!store.delete_client("client-a").await.unwrap());
 }
 
+/// The ceiling of never-used registrations is checked by the registration's own insert: at
+/// the ceiling nothing is stored; expired and used registrations do not count.
+async fn registration_counts_unused_clients_in_its_insert(db: &TestDb) {
+    let store = db.store().await;
+    let mut expired = client("expired");
+    expired.expires_at = now() - 1;
+    assert!(store.register_client_within(&expired, 2).await.unwrap());
+    assert!(store.register_client_within(&client("a"), 2).await.unwrap());
+    assert!(store.register_client_within(&client("b"), 2).await.unwrap());
+    let before = store.database_operations();
+    assert!(!store.register_client_within(&client("c"), 2).await.unwrap());
+    assert_eq!(store.database_operations() - before, 1, "one transaction");
+    // Refused: neither row of the client was kept.
+    assert_eq!(store.get_client("c").await.unwrap(), None);
+    let stored: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM mcp_auth_clients WHERE client_id = 'c'")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(stored, 0);
+    let unused = store.unused_clients().await.unwrap();
+    assert_eq!(unused.live, 2);
+    assert!(unused.next_expiry.is_some_and(|at| at > now()));
+    // A grant marks a client used, which makes room again.
+    let g = grant("a", 3600);
+    let (_, c) = code(&g, 300);
+    store.create_grant(&g, &c).await.unwrap();
+    assert!(store.register_client_within(&client("c"), 2).await.unwrap());
+    assert!(store.get_client("c").await.unwrap().is_some());
+}
+
 async fn pending_authorization_flow(db: &TestDb) {
     let store = db.store().await;
     store.register_client(&client("c")).await.unwrap();
@@ -81,28 +114,101 @@ async fn pending_authorization_flow(db: &TestDb) {
     store.create_pending(&p).await.unwrap();
     // The sealed verifier comes back opened.
     assert_eq!(store.get_pending(&p.txn_id).await.unwrap(), Some(p.clone()));
+    // The consent page's read: the request with its client, in one operation.
+    let before = store.database_operations();
+    let found = store.get_pending_with_client(&p.txn_id).await.unwrap();
+    assert_eq!(store.database_operations() - before, 1);
+    let registered = store.get_client("c").await.unwrap();
+    assert!(registered.is_some());
+    assert_eq!(found, Some((p.clone(), registered)));
+    assert_eq!(
+        store.get_pending_with_client("unknown").await.unwrap(),
+        None
+    );
+    // A request whose client expired comes back without it.
+    let mut gone = client("gone");
+    gone.expires_at = now() - 1;
+    store.register_client(&gone).await.unwrap();
+    let orphan = pending("gone", 600);
+    store.create_pending(&orphan).await.unwrap();
+    assert_eq!(
+        store.get_pending_with_client(&orphan.txn_id).await.unwrap(),
+        Some((orphan.clone(), None))
+    );
 
+    let binding = TokenHash::of("browser cookie");
+    let other_browser = TokenHash::of("another cookie");
+    // Not approved yet: the callback's claim takes nothing.
+    assert_eq!(
+        store
+            .claim_approved_pending(&p.txn_id, &binding)
+            .await
+            .unwrap(),
+        None
+    );
     let wrong = TokenHash::of("forged csrf");
     assert_eq!(
-        store.approve_pending(&p.txn_id, &wrong).await.unwrap(),
+        store
+            .approve_pending(&p.txn_id, &wrong, &binding)
+            .await
+            .unwrap(),
         None
     );
     let csrf = TokenHash::of("consent csrf");
+    // The right token from another browser approves nothing and spends nothing.
+    assert_eq!(
+        store
+            .approve_pending(&p.txn_id, &csrf, &other_browser)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.get_pending(&p.txn_id).await.unwrap(), Some(p.clone()));
     let approved = store
-        .approve_pending(&p.txn_id, &csrf)
+        .approve_pending(&p.txn_id, &csrf, &binding)
         .await
         .unwrap()
         .expect("right token approves");
     assert!(approved.consented_at.is_some());
     assert_eq!(approved.consent_token, None);
     // The CSRF token is single-use.
-    assert_eq!(store.approve_pending(&p.txn_id, &csrf).await.unwrap(), None);
+    assert_eq!(
+        store
+            .approve_pending(&p.txn_id, &csrf, &binding)
+            .await
+            .unwrap(),
+        None
+    );
 
-    let consumed = store.consume_pending(&p.txn_id).await.unwrap().unwrap();
+    // Another browser's callback takes nothing; this browser's takes the request once.
+    assert_eq!(
+        store
+            .claim_approved_pending(&p.txn_id, &other_browser)
+            .await
+            .unwrap(),
+        None
+    );
+    let consumed = store
+        .claim_approved_pending(&p.txn_id, &binding)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(consumed.upstream_verifier, p.upstream_verifier);
     assert!(consumed.consented_at.is_some());
-    assert_eq!(store.consume_pending(&p.txn_id).await.unwrap(), None);
+    assert_eq!(
+        store
+            .claim_approved_pending(&p.txn_id, &binding)
+            .await
+            .unwrap(),
+        None
+    );
     assert_eq!(store.get_pending(&p.txn_id).await.unwrap(), None);
+
+    // A denied request is consumed without approval.
+    let q = pending("c", 600);
+    store.create_pending(&q).await.unwrap();
+    assert!(store.consume_pending(&q.txn_id).await.unwrap().is_some());
+    assert_eq!(store.consume_pending(&q.txn_id).await.unwrap(), None);
 }
 
 async fn consent_is_remembered_and_replaced(db: &TestDb) {
@@ -140,28 +246,98 @@ async fn code_is_single_use_and_replay_is_reported(db: &TestDb) {
     let store = db.store().await;
     let seed = seed(&store).await;
     let hash = TokenHash::of(&seed.code);
-    let CodeConsumed::Consumed(redeemed) = store
-        .consume_code(&hash, &redemption(&seed.client_id))
+    // The token endpoint's first read: the client and the code together, as read apart.
+    let before = store.database_operations();
+    let (found_client, found_code) = store
+        .get_client_and_code(&seed.client_id, &hash)
+        .await
+        .unwrap();
+    assert_eq!(store.database_operations() - before, 1);
+    assert!(found_client.is_some());
+    assert_eq!(
+        found_client,
+        store.get_client(&seed.client_id).await.unwrap()
+    );
+    assert!(found_code.is_some());
+    assert_eq!(found_code, store.find_code(&hash).await.unwrap());
+    let (nobody, code_anyway) = store.get_client_and_code("nobody", &hash).await.unwrap();
+    assert_eq!((nobody, code_anyway.is_some()), (None, true));
+    let (client_anyway, no_code) = store
+        .get_client_and_code(&seed.client_id, &TokenHash::of("unknown"))
+        .await
+        .unwrap();
+    assert_eq!((client_anyway.is_some(), no_code), (true, None));
+    // A redemption by another client, redirect URI or challenge burns nothing.
+    let stranger = CodeRedemption {
+        client_id: "someone else",
+        ..redemption(&seed.client_id)
+    };
+    let (_, _, unused) = new_tokens();
+    assert_eq!(
+        store.consume_code(&hash, &stranger, &unused).await.unwrap(),
+        CodeConsumed::NotFound
+    );
+    assert!(
+        store
+            .find_token(&unused.access_hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let (access, refresh, tokens) = new_tokens();
+    let CodeConsumed::Consumed(issued) = store
+        .consume_code(&hash, &redemption(&seed.client_id), &tokens)
         .await
         .unwrap()
     else {
         panic!("first redemption succeeds");
     };
-    assert_eq!(redeemed.grant_id, seed.grant.grant_id);
-    assert_eq!(redeemed.client_id, seed.client_id);
+    let redeemed = store.find_code(&hash).await.unwrap().unwrap();
     assert!(redeemed.used_at.is_some());
+    // The pair was stored with the code's scopes in the same transaction.
+    assert_eq!(issued.grant_id, seed.grant.grant_id);
+    assert_eq!(issued.client_id, seed.client_id);
+    assert_eq!(issued.scopes, redeemed.scopes);
+    assert_eq!(issued.access_expires_at, tokens.access_expires_at);
+    assert_eq!(issued.refresh_expires_at, Some(tokens.refresh_expires_at));
+    let found = store
+        .lookup_access_token(&TokenHash::of(&access))
+        .await
+        .unwrap()
+        .expect("the redemption's access token is live");
+    assert_eq!(found.token.scopes, redeemed.scopes);
+    let refresh_row = store
+        .find_token(&TokenHash::of(&refresh))
+        .await
+        .unwrap()
+        .expect("the redemption's refresh token is stored");
+    assert_eq!(refresh_row.kind, TokenKind::Refresh);
+    // A replay issues nothing and names the grant to revoke.
+    let (_, _, replayed) = new_tokens();
     assert_eq!(
         store
-            .consume_code(&hash, &redemption(&seed.client_id))
+            .consume_code(&hash, &redemption(&seed.client_id), &replayed)
             .await
             .unwrap(),
         CodeConsumed::Replayed {
             grant_id: seed.grant.grant_id.clone()
         }
     );
+    assert!(
+        store
+            .find_token(&replayed.access_hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(count(&store, "mcp_auth_tokens").await, 2);
     assert_eq!(
         store
-            .consume_code(&TokenHash::of("unknown"), &redemption(&seed.client_id))
+            .consume_code(
+                &TokenHash::of("unknown"),
+                &redemption(&seed.client_id),
+                &new_tokens().2
+            )
             .await
             .unwrap(),
         CodeConsumed::NotFound
@@ -485,7 +661,11 @@ async fn revoking_a_grant_revokes_its_tokens(db: &TestDb) {
     // The unused code of a revoked grant no longer redeems.
     assert_eq!(
         store
-            .consume_code(&TokenHash::of(&seed.code), &redemption(&seed.client_id))
+            .consume_code(
+                &TokenHash::of(&seed.code),
+                &redemption(&seed.client_id),
+                &new_tokens().2
+            )
             .await
             .unwrap(),
         CodeConsumed::NotFound
@@ -623,12 +803,26 @@ async fn expired_rows_are_invisible(db: &TestDb) {
     assert_eq!(store.get_pending(&p.txn_id).await.unwrap(), None);
     assert_eq!(
         store
-            .approve_pending(&p.txn_id, &TokenHash::of("consent csrf"))
+            .approve_pending(
+                &p.txn_id,
+                &TokenHash::of("consent csrf"),
+                &TokenHash::of("browser cookie")
+            )
             .await
             .unwrap(),
         None
     );
     assert_eq!(store.consume_pending(&p.txn_id).await.unwrap(), None);
+    let mut approved = pending("c", -1);
+    approved.consented_at = Some(now() - 10);
+    store.create_pending(&approved).await.unwrap();
+    assert_eq!(
+        store
+            .claim_approved_pending(&approved.txn_id, &TokenHash::of("browser cookie"))
+            .await
+            .unwrap(),
+        None
+    );
 
     // Expired consent.
     let approval = ConsentApproval {
@@ -649,7 +843,7 @@ async fn expired_rows_are_invisible(db: &TestDb) {
     store.create_grant(&g, &c).await.unwrap();
     assert_eq!(
         store
-            .consume_code(&TokenHash::of(&raw_code), &redemption("c"))
+            .consume_code(&TokenHash::of(&raw_code), &redemption("c"), &new_tokens().2)
             .await
             .unwrap(),
         CodeConsumed::NotFound
@@ -699,7 +893,7 @@ async fn expired_rows_are_invisible(db: &TestDb) {
     );
     assert_eq!(
         store
-            .consume_code(&dead_code.code_hash, &redemption("c"))
+            .consume_code(&dead_code.code_hash, &redemption("c"), &new_tokens().2)
             .await
             .unwrap(),
         CodeConsumed::NotFound
@@ -906,6 +1100,47 @@ async fn tampered_or_unknown_key_fails_closed(db: &TestDb) {
     ));
 }
 
+/// A refresh whose grant's upstream session cannot be opened (its key was removed) rotates
+/// nothing: the caller ends the grant and the client logs in again.
+async fn rotation_of_an_unreadable_grant_changes_nothing(db: &TestDb) {
+    let before = db
+        .store_with_keys(Keyring::from_config(&key_b64(1)).unwrap())
+        .await;
+    let (seed, _, refresh) = seed_with_tokens(&before).await;
+    let old = TokenHash::of(&refresh);
+    let without_key = db
+        .store_with_keys(Keyring::from_config(&key_b64(2)).unwrap())
+        .await;
+    let next = successor();
+    assert_eq!(
+        without_key
+            .rotate_refresh_token(&old, &seed.client_id, None, &next, GRACE)
+            .await
+            .unwrap(),
+        Rotation::Unusable {
+            grant_id: seed.grant.grant_id.clone()
+        }
+    );
+    // Rolled back: the old token is not spent, no successor is stored.
+    let row = before.find_token(&old).await.unwrap().unwrap();
+    assert_eq!(row.rotated_at, None);
+    assert!(
+        before
+            .find_token(&next.digests().access_hash)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // With the key the same token still rotates.
+    assert!(matches!(
+        before
+            .rotate_refresh_token(&old, &seed.client_id, None, &successor(), GRACE)
+            .await
+            .unwrap(),
+        Rotation::Rotated(_)
+    ));
+}
+
 async fn key_rotation_keeps_everyone_logged_in(db: &TestDb) {
     let old_key = key_b64(1);
     let new_key = key_b64(2);
@@ -1097,7 +1332,7 @@ fn store_is_clone_send_sync_and_futures_are_send() {
     fn futures(store: &Store) {
         let hash = TokenHash::of("x");
         assert_send(&store.lookup_access_token(&hash));
-        assert_send(&store.consume_code(&hash, &redemption("c")));
+        assert_send(&store.consume_code(&hash, &redemption("c"), &new_tokens().2));
         assert_send(&store.rotate_refresh_token(&hash, "c", None, &successor(), GRACE));
         assert_send(&store.revoke_grant("g", RevokeCause::CLIENT_REQUEST));
         assert_send(&store.migrate());

@@ -7,7 +7,8 @@ use crate::store::{CodeConsumed, Rotation, Store, TokenHash};
 use tokio::sync::Barrier;
 
 use super::support::{
-    GRACE, TestDb, count, pending, redemption, seed, seed_with_tokens, store_tests, successor,
+    GRACE, TestDb, count, new_tokens, pending, redemption, seed, seed_with_tokens, store_tests,
+    successor,
 };
 
 const ROUNDS: usize = 200;
@@ -43,17 +44,21 @@ async fn replicas(db: &TestDb) -> (Store, Store) {
     (db.store().await, db.store().await)
 }
 
+/// Two replicas redeem one code at once: one redemption, with its pair, and the loser sees a
+/// replay and issues nothing.
 async fn one_winner_per_code(db: &TestDb) {
     let (a, b) = replicas(db).await;
     for round in 0..ROUNDS {
         let seed = seed(&a).await;
         let hash = TokenHash::of(&seed.code);
+        let (ta, tb) = (new_tokens().2, new_tokens().2);
         let (ra, rb) = {
             let (a, b, h1, h2) = (a.clone(), b.clone(), hash.clone(), hash.clone());
             let (c1, c2) = (seed.client_id.clone(), seed.client_id.clone());
+            let (t1, t2) = (ta.clone(), tb.clone());
             race(
-                async move { a.consume_code(&h1, &redemption(&c1)).await.unwrap() },
-                async move { b.consume_code(&h2, &redemption(&c2)).await.unwrap() },
+                async move { a.consume_code(&h1, &redemption(&c1), &t1).await.unwrap() },
+                async move { b.consume_code(&h2, &redemption(&c2), &t2).await.unwrap() },
             )
             .await
         };
@@ -69,6 +74,20 @@ async fn one_winner_per_code(db: &TestDb) {
             ra == replayed || rb == replayed,
             "round {round}: loser sees a replay"
         );
+        // Exactly the winner's pair was stored.
+        let winner = if matches!(ra, CodeConsumed::Consumed(_)) {
+            &ta
+        } else {
+            &tb
+        };
+        let tokens: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM mcp_auth_tokens WHERE grant_id = $1")
+                .bind(&seed.grant.grant_id)
+                .fetch_one(a.pool())
+                .await
+                .unwrap();
+        assert_eq!(tokens, 2, "round {round}");
+        assert!(a.find_token(&winner.access_hash).await.unwrap().is_some());
     }
 }
 
@@ -133,13 +152,25 @@ async fn one_winner_per_pending_authorization(db: &TestDb) {
     let (a, b) = replicas(db).await;
     let client_id = seed(&a).await.client_id;
     for round in 0..ROUNDS {
-        let p = pending(&client_id, 600);
+        // Approved, as the callback finds it; even rounds race two callbacks (the claim that
+        // checks the binding and the approval), odd rounds a callback and a denial.
+        let mut p = pending(&client_id, 600);
+        p.consented_at = Some(super::support::now());
         a.create_pending(&p).await.unwrap();
+        let binding = p.browser_binding.clone().unwrap();
         let (ra, rb) = {
             let (a, b, t1, t2) = (a.clone(), b.clone(), p.txn_id.clone(), p.txn_id.clone());
+            let (b1, b2) = (binding.clone(), binding);
+            let deny = round % 2 == 1;
             race(
-                async move { a.consume_pending(&t1).await.unwrap() },
-                async move { b.consume_pending(&t2).await.unwrap() },
+                async move { a.claim_approved_pending(&t1, &b1).await.unwrap() },
+                async move {
+                    if deny {
+                        b.consume_pending(&t2).await.unwrap()
+                    } else {
+                        b.claim_approved_pending(&t2, &b2).await.unwrap()
+                    }
+                },
             )
             .await
         };
