@@ -10,9 +10,12 @@
 //! the grant (RFC 9700 §4.5: a replayed code means the first redemption may have been an
 //! attacker's).
 
-use sqlx::{AnyConnection, any::AnyRow};
+use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, TokenHash, col, join_scopes, split_scopes};
+use super::{
+    OpConn, ScalarStatement, Statement, Store, StoreError, TokenHash, col, join_scopes,
+    split_scopes,
+};
 
 /// An authorization code we issued.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -100,7 +103,7 @@ impl AuthorizationCode {
 
 /// Inserts a code inside the caller's transaction ([`Store::create_grant`]).
 pub(super) async fn insert_code(
-    conn: &mut AnyConnection,
+    conn: &mut OpConn,
     code: &AuthorizationCode,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(concat!(
@@ -118,7 +121,7 @@ pub(super) async fn insert_code(
     .bind(code.created_at)
     .bind(code.expires_at)
     .bind(i64::from(code.redirect_uri_sent))
-    .execute(conn)
+    .execute_in(conn)
     .await?;
     Ok(())
 }
@@ -141,7 +144,7 @@ impl Store {
         ))
         .bind(code_hash.as_str())
         .bind(self.now())
-        .fetch_optional(&mut *self.conn(OP).await?)
+        .fetch_optional_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| AuthorizationCode::from_row(&r, OP)).transpose()
@@ -173,7 +176,7 @@ impl Store {
         .bind(checked.client_id)
         .bind(checked.redirect_uri)
         .bind(checked.code_challenge)
-        .fetch_optional(&mut *self.conn(OP).await?)
+        .fetch_optional_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         if let Some(row) = row {
@@ -190,7 +193,7 @@ impl Store {
         .bind(checked.client_id)
         .bind(checked.redirect_uri)
         .bind(checked.code_challenge)
-        .fetch_optional(&mut *self.conn(OP).await?)
+        .fetch_optional_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(match grant_id {

@@ -10,7 +10,7 @@
 use sqlx::any::AnyRow;
 
 use super::{
-    Secret, Store, StoreError, TokenHash, col,
+    Secret, Statement, Store, StoreError, TokenHash, col,
     crypto::{Sealed, aad},
     join_scopes, now, split_scopes,
 };
@@ -153,7 +153,7 @@ impl Store {
         .bind(pending.created_at)
         .bind(pending.expires_at)
         .bind(i64::from(pending.redirect_uri_sent))
-        .execute(&mut *self.conn(OP).await?)
+        .execute_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(())
@@ -172,7 +172,7 @@ impl Store {
         ))
         .bind(txn_id)
         .bind(now())
-        .fetch_optional(&mut *self.conn(OP).await?)
+        .fetch_optional_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| self.pending_from_row(&r, OP)).transpose()
@@ -198,7 +198,7 @@ impl Store {
         .bind(txn_id)
         .bind(consent_token.as_str())
         .bind(now())
-        .fetch_optional(&mut *self.conn(OP).await?)
+        .fetch_optional_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| self.pending_from_row(&r, OP)).transpose()
@@ -219,7 +219,7 @@ impl Store {
         ))
         .bind(txn_id)
         .bind(now())
-        .fetch_optional(&mut *self.conn(OP).await?)
+        .fetch_optional_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| self.pending_from_row(&r, OP)).transpose()

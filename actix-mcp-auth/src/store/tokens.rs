@@ -23,10 +23,10 @@
 
 use std::{collections::HashSet, fmt, time::Duration};
 
-use sqlx::{AnyConnection, any::AnyRow};
+use sqlx::any::AnyRow;
 
 use super::{
-    Grant, Secret, Store, StoreError, TokenHash,
+    Grant, OpConn, Secret, Statement, Store, StoreError, TokenHash,
     audit::{AuditActor, AuditEntry, AuditKind, insert_grant_entry},
     col,
     crypto::{Sealed, aad},
@@ -285,7 +285,7 @@ struct TokenInsert<'a> {
 /// Inserts a token if its grant is live, capping its expiry at the grant's. Returns the stored
 /// expiry and client id, or `None` when the grant is revoked, expired or unknown.
 async fn insert_token(
-    conn: &mut AnyConnection,
+    conn: &mut OpConn,
     token: TokenInsert<'_>,
 ) -> Result<Option<(i64, String)>, sqlx::Error> {
     // INSERT … SELECT so the liveness check and the insert are one statement (and, on SQLite,
@@ -306,7 +306,7 @@ async fn insert_token(
     .bind(token.now)
     .bind(token.expires_at)
     .bind(token.grant_id)
-    .fetch_optional(conn)
+    .fetch_optional_in(conn)
     .await?;
     row.map(|r| {
         use sqlx::Row as _;
@@ -318,7 +318,7 @@ async fn insert_token(
 /// Inserts the pair in `tokens` under `grant_id` inside the caller's transaction and records
 /// the grant's use.
 async fn insert_pair(
-    conn: &mut AnyConnection,
+    conn: &mut OpConn,
     grant_id: &str,
     scopes: &[String],
     tokens: &NewTokens,
@@ -360,7 +360,7 @@ async fn insert_pair(
     sqlx::query("UPDATE mcp_auth_grants SET last_used_at = $2 WHERE grant_id = $1")
         .bind(grant_id)
         .bind(now)
-        .execute(&mut *conn)
+        .execute_in(conn)
         .await?;
     Ok(Some(IssuedTokens {
         grant_id: grant_id.to_owned(),
@@ -443,7 +443,7 @@ impl Store {
         .bind(key_id)
         .bind(sealed_access)
         .bind(sealed_refresh)
-        .fetch_optional(&mut *tx)
+        .fetch_optional_in(&mut tx)
         .await
         .map_err(err)?;
         let Some(spent) = spent else {
@@ -475,7 +475,7 @@ impl Store {
                 " WHERE token_hash = $1 AND reuse_until IS NOT NULL"
             ))
             .bind(parent)
-            .execute(&mut *tx)
+            .execute_in(&mut tx)
             .await
             .map_err(err)?;
         }
@@ -527,7 +527,7 @@ impl Store {
         )
         .bind(old.as_str())
         .bind(now)
-        .fetch_optional(&mut *self.conn(op).await?)
+        .fetch_optional_in(&mut self.conn(op).await?)
         .await
         .map_err(err)?;
         // A stranger's attempt neither learns anything nor revokes anything.
@@ -590,7 +590,7 @@ impl Store {
         .bind(old.as_str())
         .bind(&grant_id)
         .bind(now)
-        .fetch_all(&mut *self.conn(op).await?)
+        .fetch_all_in(&mut self.conn(op).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(op, e))?;
         let find = |hash: &TokenHash| {
@@ -640,7 +640,7 @@ impl Store {
         ))
         .bind(token_hash.as_str())
         .bind(self.now())
-        .fetch_optional(&mut *self.conn(OP).await?)
+        .fetch_optional_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         let Some(row) = row else { return Ok(None) };
@@ -665,7 +665,7 @@ impl Store {
         ))
         .bind(token_hash.as_str())
         .bind(self.now())
-        .fetch_optional(&mut *self.conn(OP).await?)
+        .fetch_optional_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| IssuedToken::from_row(&r, &PLAIN, OP))
@@ -682,7 +682,7 @@ impl Store {
         )
         .bind(token_hash.as_str())
         .bind(self.now())
-        .execute(&mut *self.conn(OP).await?)
+        .execute_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(done.rows_affected() == 1)
