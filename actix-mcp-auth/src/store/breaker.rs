@@ -50,6 +50,8 @@ struct State {
     next_probe: Option<Instant>,
     /// When an operation last reached the database.
     last_success: Option<Instant>,
+    /// When an operation last failed to, busy pool or not.
+    last_failure: Option<Instant>,
 }
 
 impl Breaker {
@@ -95,6 +97,7 @@ impl Breaker {
     /// `now + probe_interval`.
     pub(crate) fn failed(&self, started: Instant, now: Instant) {
         let mut state = self.lock();
+        state.last_failure = Some(state.last_failure.map_or(now, |t| t.max(now)));
         if state.last_success.is_some_and(|t| t >= started) {
             return;
         }
@@ -111,6 +114,12 @@ impl Breaker {
     /// means a busy pool, not an outage.
     pub(crate) fn succeeded_since(&self, since: Instant) -> bool {
         self.lock().last_success.is_some_and(|t| t >= since)
+    }
+
+    /// When an operation last found the database unreachable (whether or not that opened the
+    /// breaker): connections idle since then may be dead too.
+    pub(crate) fn last_failure(&self) -> Option<Instant> {
+        self.lock().last_failure
     }
 
     /// Whether the breaker is open (for logs and tests).
@@ -270,6 +279,21 @@ mod tests {
         breaker.failed(at(t0, 1), at(t0, 301));
         assert!(breaker.is_open());
         assert_eq!(breaker.admit(at(t0, 302)), Admission::Refuse);
+    }
+
+    #[test]
+    fn every_failure_is_remembered_even_in_a_busy_pool() {
+        let breaker = Breaker::new(INTERVAL);
+        let t0 = Instant::now();
+        assert_eq!(breaker.last_failure(), None);
+        breaker.succeeded(at(t0, 500));
+        // Not an outage (another operation completed meanwhile), but a connection died.
+        breaker.failed(t0, at(t0, 600));
+        assert!(!breaker.is_open());
+        assert_eq!(breaker.last_failure(), Some(at(t0, 600)));
+        // A late report of an older failure does not move it back.
+        breaker.failed(t0, at(t0, 550));
+        assert_eq!(breaker.last_failure(), Some(at(t0, 600)));
     }
 
     #[test]

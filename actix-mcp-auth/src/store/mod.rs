@@ -347,16 +347,30 @@ impl Store {
             create_private_file(&path);
         }
         let busy_ms = options.busy_timeout.as_millis();
+        let breaker = Arc::new(Breaker::new(options.probe_interval));
+        let suspect = breaker.clone();
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
-            // sqlx pings a pooled connection before handing it out, a round trip to the server
-            // or to SQLite's worker thread. A SQLite connection is a local file handle: nothing
-            // between us and the file can drop it, and a failure of its worker reaches the
-            // breaker through the statement anyway (`connection.rs`). A PostgreSQL connection
-            // can be dropped by the server (a restart) or the network while idle: the ping
-            // replaces it silently instead of failing a request.
-            .test_before_acquire(engine == Engine::Postgres)
+            // sqlx would ping every pooled connection before handing it out: a round trip to
+            // the server or to SQLite's worker thread per store operation, about a third of a
+            // login's. A SQLite connection is a local file handle: nothing between us and the
+            // file can drop it. A PostgreSQL connection can be dropped by the server (a
+            // restart) or the network while idle; `may_be_stale` says when to ping it, and a
+            // stale one sqlx replaces silently. A connection that fails anyway reaches the
+            // breaker through its statement (`connection.rs`).
+            .test_before_acquire(false)
+            .before_acquire(
+                move |conn, meta| -> BoxFuture<'_, Result<bool, sqlx::Error>> {
+                    let ping = engine == Engine::Postgres && may_be_stale(&suspect, meta.idle_for);
+                    Box::pin(async move {
+                        if ping {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                },
+            )
             .after_connect(
                 move |conn, _meta| -> BoxFuture<'_, Result<(), sqlx::Error>> {
                     Box::pin(async move {
@@ -379,7 +393,7 @@ impl Store {
             engine,
             write_gate: Arc::default(),
             clock: options.clock,
-            breaker: Arc::new(Breaker::new(options.probe_interval)),
+            breaker,
             reachability: Reachability::for_url(&url).map(Arc::new),
             operations: Arc::default(),
             statement_timeout: options.statement_timeout,
@@ -634,6 +648,24 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// A pooled PostgreSQL connection idle at least this long is pinged before it is handed out.
+/// Under load connections come back within milliseconds and go out again unpinged; an idle
+/// server pays a ping per operation, which costs it nothing. An outage lasts at least the
+/// probe interval (1 s by default) once the breaker opens, so the connections it killed have
+/// been idle this long when operations resume.
+const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
+
+/// Whether a pooled PostgreSQL connection idle for `idle_for` may have been dropped meanwhile:
+/// idle [`PING_IDLE_AFTER`] or longer, or since before a connection failure of another
+/// operation (a restart drops every connection, and the first operation to find a dropped one
+/// must not be followed by more).
+fn may_be_stale(breaker: &Breaker, idle_for: Duration) -> bool {
+    idle_for >= PING_IDLE_AFTER
+        || breaker
+            .last_failure()
+            .is_some_and(|failed| failed.elapsed() <= idle_for)
 }
 
 /// Operation `op`, admitted at `started`, found the database unreachable (on acquiring its
