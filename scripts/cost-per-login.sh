@@ -96,7 +96,8 @@ pg_ticks() {
   local master
   master="$(head -n 1 "$PGDIR/data/postmaster.pid")"
   for stat in /proc/[0-9]*/stat; do
-    sed 's/^.*) //' "$stat" 2>/dev/null
+    # A process may exit between the glob and the read: not an error (with pipefail it was).
+    sed 's/^.*) //' "$stat" 2>/dev/null || true
   done | awk -v m="$master" -v own="$(ticks "$master")" \
     '$2 == m { sum += $12 + $13 } END { print sum + own }'
 }
