@@ -7,9 +7,9 @@
 //! their entry in the same transaction (`insert_entry`), so the log never claims something that
 //! was rolled back; others use [`Store::append_audit`].
 
-use sqlx::{AnyConnection, any::AnyRow};
+use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, col, from_json, to_json};
+use super::{OpConn, Statement, Store, StoreError, col, from_json, to_json};
 
 /// What an audit entry records (serialized as its stored name, e.g. `grant_created`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
@@ -212,7 +212,7 @@ const MAX_ENTRIES: u32 = 1_000;
 
 /// Appends `entry` on `conn` (inside the caller's transaction), filling in its id and time.
 pub(crate) async fn insert_entry(
-    conn: &mut AnyConnection,
+    conn: &mut OpConn,
     entry: &AuditEntry,
     now: i64,
     retention_secs: i64,
@@ -230,7 +230,7 @@ pub(crate) async fn insert_entry(
     .bind(entry.actor.as_str())
     .bind(entry.detail.as_ref().map(to_json))
     .bind(now.saturating_add(retention_secs))
-    .execute(conn)
+    .execute_in(conn)
     .await?;
     Ok(())
 }
@@ -239,7 +239,7 @@ pub(crate) async fn insert_entry(
 /// transaction), naming the grant's user and client as stored: nothing when the grant is
 /// unknown.
 pub(crate) async fn insert_grant_entry(
-    conn: &mut AnyConnection,
+    conn: &mut OpConn,
     entry: &AuditEntry,
     grant_id: &str,
     now: i64,
@@ -258,7 +258,7 @@ pub(crate) async fn insert_grant_entry(
     .bind(entry.detail.as_ref().map(to_json))
     .bind(now.saturating_add(retention_secs))
     .bind(grant_id)
-    .execute(conn)
+    .execute_in(conn)
     .await?;
     Ok(())
 }
@@ -270,7 +270,7 @@ impl Store {
         const OP: &str = "append_audit";
         let _turn = self.write_turn().await;
         insert_entry(
-            &mut *self.conn(OP).await?,
+            &mut self.conn(OP).await?,
             entry,
             self.now(),
             self.audit_retention_secs(),
@@ -298,7 +298,7 @@ impl Store {
         .bind(i64::from(
             query.limit.unwrap_or(MAX_ENTRIES).min(MAX_ENTRIES),
         ))
-        .fetch_all(&mut *self.conn(OP).await?)
+        .fetch_all_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         rows.iter().map(|r| AuditEntry::from_row(r, OP)).collect()

@@ -7,8 +7,10 @@
 //! touch neither the pool nor the network. Once per `probe_interval` an operation that arrives
 //! starts a probe in the background (and fails fast itself: no request waits on a probe); if the
 //! probe reaches the database the breaker closes, otherwise it stays open for another interval.
-//! An outage is noticed by the first operation whose acquire fails, or sooner when the server
-//! refuses connections (see `reachability`): operations still waiting then give up at once.
+//! An outage is noticed by the first operation whose acquire fails, or whose statement fails
+//! with a connection error or misses the operation's deadline (see `connection.rs`), or sooner
+//! when the server refuses connections (see `reachability`): operations still waiting then give
+//! up at once.
 //!
 //! A pool that is merely busy also times out acquires. That is not an outage as long as other
 //! operations keep completing, so a failure opens the breaker only if no operation reached the
@@ -48,6 +50,8 @@ struct State {
     next_probe: Option<Instant>,
     /// When an operation last reached the database.
     last_success: Option<Instant>,
+    /// When an operation last failed to, busy pool or not.
+    last_failure: Option<Instant>,
 }
 
 impl Breaker {
@@ -93,6 +97,7 @@ impl Breaker {
     /// `now + probe_interval`.
     pub(crate) fn failed(&self, started: Instant, now: Instant) {
         let mut state = self.lock();
+        state.last_failure = Some(state.last_failure.map_or(now, |t| t.max(now)));
         if state.last_success.is_some_and(|t| t >= started) {
             return;
         }
@@ -111,6 +116,12 @@ impl Breaker {
         self.lock().last_success.is_some_and(|t| t >= since)
     }
 
+    /// When an operation last found the database unreachable (whether or not that opened the
+    /// breaker): connections idle since then may be dead too.
+    pub(crate) fn last_failure(&self) -> Option<Instant> {
+        self.lock().last_failure
+    }
+
     /// Whether the breaker is open (for logs and tests).
     pub(crate) fn is_open(&self) -> bool {
         self.lock().next_probe.is_some()
@@ -124,8 +135,8 @@ impl Breaker {
     }
 }
 
-/// Whether a failed acquire (or `BEGIN`) means the database is unreachable, as opposed to a
-/// busy SQLite file or a failing statement: only these open the breaker.
+/// Whether a failed acquire or statement means the database is unreachable, as opposed to a
+/// busy SQLite file or a statement the database refused: only these open the breaker.
 pub(crate) fn is_connection_failure(err: &sqlx::Error) -> bool {
     match err {
         // With the server down, sqlx retries refused connects until the acquire timeout and
@@ -234,5 +245,101 @@ mod tests {
         )));
         assert!(!is_connection_failure(&sqlx::Error::RowNotFound));
         assert!(!is_connection_failure(&sqlx::Error::PoolClosed));
+    }
+
+    /// What a statement can fail with: the server going away is an outage, the server
+    /// refusing the statement is an answer.
+    #[test]
+    fn statement_failures_that_mean_the_connection_is_gone() {
+        for code in ["08006", "08003", "57P01", "57P02", "57P03"] {
+            assert!(is_connection_failure(&database_error(code)), "{code}");
+        }
+        for code in ["23505", "40001", "40P01", "57014", "42P01", "5", "2067"] {
+            assert!(!is_connection_failure(&database_error(code)), "{code}");
+        }
+        // The deadline of a store operation (`connection.rs`) and a reset mid-statement.
+        for kind in [
+            std::io::ErrorKind::TimedOut,
+            std::io::ErrorKind::UnexpectedEof,
+            std::io::ErrorKind::ConnectionReset,
+        ] {
+            assert!(
+                is_connection_failure(&sqlx::Error::Io(kind.into())),
+                "{kind}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_statement_that_fails_after_an_earlier_success_opens_it() {
+        let breaker = Breaker::new(INTERVAL);
+        let t0 = Instant::now();
+        // The last success was before this operation started: it says nothing about now.
+        breaker.succeeded(t0);
+        breaker.failed(at(t0, 1), at(t0, 301));
+        assert!(breaker.is_open());
+        assert_eq!(breaker.admit(at(t0, 302)), Admission::Refuse);
+    }
+
+    #[test]
+    fn every_failure_is_remembered_even_in_a_busy_pool() {
+        let breaker = Breaker::new(INTERVAL);
+        let t0 = Instant::now();
+        assert_eq!(breaker.last_failure(), None);
+        breaker.succeeded(at(t0, 500));
+        // Not an outage (another operation completed meanwhile), but a connection died.
+        breaker.failed(t0, at(t0, 600));
+        assert!(!breaker.is_open());
+        assert_eq!(breaker.last_failure(), Some(at(t0, 600)));
+        // A late report of an older failure does not move it back.
+        breaker.failed(t0, at(t0, 550));
+        assert_eq!(breaker.last_failure(), Some(at(t0, 600)));
+    }
+
+    #[test]
+    fn openings_wake_waiting_operations_once_per_opening() {
+        let breaker = Breaker::new(INTERVAL);
+        let openings = breaker.openings();
+        let t0 = Instant::now();
+        breaker.failed(t0, t0);
+        // Already open: a second failure is no new opening.
+        breaker.failed(t0, at(t0, 10));
+        assert_eq!(*openings.borrow(), 1);
+        breaker.succeeded(at(t0, 2_000));
+        breaker.failed(at(t0, 2_001), at(t0, 2_100));
+        assert_eq!(*openings.borrow(), 2);
+    }
+
+    /// A database error with SQLSTATE (or SQLite code) `code`.
+    fn database_error(code: &'static str) -> sqlx::Error {
+        #[derive(Debug)]
+        struct Coded(&'static str);
+        impl std::fmt::Display for Coded {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "error {}", self.0)
+            }
+        }
+        impl std::error::Error for Coded {}
+        impl sqlx::error::DatabaseError for Coded {
+            fn message(&self) -> &str {
+                "test error"
+            }
+            fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+                Some(self.0.into())
+            }
+            fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+                self
+            }
+            fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+                self
+            }
+            fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+                self
+            }
+            fn kind(&self) -> sqlx::error::ErrorKind {
+                sqlx::error::ErrorKind::Other
+            }
+        }
+        sqlx::Error::Database(Box::new(Coded(code)))
     }
 }

@@ -8,7 +8,7 @@
 
 use sqlx::any::AnyRow;
 
-use super::{ClientRecord, Store, StoreError, col, now, to_json};
+use super::{ClientRecord, Statement, Store, StoreError, col, now, to_json};
 
 /// A cached metadata document.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -50,7 +50,7 @@ impl Store {
         )
         .bind(url)
         .bind(now())
-        .fetch_optional(&mut *self.conn(OP).await?)
+        .fetch_optional_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| CachedDocument::from_row(&r, OP)).transpose()
@@ -90,7 +90,7 @@ impl Store {
         .bind(client.metadata.as_ref().map(to_json))
         .bind(client.created_at)
         .bind(client.expires_at)
-        .execute(&mut *tx)
+        .execute_in(&mut tx)
         .await
         .map_err(err)?;
         if let Some(doc) = document {
@@ -106,7 +106,7 @@ impl Store {
             .bind(doc.fetched_at)
             .bind(doc.fresh_until)
             .bind(doc.expires_at)
-            .execute(&mut *tx)
+            .execute_in(&mut tx)
             .await
             .map_err(err)?;
         }
@@ -120,7 +120,7 @@ impl Store {
         let _turn = self.write_turn().await;
         let done = sqlx::query("DELETE FROM mcp_auth_cimd_documents WHERE url = $1")
             .bind(url)
-            .execute(&mut *self.conn(OP).await?)
+            .execute_in(&mut self.conn(OP).await?)
             .await
             .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(done.rows_affected() == 1)

@@ -9,7 +9,7 @@ use std::borrow::Cow;
 
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, TokenHash, col, from_json, now, to_json};
+use super::{Statement, Store, StoreError, TokenHash, col, from_json, now, to_json};
 
 /// A registered MCP client.
 #[derive(Clone, Debug, PartialEq)]
@@ -178,7 +178,7 @@ impl Store {
         .bind(client.created_at)
         .bind(client.last_used_at)
         .bind(client.expires_at)
-        .execute(&mut *tx)
+        .execute_in(&mut tx)
         .await
         .map_err(err)?;
         let counted = sqlx::query(
@@ -191,7 +191,7 @@ impl Store {
         .bind(client.expires_at)
         .bind(now())
         .bind(max_unused)
-        .execute(&mut *tx)
+        .execute_in(&mut tx)
         .await
         .map_err(err)?;
         if counted.rows_affected() == 0 {
@@ -215,7 +215,7 @@ impl Store {
         ))
         .bind(client_id)
         .bind(now())
-        .fetch_optional(&mut *self.conn(OP).await?)
+        .fetch_optional_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| ClientRecord::from_row(&r, OP)).transpose()
@@ -231,7 +231,7 @@ impl Store {
              FROM mcp_auth_unused_clients WHERE expires_at > $1",
         )
         .bind(now())
-        .fetch_one(&mut *self.conn(OP).await?)
+        .fetch_one_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         let live: i64 = col(&row, "live", OP)?;
@@ -260,7 +260,7 @@ impl Store {
         .bind(client_id)
         .bind(now)
         .bind(keep_until)
-        .execute(&mut *self.conn(OP).await?)
+        .execute_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(done.rows_affected() == 1)
@@ -273,7 +273,7 @@ impl Store {
         let _turn = self.write_turn().await;
         let done = sqlx::query("DELETE FROM mcp_auth_clients WHERE client_id = $1")
             .bind(client_id)
-            .execute(&mut *self.conn(OP).await?)
+            .execute_in(&mut self.conn(OP).await?)
             .await
             .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(done.rows_affected() == 1)

@@ -11,11 +11,11 @@
 //! the grant (RFC 9700 §4.5: a replayed code means the first redemption may have been an
 //! attacker's).
 
-use sqlx::{AnyConnection, any::AnyRow};
+use sqlx::any::AnyRow;
 
 use super::{
-    ClientRecord, IssuedTokens, NewTokens, Store, StoreError, TokenHash, clients::client_columns_c,
-    col, join_scopes, now, split_scopes, tokens::insert_pair,
+    ClientRecord, IssuedTokens, NewTokens, OpConn, ScalarStatement, Statement, Store, StoreError,
+    TokenHash, clients::client_columns_c, col, join_scopes, now, split_scopes, tokens::insert_pair,
 };
 
 /// An authorization code we issued.
@@ -169,7 +169,7 @@ impl AuthorizationCode {
 
 /// Inserts a code inside the caller's transaction ([`Store::create_grant`]).
 pub(super) async fn insert_code(
-    conn: &mut AnyConnection,
+    conn: &mut OpConn,
     code: &AuthorizationCode,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(concat!(
@@ -187,7 +187,7 @@ pub(super) async fn insert_code(
     .bind(code.created_at)
     .bind(code.expires_at)
     .bind(i64::from(code.redirect_uri_sent))
-    .execute(conn)
+    .execute_in(conn)
     .await?;
     Ok(())
 }
@@ -210,7 +210,7 @@ impl Store {
         ))
         .bind(code_hash.as_str())
         .bind(self.now())
-        .fetch_optional(&mut *self.conn(OP).await?)
+        .fetch_optional_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| AuthorizationCode::from_row(&r, OP)).transpose()
@@ -242,7 +242,7 @@ impl Store {
         // Clients follow the system clock, codes the store's (see `StoreOptions::clock`).
         .bind(now())
         .bind(self.now())
-        .fetch_one(&mut *self.conn(OP).await?)
+        .fetch_one_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         let client = match col::<Option<String>>(&row, "c_client_id", OP)? {
@@ -288,7 +288,7 @@ impl Store {
         .bind(checked.client_id)
         .bind(checked.redirect_uri)
         .bind(checked.code_challenge)
-        .fetch_optional(&mut *tx)
+        .fetch_optional_in(&mut tx)
         .await
         .map_err(err)?;
         if let Some(row) = row {
@@ -314,7 +314,7 @@ impl Store {
         .bind(checked.client_id)
         .bind(checked.redirect_uri)
         .bind(checked.code_challenge)
-        .fetch_optional(&mut *tx)
+        .fetch_optional_in(&mut tx)
         .await
         .map_err(err)?;
         Ok(match grant_id {

@@ -9,7 +9,7 @@
 
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, col, join_scopes, now, split_scopes};
+use super::{Statement, Store, StoreError, col, join_scopes, now, split_scopes};
 
 /// A remembered approval.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,7 +70,7 @@ impl Store {
         .bind(approval.created_at)
         .bind(approval.expires_at)
         .bind(approval.redirect_uris_digest.as_deref())
-        .execute(&mut *self.conn(OP).await?)
+        .execute_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(())
@@ -91,7 +91,7 @@ impl Store {
         .bind(subject)
         .bind(client_id)
         .bind(now())
-        .fetch_optional(&mut *self.conn(OP).await?)
+        .fetch_optional_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| ConsentApproval::from_row(&r, OP)).transpose()
@@ -110,7 +110,7 @@ impl Store {
             sqlx::query("DELETE FROM mcp_auth_consents WHERE subject = $1 AND client_id = $2")
                 .bind(subject)
                 .bind(client_id)
-                .execute(&mut *self.conn(OP).await?)
+                .execute_in(&mut self.conn(OP).await?)
                 .await
                 .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(done.rows_affected() == 1)

@@ -11,10 +11,10 @@
 //! once, the second write is refused ([`UpstreamUpdate::Stale`]) and that replica re-reads the
 //! grant instead of overwriting a newer refresh token with an older one.
 
-use sqlx::{AnyConnection, any::AnyRow};
+use sqlx::any::AnyRow;
 
 use super::{
-    AuthorizationCode, Secret, Store, StoreError,
+    AuthorizationCode, OpConn, Secret, Statement, Store, StoreError,
     audit::{AuditActor, AuditEntry, AuditKind, insert_entry},
     col,
     crypto::{Sealed, aad},
@@ -218,12 +218,12 @@ impl Store {
         .bind(&grant.client_id)
         .bind(self.now())
         .bind(grant.expires_at)
-        .execute(&mut *tx)
+        .execute_in(&mut tx)
         .await
         .map_err(err)?;
         sqlx::query("DELETE FROM mcp_auth_unused_clients WHERE client_id = $1")
             .bind(&grant.client_id)
-            .execute(&mut *tx)
+            .execute_in(&mut tx)
             .await
             .map_err(err)?;
         let created = AuditEntry::new(AuditKind::GrantCreated, AuditActor::User)
@@ -239,7 +239,7 @@ impl Store {
 
     async fn insert_grant(
         &self,
-        conn: &mut AnyConnection,
+        conn: &mut OpConn,
         grant: &Grant,
         sealed: SealedUpstream,
     ) -> Result<(), sqlx::Error> {
@@ -261,7 +261,7 @@ impl Store {
         .bind(grant.profile.as_ref().map(to_json))
         .bind(grant.created_at)
         .bind(grant.expires_at)
-        .execute(conn)
+        .execute_in(conn)
         .await?;
         Ok(())
     }
@@ -276,7 +276,7 @@ impl Store {
         ))
         .bind(grant_id)
         .bind(self.now())
-        .fetch_optional(&mut *self.conn(OP).await?)
+        .fetch_optional_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| self.grant_from_row(&r, OP)).transpose()
@@ -308,7 +308,7 @@ impl Store {
         .bind(sealed.id)
         .bind(upstream.expires_at)
         .bind(self.now())
-        .fetch_optional(&mut *self.conn(OP).await?)
+        .fetch_optional_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         match row {

@@ -78,9 +78,8 @@ use std::{
 
 use futures_util::future::BoxFuture;
 use sqlx::{
-    Any, AnyPool, AssertSqlSafe, Row as _, Transaction,
+    AnyPool, AssertSqlSafe, Row as _,
     any::{AnyPoolOptions, AnyRow},
-    pool::PoolConnection,
 };
 
 use crate::clock::Clock;
@@ -95,6 +94,7 @@ mod breaker;
 mod cimd;
 pub(crate) mod clients;
 pub(crate) mod codes;
+mod connection;
 mod consents;
 pub(crate) mod crypto;
 mod error;
@@ -110,6 +110,7 @@ pub(crate) use self::{
     cimd::CachedDocument,
     clients::ClientRecord,
     codes::{AuthorizationCode, CodeConsumed, CodeRedemption},
+    connection::{OpConn, ScalarStatement, Statement},
     consents::ConsentApproval,
     crypto::{Secret, TokenHash},
     grants::{Grant, UpstreamTokens, UpstreamUpdate},
@@ -146,12 +147,13 @@ impl Engine {
 }
 
 /// Pool and engine settings of a [`Store`]. `StoreOptions::default()` suits most servers;
-/// [`StoreOptions::from_env`] reads the two pool settings from the environment.
+/// [`StoreOptions::from_env`] reads the pool settings from the environment.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct StoreOptions {
     max_connections: u32,
     acquire_timeout: Duration,
+    statement_timeout: Duration,
     busy_timeout: Duration,
     clock: Clock,
     probe_interval: Duration,
@@ -164,6 +166,10 @@ const DEFAULT_AUDIT_RETENTION: Duration = Duration::from_secs(90 * 24 * 3600);
 /// Default of [`StoreOptions::acquire_timeout`]: see the README's performance section for the
 /// measurement behind it.
 const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+/// Default of [`StoreOptions::statement_timeout`]: far above what a store operation takes on a
+/// healthy database (milliseconds), short enough that requests caught by a network partition
+/// answer 503 instead of waiting minutes for TCP.
+const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default of [`StoreOptions::max_connections`].
 const DEFAULT_MAX_CONNECTIONS: u32 = 10;
 
@@ -172,6 +178,7 @@ impl Default for StoreOptions {
         Self {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+            statement_timeout: DEFAULT_STATEMENT_TIMEOUT,
             busy_timeout: Duration::from_secs(5),
             clock: Clock::system(),
             probe_interval: Duration::from_secs(1),
@@ -182,8 +189,9 @@ impl Default for StoreOptions {
 
 impl StoreOptions {
     /// The defaults, overridden by `MCP_AUTH_DB_MAX_CONNECTIONS` (a positive number),
-    /// `MCP_AUTH_DB_ACQUIRE_TIMEOUT_SECONDS` (seconds, fractions allowed, e.g. `0.5`) and
-    /// `MCP_AUTH_AUDIT_RETENTION_DAYS` (whole days, at least 1) when set.
+    /// `MCP_AUTH_DB_ACQUIRE_TIMEOUT_SECONDS` and `MCP_AUTH_DB_STATEMENT_TIMEOUT_SECONDS`
+    /// (seconds, fractions allowed, e.g. `0.5`) and `MCP_AUTH_AUDIT_RETENTION_DAYS` (whole days,
+    /// at least 1) when set.
     pub fn from_env() -> Result<Self, crate::error::ConfigError> {
         Self::from_vars(std::env::vars())
     }
@@ -198,6 +206,7 @@ impl StoreOptions {
         use crate::error::ConfigError;
         const MAX: &str = "MCP_AUTH_DB_MAX_CONNECTIONS";
         const ACQUIRE: &str = "MCP_AUTH_DB_ACQUIRE_TIMEOUT_SECONDS";
+        const STATEMENT: &str = "MCP_AUTH_DB_STATEMENT_TIMEOUT_SECONDS";
         const RETENTION: &str = "MCP_AUTH_AUDIT_RETENTION_DAYS";
         let mut options = Self::default();
         for (name, value) in vars {
@@ -214,16 +223,8 @@ impl StoreOptions {
                         .ok_or_else(|| ConfigError::invalid(MAX, "expected a positive number"))?;
                     options = options.max_connections(max);
                 }
-                ACQUIRE => {
-                    let secs = value
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0)
-                        .ok_or_else(|| {
-                            ConfigError::invalid(ACQUIRE, "expected seconds between 0 and 3600")
-                        })?;
-                    options = options.acquire_timeout(Duration::from_secs_f64(secs));
-                }
+                ACQUIRE => options = options.acquire_timeout(seconds(ACQUIRE, value)?),
+                STATEMENT => options = options.statement_timeout(seconds(STATEMENT, value)?),
                 RETENTION => {
                     let days = value
                         .parse::<u64>()
@@ -250,6 +251,17 @@ impl StoreOptions {
     /// with a transient error (default 2 s).
     pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
         self.acquire_timeout = timeout;
+        self
+    }
+
+    /// How long the statements of one store operation may take together, counted from when it
+    /// has its connection (default 5 s). One that takes longer fails with a transient error
+    /// (a 503) and its connection is closed. On PostgreSQL that also counts as a connection
+    /// failure, opening the breaker (see [`StoreOptions::probe_interval`]) unless other
+    /// operations completed meanwhile (a busy database, not an unreachable one): a statement
+    /// on a connection into a network partition would otherwise wait for TCP, minutes.
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = timeout;
         self
     }
 
@@ -297,6 +309,7 @@ pub struct Store {
     /// PostgreSQL over TCP: tells an outage from a busy pool while an acquire waits.
     reachability: Option<Arc<Reachability>>,
     operations: Arc<AtomicU64>,
+    statement_timeout: Duration,
     audit_retention_secs: i64,
 }
 
@@ -337,9 +350,30 @@ impl Store {
             create_private_file(&path);
         }
         let busy_ms = options.busy_timeout.as_millis();
+        let breaker = Arc::new(Breaker::new(options.probe_interval));
+        let suspect = breaker.clone();
         let pool = AnyPoolOptions::new()
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
+            // sqlx would ping every pooled connection before handing it out: a round trip to
+            // the server or to SQLite's worker thread per store operation, about a third of a
+            // login's. A SQLite connection is a local file handle: nothing between us and the
+            // file can drop it. A PostgreSQL connection can be dropped by the server (a
+            // restart) or the network while idle; `may_be_stale` says when to ping it, and a
+            // stale one sqlx replaces silently. A connection that fails anyway reaches the
+            // breaker through its statement (`connection.rs`).
+            .test_before_acquire(false)
+            .before_acquire(
+                move |conn, meta| -> BoxFuture<'_, Result<bool, sqlx::Error>> {
+                    let ping = engine == Engine::Postgres && may_be_stale(&suspect, meta.idle_for);
+                    Box::pin(async move {
+                        if ping {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                },
+            )
             .after_connect(
                 move |conn, _meta| -> BoxFuture<'_, Result<(), sqlx::Error>> {
                     Box::pin(async move {
@@ -362,9 +396,10 @@ impl Store {
             engine,
             write_gate: Arc::default(),
             clock: options.clock,
-            breaker: Arc::new(Breaker::new(options.probe_interval)),
+            breaker,
             reachability: Reachability::for_url(&url).map(Arc::new),
             operations: Arc::default(),
+            statement_timeout: options.statement_timeout,
             audit_retention_secs: i64::try_from(options.audit_retention.as_secs())
                 .unwrap_or(i64::MAX / 2),
         })
@@ -457,19 +492,29 @@ impl Store {
     }
 
     /// A pooled connection for store operation `op`, unless the database just failed to answer
-    /// (then a transient error at once, see [`StoreOptions::probe_interval`]).
-    pub(crate) async fn conn(&self, op: &'static str) -> Result<PoolConnection<Any>, StoreError> {
+    /// (then a transient error at once, see [`StoreOptions::probe_interval`]). Its statements
+    /// run through [`Statement`], within [`StoreOptions::statement_timeout`].
+    pub(crate) async fn conn(&self, op: &'static str) -> Result<OpConn, StoreError> {
         let started = self.admit(op)?;
-        self.unless_outage(op, started, self.pool.acquire()).await
+        let conn = self.unless_outage(op, started, self.pool.acquire()).await?;
+        Ok(OpConn::new(
+            conn,
+            self.breaker.clone(),
+            self.engine,
+            op,
+            started,
+            self.statement_timeout,
+        ))
     }
 
-    /// A transaction for store operation `op`, through the same breaker as [`Store::conn`].
-    pub(crate) async fn begin(
-        &self,
-        op: &'static str,
-    ) -> Result<Transaction<'static, Any>, StoreError> {
-        let started = self.admit(op)?;
-        self.unless_outage(op, started, self.pool.begin()).await
+    /// A transaction for store operation `op`, like [`Store::conn`]: commit it with
+    /// [`OpConn::commit`]; dropped uncommitted, it rolls back.
+    pub(crate) async fn begin(&self, op: &'static str) -> Result<OpConn, StoreError> {
+        let mut conn = self.conn(op).await?;
+        conn.begin()
+            .await
+            .map_err(|e| StoreError::from_sqlx(op, e))?;
+        Ok(conn)
     }
 
     /// Waits for `acquire` (a connection or a transaction) unless an outage shows meanwhile:
@@ -549,10 +594,9 @@ impl Store {
         result: Result<T, sqlx::Error>,
     ) -> Result<T, StoreError> {
         match result {
-            Ok(value) => {
-                self.breaker.succeeded(Instant::now());
-                Ok(value)
-            }
+            // Not a sign the database answers: a pooled SQLite connection is handed out without
+            // a round trip. The operation's statements tell the breaker (`connection.rs`).
+            Ok(value) => Ok(value),
             Err(error) => {
                 if breaker::is_connection_failure(&error) {
                     self.connection_failed(op, started);
@@ -562,16 +606,30 @@ impl Store {
         }
     }
 
-    /// Asks, in a task of its own, whether the database answers again: a connection from the
-    /// pool (sqlx pings an idle one before handing it out, or opens a new one). Success closes
-    /// the breaker; a connection failure keeps it open for another interval.
+    /// Asks, in a task of its own, whether the database answers again: a ping on a connection
+    /// from the pool (an idle one or a new one). Success closes the breaker; a connection
+    /// failure keeps it open for another interval.
     fn spawn_probe(&self) {
         let store = self.clone();
         tokio::spawn(async move {
             tracing::info!("probing whether the database is back");
             let started = Instant::now();
-            match store.pool.acquire().await {
-                Ok(_connection) => {
+            let pinged = async {
+                let mut conn = store.pool.acquire().await?;
+                let pinged = tokio::time::timeout(
+                    store.statement_timeout,
+                    sqlx::Connection::ping(&mut *conn),
+                )
+                .await
+                .unwrap_or_else(|_| Err(std::io::Error::from(std::io::ErrorKind::TimedOut).into()));
+                if pinged.is_err() {
+                    // Not back into the pool: it failed, or its ping may still be waiting.
+                    drop(conn.detach());
+                }
+                pinged
+            };
+            match pinged.await {
+                Ok(()) => {
                     store.breaker.succeeded(Instant::now());
                     tracing::info!("the database answers again; the store no longer fails fast");
                 }
@@ -586,19 +644,44 @@ impl Store {
 
     /// Operation `op`, admitted at `started`, found the database unreachable: open the breaker.
     fn connection_failed(&self, op: &'static str, started: Instant) {
-        if !self.breaker.is_open() {
-            tracing::warn!(
-                op,
-                "database unreachable; failing fast until a probe reaches it"
-            );
-        }
-        self.breaker.failed(started, Instant::now());
+        note_connection_failure(&self.breaker, op, started);
     }
 
     /// Closes the pool, waiting for checked-out connections to come back.
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// A pooled PostgreSQL connection idle at least this long is pinged before it is handed out.
+/// Under load connections come back within milliseconds and go out again unpinged; an idle
+/// server pays a ping per operation, which costs it nothing. An outage lasts at least the
+/// probe interval (1 s by default) once the breaker opens, so the connections it killed have
+/// been idle this long when operations resume.
+const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
+
+/// Whether a pooled PostgreSQL connection idle for `idle_for` may have been dropped meanwhile:
+/// idle [`PING_IDLE_AFTER`] or longer, or since before a connection failure of another
+/// operation (a restart drops every connection, and the first operation to find a dropped one
+/// must not be followed by more).
+fn may_be_stale(breaker: &Breaker, idle_for: Duration) -> bool {
+    idle_for >= PING_IDLE_AFTER
+        || breaker
+            .last_failure()
+            .is_some_and(|failed| failed.elapsed() <= idle_for)
+}
+
+/// Operation `op`, admitted at `started`, found the database unreachable (on acquiring its
+/// connection or in a statement): open the breaker, unless another operation reached the
+/// database since `started`.
+fn note_connection_failure(breaker: &Breaker, op: &'static str, started: Instant) {
+    if !breaker.is_open() && !breaker.succeeded_since(started) {
+        tracing::warn!(
+            op,
+            "database unreachable; failing fast until a probe reaches it"
+        );
+    }
+    breaker.failed(started, Instant::now());
 }
 
 /// Whether a migration failed because another migrator recorded the same version first.
@@ -610,6 +693,18 @@ fn lost_migration_race(err: &sqlx::migrate::MigrateError) -> bool {
         return false;
     };
     matches!(db.kind(), sqlx::error::ErrorKind::UniqueViolation)
+}
+
+/// A duration in seconds (fractions allowed) from variable `name`, at most an hour.
+fn seconds(name: &str, value: &str) -> Result<Duration, crate::error::ConfigError> {
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0 && *s <= 3600.0)
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| {
+            crate::error::ConfigError::invalid(name, "expected seconds between 0 and 3600")
+        })
 }
 
 /// `sqlite://file.db` → `sqlite://file.db?mode=rwc`, so a fresh deployment starts without a

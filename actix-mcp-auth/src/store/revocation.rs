@@ -14,10 +14,10 @@
 //! `MCP_AUTH_USERINFO_CACHE_SECONDS`; 30 s by default). `WorkOsProvider::grants()` revokes
 //! through the store *and* drops the grants from its own process's cache at once.
 
-use sqlx::{AnyConnection, AssertSqlSafe};
+use sqlx::AssertSqlSafe;
 
 use super::{
-    Store, StoreError,
+    OpConn, Statement, Store, StoreError,
     audit::{AuditActor, AuditEntry, AuditKind, insert_entry, insert_grant_entry},
     col, from_json, split_scopes,
 };
@@ -152,7 +152,7 @@ impl Store {
         )
         .bind(subject)
         .bind(self.now())
-        .fetch_all(&mut *self.conn(OP).await?)
+        .fetch_all_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         rows.iter().map(|row| summary_from_row(row, OP)).collect()
@@ -245,7 +245,7 @@ impl Store {
         .bind(grant_id)
         .bind(now)
         .bind(stale_before)
-        .execute(&mut *self.conn(OP).await?)
+        .execute_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(())
@@ -255,7 +255,7 @@ impl Store {
 /// Marks the selected live grants and their tokens revoked; returns (grant, subject, client)
 /// of each grant revoked.
 async fn revoke_rows(
-    conn: &mut AnyConnection,
+    conn: &mut OpConn,
     which: &GrantSelection,
     now: i64,
 ) -> Result<Vec<(String, String, String)>, sqlx::Error> {
@@ -269,7 +269,7 @@ async fn revoke_rows(
     )))
     .bind(now)
     .bind(first);
-    let rows = bind_second(rows, second).fetch_all(&mut *conn).await?;
+    let rows = bind_second(rows, second).fetch_all_in(conn).await?;
     if rows.is_empty() {
         return Ok(Vec::new());
     }
@@ -287,7 +287,7 @@ async fn revoke_rows(
     )))
     .bind(now)
     .bind(first);
-    bind_second(tokens, second).execute(&mut *conn).await?;
+    bind_second(tokens, second).execute_in(conn).await?;
     rows.iter()
         .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
         .collect()

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use super::{Store, StoreError, tokens::clear_successor};
+use super::{Statement, Store, StoreError, tokens::clear_successor};
 
 /// Rows deleted by one [`Store::purge_expired`] run, per table.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -96,7 +96,7 @@ impl Store {
                 let deleted = sqlx::query(*sql)
                     .bind(now)
                     .bind(batch)
-                    .execute(&mut *self.conn(OP).await?)
+                    .execute_in(&mut self.conn(OP).await?)
                     .await
                     .map_err(|e| StoreError::from_sqlx(OP, e))?
                     .rows_affected();

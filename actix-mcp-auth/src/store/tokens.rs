@@ -23,10 +23,10 @@
 
 use std::{collections::HashSet, fmt, time::Duration};
 
-use sqlx::{AnyConnection, any::AnyRow};
+use sqlx::any::AnyRow;
 
 use super::{
-    Grant, Secret, Store, StoreError, TokenHash,
+    Grant, OpConn, Secret, Statement, Store, StoreError, TokenHash,
     audit::{AuditActor, AuditEntry, AuditKind, insert_grant_entry},
     col,
     crypto::{Sealed, aad},
@@ -295,7 +295,7 @@ const INSERT_PAIR: &str = "INSERT INTO mcp_auth_tokens (token_hash, kind, grant_
 /// transaction and then cuts off its tokens too), then both token rows in one `INSERT`, their
 /// expiries capped at the grant's as read under that lock.
 pub(super) async fn insert_pair(
-    conn: &mut AnyConnection,
+    conn: &mut OpConn,
     grant_id: &str,
     scopes: &[String],
     tokens: &NewTokens,
@@ -311,7 +311,7 @@ pub(super) async fn insert_pair(
     ))
     .bind(grant_id)
     .bind(now)
-    .fetch_optional(&mut *conn)
+    .fetch_optional_in(conn)
     .await?;
     let Some(grant) = grant else {
         return Ok(None);
@@ -340,7 +340,7 @@ pub(super) async fn insert_pair(
         (Some(hash), Some(expires_at)) => insert.bind(hash.as_str()).bind(expires_at),
         _ => insert,
     };
-    insert.execute(&mut *conn).await?;
+    insert.execute_in(conn).await?;
     let issued = IssuedTokens {
         grant_id: grant_id.to_owned(),
         client_id,
@@ -425,7 +425,7 @@ impl Store {
         .bind(key_id)
         .bind(sealed_access)
         .bind(sealed_refresh)
-        .fetch_optional(&mut *tx)
+        .fetch_optional_in(&mut tx)
         .await
         .map_err(err)?;
         let Some(spent) = spent else {
@@ -466,7 +466,7 @@ impl Store {
                 " WHERE token_hash = $1 AND reuse_until IS NOT NULL"
             ))
             .bind(parent)
-            .execute(&mut *tx)
+            .execute_in(&mut tx)
             .await
             .map_err(err)?;
         }
@@ -518,7 +518,7 @@ impl Store {
         )
         .bind(old.as_str())
         .bind(now)
-        .fetch_optional(&mut *self.conn(op).await?)
+        .fetch_optional_in(&mut self.conn(op).await?)
         .await
         .map_err(err)?;
         // A stranger's attempt neither learns anything nor revokes anything.
@@ -581,7 +581,7 @@ impl Store {
         .bind(old.as_str())
         .bind(&grant_id)
         .bind(now)
-        .fetch_all(&mut *self.conn(op).await?)
+        .fetch_all_in(&mut self.conn(op).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(op, e))?;
         let find = |hash: &TokenHash| {
@@ -631,7 +631,7 @@ impl Store {
         ))
         .bind(token_hash.as_str())
         .bind(self.now())
-        .fetch_optional(&mut *self.conn(OP).await?)
+        .fetch_optional_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         let Some(row) = row else { return Ok(None) };
@@ -656,7 +656,7 @@ impl Store {
         ))
         .bind(token_hash.as_str())
         .bind(self.now())
-        .fetch_optional(&mut *self.conn(OP).await?)
+        .fetch_optional_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| IssuedToken::from_row(&r, &PLAIN, OP))
@@ -673,7 +673,7 @@ impl Store {
         )
         .bind(token_hash.as_str())
         .bind(self.now())
-        .execute(&mut *self.conn(OP).await?)
+        .execute_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(done.rows_affected() == 1)

@@ -1,5 +1,7 @@
 //! Failing fast while PostgreSQL is unreachable: the store's circuit breaker, against a real
-//! PostgreSQL behind a loopback TCP forwarder that can black-hole new connections (the outage).
+//! PostgreSQL behind a loopback TCP forwarder that can black-hole new connections (the outage)
+//! or stop forwarding on open ones (a partition); and the deadline of a store operation, on
+//! statements that wait for a lock the test holds.
 //! The timing of probes is unit-tested with a controlled clock in `src/store/breaker.rs`; here
 //! the probe interval is either an hour (never elapses during the test) or zero (every
 //! operation probes), so nothing waits on time.
@@ -14,15 +16,20 @@ use std::{
 };
 
 use crate::store::{Store, StoreError, StoreOptions};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::{
+    io::{AsyncReadExt as _, AsyncWriteExt as _},
+    net::{TcpListener, TcpStream},
+};
 
-use super::support::{TestDb, test_keys};
+use super::support::{TestDb, client, test_keys};
 
 /// A TCP forwarder on loopback to the test PostgreSQL. Up: forwards. Down: drops every
 /// forwarded connection and holds new ones open without a byte (a black hole), counting them.
+/// Partitioned: like down, but the forwarded connections stay open and swallow what they get.
 struct Forwarder {
     addr: SocketAddr,
     down: Arc<AtomicBool>,
+    partitioned: Arc<AtomicBool>,
     accepted: Arc<AtomicUsize>,
     links: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
     acceptor: tokio::task::AbortHandle,
@@ -33,21 +40,32 @@ impl Forwarder {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().unwrap();
         let down = Arc::new(AtomicBool::new(false));
+        let partitioned = Arc::new(AtomicBool::new(false));
         let accepted = Arc::new(AtomicUsize::new(0));
         let links = Arc::new(Mutex::new(Vec::new()));
-        let (d, a, l) = (down.clone(), accepted.clone(), links.clone());
+        let (d, p, a, l) = (
+            down.clone(),
+            partitioned.clone(),
+            accepted.clone(),
+            links.clone(),
+        );
         let acceptor = tokio::spawn(async move {
             let mut held = Vec::new();
-            while let Ok((mut inbound, _)) = listener.accept().await {
+            while let Ok((inbound, _)) = listener.accept().await {
                 a.fetch_add(1, Ordering::SeqCst);
                 if d.load(Ordering::SeqCst) {
                     held.push(inbound);
                     continue;
                 }
-                let target = target.clone();
+                let (target, cut) = (target.clone(), p.clone());
                 let link = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(&target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    if let Ok(outbound) = TcpStream::connect(&target).await {
+                        let (from_client, to_client) = inbound.into_split();
+                        let (from_server, to_server) = outbound.into_split();
+                        tokio::join!(
+                            pump(from_client, to_server, &cut),
+                            pump(from_server, to_client, &cut)
+                        );
                     }
                 });
                 l.lock().unwrap().push(link.abort_handle());
@@ -56,6 +74,7 @@ impl Forwarder {
         Self {
             addr,
             down,
+            partitioned,
             accepted,
             links,
             acceptor: acceptor.abort_handle(),
@@ -81,6 +100,13 @@ impl Forwarder {
         }
     }
 
+    /// A network partition: open connections stay open but carry nothing any more (no reset,
+    /// no reply), and new ones are held without a byte.
+    fn partition(&self) {
+        self.partitioned.store(true, Ordering::SeqCst);
+        self.down.store(true, Ordering::SeqCst);
+    }
+
     fn come_back(&self) {
         self.down.store(false, Ordering::SeqCst);
     }
@@ -88,6 +114,31 @@ impl Forwarder {
     fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
     }
+}
+
+/// Copies `from` to `to` until either end closes; once `cut` is set, swallows what it reads
+/// and holds both ends open.
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    cut: &AtomicBool,
+) {
+    let mut buf = vec![0; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if cut.load(Ordering::SeqCst) {
+            let _held = (from, to);
+            std::future::pending::<()>().await;
+            unreachable!();
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown().await;
 }
 
 /// The PostgreSQL test database, reached through a new forwarder.
@@ -229,6 +280,226 @@ async fn a_probe_that_reaches_the_database_closes_the_breaker() {
     assert!(!store.is_failing_fast(), "closed by the successful probe");
 }
 
+/// A partition (open connections carry nothing any more, new ones get no answer): the next
+/// operation fails within its deadline instead of waiting for TCP, and the breaker opens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(mcp_auth_test_postgres),
+    ignore = "needs PostgreSQL: set TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test)"
+)]
+async fn a_partition_fails_the_next_operation_within_the_deadline_and_opens_the_breaker() {
+    let db = TestDb::postgres("a_partition_fails_the_next_operation").await;
+    let options = fast_acquire()
+        .statement_timeout(Duration::from_millis(300))
+        .probe_interval(Duration::from_secs(3600));
+    let (store, forwarder) = through_forwarder(&db, options).await;
+    assert!(store.get_client("nobody").await.unwrap().is_none());
+
+    forwarder.partition();
+    let result = tokio::time::timeout(Duration::from_secs(60), store.get_client("nobody"))
+        .await
+        .expect("the operation waited for TCP instead of failing within its deadline");
+    assert_transient(result);
+    assert!(store.is_failing_fast());
+    let attempts = forwarder.accepted();
+    for _ in 0..5 {
+        assert_transient(store.get_client("nobody").await);
+    }
+    assert_eq!(
+        forwarder.accepted(),
+        attempts,
+        "no connection while failing fast"
+    );
+}
+
+/// A connection that breaks under a running statement (its acquire went fine) opens the
+/// breaker like a failed acquire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(mcp_auth_test_postgres),
+    ignore = "needs PostgreSQL: set TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test)"
+)]
+async fn a_connection_lost_during_a_statement_opens_the_breaker() {
+    let db = TestDb::postgres("a_connection_lost_during_a_statement").await;
+    // No deadline to speak of: the connection failure, not the deadline, must end the statement.
+    let options = fast_acquire()
+        .statement_timeout(Duration::from_secs(3600))
+        .probe_interval(Duration::from_secs(3600));
+    let (store, forwarder) = through_forwarder(&db, options).await;
+    assert!(store.get_client("nobody").await.unwrap().is_none());
+
+    let lock = lock_clients(&db).await;
+    let waiting = tokio::spawn({
+        let store = store.clone();
+        async move { store.get_client("nobody").await }
+    });
+    until_a_statement_waits_for_the_lock(&db).await;
+    assert!(!store.is_failing_fast());
+    forwarder.go_down();
+    let result = tokio::time::timeout(Duration::from_secs(60), waiting)
+        .await
+        .expect("the statement outlived its connection")
+        .expect("task");
+    assert_transient(result);
+    assert!(
+        store.is_failing_fast(),
+        "a statement's connection failure opens the breaker"
+    );
+    lock.rollback().await.expect("unlock");
+}
+
+/// A statement still running at the operation's deadline fails with a transient error and,
+/// with nothing else completing meanwhile, opens the breaker; its connection is closed, not
+/// handed to the next operation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(mcp_auth_test_postgres),
+    ignore = "needs PostgreSQL: set TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test)"
+)]
+async fn a_statement_past_the_deadline_fails_and_its_connection_is_closed() {
+    let db = TestDb::postgres("a_statement_past_the_deadline").await;
+    // One connection at most: the next operation gets the old one back unless it was closed.
+    let options = StoreOptions::default()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(3600))
+        .statement_timeout(Duration::from_millis(300))
+        .probe_interval(Duration::ZERO);
+    let (store, forwarder) = through_forwarder(&db, options).await;
+    assert!(store.get_client("nobody").await.unwrap().is_none());
+    let connections = forwarder.accepted();
+
+    let lock = lock_clients(&db).await;
+    let result = tokio::time::timeout(Duration::from_secs(60), store.get_client("nobody"))
+        .await
+        .expect("the deadline did not end the statement");
+    assert_transient(result);
+    assert!(store.is_failing_fast(), "nothing else reached the database");
+    lock.rollback().await.expect("unlock");
+
+    // A probe closes the breaker; the store answers again, on a new connection.
+    let answer = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match store.get_client("nobody").await {
+                Ok(answer) => break answer,
+                Err(err) => {
+                    assert!(err.is_transient(), "{err}");
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the store did not recover");
+    assert!(answer.is_none());
+    assert!(
+        forwarder.accepted() > connections,
+        "the connection that missed its deadline went back to the pool"
+    );
+}
+
+/// A statement past its deadline while other operations complete: a busy database (here: a
+/// lock), not an unreachable one, so the breaker stays closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(
+    not(mcp_auth_test_postgres),
+    ignore = "needs PostgreSQL: set TEST_DATABASE_URL (e.g. postgres://postgres@127.0.0.1:5432/test)"
+)]
+async fn a_statement_past_the_deadline_while_others_complete_is_not_an_outage() {
+    let db = TestDb::postgres("a_statement_past_the_deadline_while_others").await;
+    // Long enough for the other operation to complete before it (a generous bound).
+    let store = db
+        .store_with_options(
+            StoreOptions::default()
+                .statement_timeout(Duration::from_secs(5))
+                .probe_interval(Duration::from_secs(3600)),
+        )
+        .await;
+    let lock = lock_clients(&db).await;
+    let waiting = tokio::spawn({
+        let store = store.clone();
+        async move { store.get_client("nobody").await }
+    });
+    until_a_statement_waits_for_the_lock(&db).await;
+    // The lock is on the clients table only: codes answer.
+    let code = crate::store::TokenHash::of("no such code");
+    assert!(store.find_code(&code).await.unwrap().is_none());
+    let result = tokio::time::timeout(Duration::from_secs(60), waiting)
+        .await
+        .expect("the deadline did not end the statement")
+        .expect("task");
+    assert_transient(result);
+    assert!(
+        !store.is_failing_fast(),
+        "another operation completed meanwhile"
+    );
+    lock.rollback().await.expect("unlock");
+}
+
+/// SQLite: a write waiting for another process's lock fails at the deadline with a transient
+/// error; no network is involved, so the breaker stays closed and reads go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_a_statement_past_the_deadline_fails_without_opening_the_breaker() {
+    let db = TestDb::sqlite();
+    let store = db
+        .store_with_options(
+            StoreOptions::default()
+                .busy_timeout(Duration::from_secs(3600))
+                .statement_timeout(Duration::from_millis(300)),
+        )
+        .await;
+    let mut locker = db.sql().await.acquire().await.expect("connection");
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut *locker)
+        .await
+        .expect("write lock");
+    let result = tokio::time::timeout(
+        Duration::from_secs(60),
+        store.register_client(&client("waits")),
+    )
+    .await
+    .expect("the deadline did not end the statement");
+    assert_transient(result);
+    assert!(!store.is_failing_fast());
+    assert!(store.get_client("nobody").await.unwrap().is_none());
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut *locker)
+        .await
+        .expect("unlock");
+}
+
+/// Holds an exclusive lock on the clients table (PostgreSQL, not through a forwarder) until
+/// rolled back: the store's statements on that table wait.
+async fn lock_clients(db: &TestDb) -> sqlx::Transaction<'static, sqlx::Any> {
+    let mut tx = db.sql().await.begin().await.expect("begin");
+    sqlx::raw_sql("LOCK TABLE mcp_auth_clients IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *tx)
+        .await
+        .expect("lock");
+    tx
+}
+
+/// Waits (within a minute) until a statement on the test database waits for a lock.
+async fn until_a_statement_waits_for_the_lock(db: &TestDb) {
+    let pool = db.sql().await;
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(pool)
+            .await
+            .expect("pg_stat_activity");
+            if waiting > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("the store's statement never waited for the lock");
+}
+
 /// Waits (yielding, within a minute) until `condition` holds: for work done by background tasks.
 async fn until(condition: impl Fn() -> bool) {
     tokio::time::timeout(Duration::from_secs(60), async {
@@ -245,12 +516,18 @@ fn pool_settings_come_from_the_environment() {
     let options = StoreOptions::from_vars([
         ("MCP_AUTH_DB_MAX_CONNECTIONS", "4"),
         ("MCP_AUTH_DB_ACQUIRE_TIMEOUT_SECONDS", "0.5"),
+        ("MCP_AUTH_DB_STATEMENT_TIMEOUT_SECONDS", "2.5"),
         ("UNRELATED", "x"),
     ])
     .expect("valid settings");
     let shown = format!("{options:?}");
     assert!(shown.contains("max_connections: 4"), "{shown}");
     assert!(shown.contains("acquire_timeout: 500ms"), "{shown}");
+    assert!(shown.contains("statement_timeout: 2.5s"), "{shown}");
+    assert!(
+        format!("{:?}", StoreOptions::default()).contains("statement_timeout: 5s"),
+        "the documented default"
+    );
     // Blank means unset.
     let defaults = format!("{:?}", StoreOptions::default());
     let blank = StoreOptions::from_vars([("MCP_AUTH_DB_MAX_CONNECTIONS", " ")]).unwrap();
@@ -261,6 +538,9 @@ fn pool_settings_come_from_the_environment() {
         ("MCP_AUTH_DB_ACQUIRE_TIMEOUT_SECONDS", "0"),
         ("MCP_AUTH_DB_ACQUIRE_TIMEOUT_SECONDS", "-1"),
         ("MCP_AUTH_DB_ACQUIRE_TIMEOUT_SECONDS", "NaN"),
+        ("MCP_AUTH_DB_STATEMENT_TIMEOUT_SECONDS", "0"),
+        ("MCP_AUTH_DB_STATEMENT_TIMEOUT_SECONDS", "3601"),
+        ("MCP_AUTH_DB_STATEMENT_TIMEOUT_SECONDS", "soon"),
     ] {
         let err = StoreOptions::from_vars([(name, bad)]).expect_err(bad);
         assert!(err.to_string().contains(name), "{err}");

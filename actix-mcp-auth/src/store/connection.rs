@@ -1,0 +1,237 @@
+//! [`OpConn`]: the pooled connection of one store operation, through which its statements run.
+//!
+//! Every statement of an operation runs through [`Statement`] (`execute_in`, `fetch_…_in`)
+//! instead of sqlx's executor methods, so that in one place:
+//!
+//! * the operation has a deadline ([`StoreOptions::statement_timeout`]): a statement still
+//!   waiting when it passes fails with a transient error. Without it a statement on a connection
+//!   into a network partition (no reset, packets dropped) waits for TCP, minutes;
+//! * a connection failure of a statement (I/O error, SQLSTATE 08xxx or 57P0x, the deadline on
+//!   PostgreSQL) reaches the breaker like a failed acquire, and a statement that completes tells
+//!   the breaker the database answers (see `breaker.rs`);
+//! * a connection that failed, missed the deadline, or whose statement was dropped half-way is
+//!   closed rather than returned to the pool. sqlx would ping it on return; on a partition that
+//!   ping never ends and holds a pool slot, and a half-read reply must not reach the next user.
+//!
+//! A transaction ([`Store::begin`]) is an `OpConn` that ran `BEGIN`: [`OpConn::commit`] ends it;
+//! dropping it uncommitted rolls it back in the background before the connection goes back to
+//! the pool, like sqlx's `Transaction` (whose connection could not be closed instead).
+//!
+//! [`StoreOptions::statement_timeout`]: super::StoreOptions::statement_timeout
+//! [`Store::begin`]: super::Store::begin
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use sqlx::{
+    Any, AnyConnection,
+    any::{AnyArguments, AnyQueryResult, AnyRow},
+    pool::PoolConnection,
+    query::{Query, QueryScalar},
+};
+
+use super::{
+    Engine,
+    breaker::{self, Breaker},
+};
+
+/// A pooled connection checked out for store operation `op` (see the module docs).
+pub(crate) struct OpConn {
+    /// `None` only while dropping.
+    conn: Option<PoolConnection<Any>>,
+    watch: Watch,
+    /// A transaction is open (`BEGIN` ran, no `COMMIT` yet).
+    in_tx: bool,
+}
+
+/// What an operation's statements report to, and how long they may take.
+struct Watch {
+    breaker: Arc<Breaker>,
+    engine: Engine,
+    op: &'static str,
+    /// When the breaker admitted the operation: a failure opens the breaker only if no other
+    /// operation reached the database since.
+    started: Instant,
+    timeout: Duration,
+    deadline: tokio::time::Instant,
+    /// The connection must not go back to the pool (failed, or missed the deadline).
+    broken: bool,
+    /// A statement is running; still set on drop means its future was dropped half-way.
+    in_flight: bool,
+}
+
+impl OpConn {
+    /// `conn`, just acquired for `op` (admitted at `started`); its statements must be done
+    /// within `timeout` from now.
+    pub(super) fn new(
+        conn: PoolConnection<Any>,
+        breaker: Arc<Breaker>,
+        engine: Engine,
+        op: &'static str,
+        started: Instant,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            conn: Some(conn),
+            watch: Watch {
+                breaker,
+                engine,
+                op,
+                started,
+                timeout,
+                deadline: tokio::time::Instant::now() + timeout,
+                broken: false,
+                in_flight: false,
+            },
+            in_tx: false,
+        }
+    }
+
+    /// The raw connection and the watch, borrowed apart.
+    fn parts(&mut self) -> (&mut AnyConnection, &mut Watch) {
+        let conn = self.conn.as_mut().expect("connection present until drop");
+        (&mut **conn, &mut self.watch)
+    }
+
+    /// Starts a transaction (`BEGIN`).
+    pub(super) async fn begin(&mut self) -> Result<(), sqlx::Error> {
+        // Set first: a `BEGIN` that failed half-way leaves the connection in doubt.
+        self.in_tx = true;
+        let (conn, watch) = self.parts();
+        watch.run(sqlx::raw_sql("BEGIN").execute(conn)).await?;
+        Ok(())
+    }
+
+    /// Commits the transaction [`Store::begin`](super::Store::begin) started.
+    pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
+        // A failed COMMIT leaves `in_tx` set: SQLite keeps the transaction open after a busy
+        // COMMIT, and a ROLLBACK after PostgreSQL ended it is harmless.
+        let (conn, watch) = self.parts();
+        watch.run(sqlx::raw_sql("COMMIT").execute(conn)).await?;
+        self.in_tx = false;
+        Ok(())
+    }
+}
+
+impl Drop for OpConn {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let runtime = tokio::runtime::Handle::try_current();
+        if self.watch.broken || self.watch.in_flight || (self.in_tx && runtime.is_err()) {
+            // Closed here (the socket, or SQLite's worker once its statement ends); the pool
+            // opens a replacement when needed. An open transaction dies with the connection.
+            drop(conn.detach());
+        } else if let (true, Ok(runtime)) = (self.in_tx, runtime) {
+            // Back to the pool only once rolled back (or closed, if that fails or hangs).
+            let timeout = self.watch.timeout;
+            runtime.spawn(async move {
+                let rollback = sqlx::raw_sql("ROLLBACK").execute(&mut *conn);
+                if !matches!(tokio::time::timeout(timeout, rollback).await, Ok(Ok(_))) {
+                    drop(conn.detach());
+                }
+            });
+        }
+    }
+}
+
+impl Watch {
+    /// Runs one statement of the operation within its deadline and reports the outcome to
+    /// the breaker.
+    async fn run<T>(
+        &mut self,
+        statement: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, sqlx::Error> {
+        self.in_flight = true;
+        let outcome = tokio::time::timeout_at(self.deadline, statement).await;
+        self.in_flight = false;
+        match outcome {
+            Ok(result) => {
+                match &result {
+                    Err(error) if breaker::is_connection_failure(error) => {
+                        self.broken = true;
+                        self.connection_failed();
+                    }
+                    // A row, or an answer of the database (a constraint, a busy file...).
+                    _ => self.breaker.succeeded(Instant::now()),
+                }
+                result
+            }
+            Err(_elapsed) => {
+                self.broken = true;
+                tracing::warn!(
+                    op = self.op,
+                    timeout_ms = u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+                    "store operation missed its deadline; closing its connection"
+                );
+                // A SQLite statement past the deadline waits for a lock or the disk, not for
+                // a network: nothing for the breaker.
+                if self.engine == Engine::Postgres {
+                    self.connection_failed();
+                }
+                Err(sqlx::Error::Io(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "store operation deadline passed",
+                )))
+            }
+        }
+    }
+
+    fn connection_failed(&self) {
+        super::note_connection_failure(&self.breaker, self.op, self.started);
+    }
+}
+
+/// sqlx's executor methods of a query, run on an [`OpConn`] (see the module docs).
+pub(crate) trait Statement {
+    /// `Query::execute`.
+    async fn execute_in(self, conn: &mut OpConn) -> Result<AnyQueryResult, sqlx::Error>;
+    /// `Query::fetch_optional`.
+    async fn fetch_optional_in(self, conn: &mut OpConn) -> Result<Option<AnyRow>, sqlx::Error>;
+    /// `Query::fetch_one`.
+    async fn fetch_one_in(self, conn: &mut OpConn) -> Result<AnyRow, sqlx::Error>;
+    /// `Query::fetch_all`.
+    async fn fetch_all_in(self, conn: &mut OpConn) -> Result<Vec<AnyRow>, sqlx::Error>;
+}
+
+impl Statement for Query<'_, Any, AnyArguments> {
+    async fn execute_in(self, conn: &mut OpConn) -> Result<AnyQueryResult, sqlx::Error> {
+        let (conn, watch) = conn.parts();
+        watch.run(self.execute(conn)).await
+    }
+
+    async fn fetch_optional_in(self, conn: &mut OpConn) -> Result<Option<AnyRow>, sqlx::Error> {
+        let (conn, watch) = conn.parts();
+        watch.run(self.fetch_optional(conn)).await
+    }
+
+    async fn fetch_one_in(self, conn: &mut OpConn) -> Result<AnyRow, sqlx::Error> {
+        let (conn, watch) = conn.parts();
+        watch.run(self.fetch_one(conn)).await
+    }
+
+    async fn fetch_all_in(self, conn: &mut OpConn) -> Result<Vec<AnyRow>, sqlx::Error> {
+        let (conn, watch) = conn.parts();
+        watch.run(self.fetch_all(conn)).await
+    }
+}
+
+/// [`Statement`] for `sqlx::query_scalar`.
+pub(crate) trait ScalarStatement<O> {
+    /// `QueryScalar::fetch_optional`.
+    async fn fetch_optional_in(self, conn: &mut OpConn) -> Result<Option<O>, sqlx::Error>;
+}
+
+impl<O> ScalarStatement<O> for QueryScalar<'_, Any, O, AnyArguments>
+where
+    O: Send + Unpin,
+    (O,): for<'r> sqlx::FromRow<'r, AnyRow>,
+{
+    async fn fetch_optional_in(self, conn: &mut OpConn) -> Result<Option<O>, sqlx::Error> {
+        let (conn, watch) = conn.parts();
+        watch.run(self.fetch_optional(conn)).await
+    }
+}
