@@ -309,6 +309,8 @@ pub struct Store {
     /// PostgreSQL over TCP: tells an outage from a busy pool while an acquire waits.
     reachability: Option<Arc<Reachability>>,
     operations: Arc<AtomicU64>,
+    /// A probe is running (see [`Store::spawn_probe`]).
+    probing: Arc<std::sync::atomic::AtomicBool>,
     statement_timeout: Duration,
     audit_retention_secs: i64,
 }
@@ -399,6 +401,7 @@ impl Store {
             breaker,
             reachability: Reachability::for_url(&url).map(Arc::new),
             operations: Arc::default(),
+            probing: Arc::default(),
             statement_timeout: options.statement_timeout,
             audit_retention_secs: i64::try_from(options.audit_retention.as_secs())
                 .unwrap_or(i64::MAX / 2),
@@ -609,9 +612,23 @@ impl Store {
     /// Asks, in a task of its own, whether the database answers again: a ping on a connection
     /// from the pool (an idle one or a new one). Success closes the breaker; a connection
     /// failure keeps it open for another interval.
+    ///
+    /// One probe at a time: with a short interval under load, operations would otherwise start
+    /// probes faster than an unreachable database lets them finish.
     fn spawn_probe(&self) {
+        struct Running(Arc<std::sync::atomic::AtomicBool>);
+        impl Drop for Running {
+            fn drop(&mut self) {
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let running = Running(self.probing.clone());
         let store = self.clone();
         tokio::spawn(async move {
+            let _running = running;
             tracing::info!("probing whether the database is back");
             let started = Instant::now();
             let pinged = async {

@@ -262,16 +262,20 @@ async fn a_probe_that_reaches_the_database_closes_the_breaker() {
     forwarder.come_back();
     // Operations fail fast until a background probe reaches the database and closes it.
     let mut refused = 0;
-    let answer = loop {
-        match store.get_client("nobody").await {
-            Ok(answer) => break answer,
-            Err(err) => {
-                assert!(err.is_transient(), "{err}");
-                refused += 1;
-                tokio::task::yield_now().await;
+    let answer = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            match store.get_client("nobody").await {
+                Ok(answer) => break answer,
+                Err(err) => {
+                    assert!(err.is_transient(), "{err}");
+                    refused += 1;
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
             }
         }
-    };
+    })
+    .await
+    .expect("no probe reached the database");
     assert!(answer.is_none());
     assert!(
         refused >= 1,
