@@ -541,7 +541,7 @@ mod properties {
                 let mut headers = HeaderMap::new();
                 headers.insert(HeaderName::from_static("authorization"), value);
                 if let Ok(token) = bearer_token(&headers) {
-                    prop_assert!(is_b64token(&token));
+                    prop_assert!(is_b64token(token));
                     prop_assert!(token.len() <= MAX_AUTHORIZATION_LEN);
                 }
             }
