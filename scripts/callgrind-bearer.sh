@@ -6,15 +6,19 @@
 #
 # Instruction counts do not depend on what else the machine does, so this compares the per-request
 # cost of the two routes (and of two builds) exactly where wrk ratios on a shared machine wander.
-# The bearer check's own share is `protected - open`; the report also gives the ratio
-# open/protected, the best throughput ratio that cost allows when the server is CPU-bound.
+# The bearer check's cost is `protected - open`; the report also gives the ratio
+# open/protected, the best throughput ratio that cost allows when the server is CPU-bound. A
+# third batch sends the same `Authorization` header to the open route, which ignores it: the
+# share of that cost that is only carrying the header (parsing, buffers, the MCP transport
+# copying it) rather than checking it (`check` = protected - open with the header).
 #
 # Starts the server under callgrind (AuthKit mode: the `fake_authkit` emulator natively beside
 # it), warms both routes up (the token is verified once, then served from the verified-token
 # cache), then for
 # ROUNDS rounds: zero the counters, REQUESTS open requests on one keep-alive connection, dump;
-# zero, REQUESTS protected requests, dump. Prints Ir per request of each dump, and keeps the
-# dumps (callgrind_annotate them) when KEEP_WORK=1.
+# zero, REQUESTS open requests carrying the token, dump; zero, REQUESTS protected requests,
+# dump. Prints Ir per request of each dump, and keeps the dumps (callgrind_annotate them) when
+# KEEP_WORK=1.
 #
 # Usage: scripts/callgrind-bearer.sh
 # Environment (all optional):
@@ -115,19 +119,22 @@ batch /mcp "$TOKEN" 50 || die "protected warm-up failed"
 # measure LABEL PATH TOKEN: zero, one batch, dump; prints Ir per request.
 measure() {
   local label="$1" dump total
-  callgrind_control -z "$SERVER" >/dev/null || die "callgrind_control -z failed"
+  callgrind_control -z "$SERVER" >/dev/null 2>&1 || die "callgrind_control -z failed"
   batch "$2" "$3" "$REQUESTS" || die "$label batch failed"
-  callgrind_control -d "$label" "$SERVER" >/dev/null || die "callgrind_control -d failed"
+  callgrind_control -d "$label" "$SERVER" >/dev/null 2>&1 || die "callgrind_control -d failed"
   dump="$(ls -t "$WORK"/callgrind.out.* | head -n 1)"
   total="$(sed -n 's/^totals: *\([0-9]*\).*/\1/p' "$dump")"
   [[ -n "$total" ]] || total="$(sed -n 's/^summary: *\([0-9]*\).*/\1/p' "$dump")"
   echo $((total / REQUESTS))
 }
 
-printf '%-6s %14s %14s %10s %12s\n' round open_Ir/req prot_Ir/req extra open/prot
+printf '%-6s %12s %14s %12s %10s %10s %10s\n' round open_Ir/req open+hdr_Ir/req prot_Ir/req \
+  extra check open/prot
 for round in $(seq 1 "$ROUNDS"); do
   open="$(measure "open-$round" /open/mcp "")"
+  carried="$(measure "open-header-$round" /open/mcp "$TOKEN")"
   protected="$(measure "protected-$round" /mcp "$TOKEN")"
-  printf '%-6s %14s %14s %10s %12s\n' "$round" "$open" "$protected" $((protected - open)) \
+  printf '%-6s %12s %14s %12s %10s %10s %10s\n' "$round" "$open" "$carried" "$protected" \
+    $((protected - open)) $((protected - carried)) \
     "$(awk -v o="$open" -v p="$protected" 'BEGIN { printf "%.4f", o / p }')"
 done
