@@ -274,9 +274,11 @@ FAST="http://127.0.0.1:$PORT_FAST"
 CLIENT_ID="client_compare_$(random_hex 8)"
 CLIENT_SECRET="sk_compare_$(random_hex 24)"
 log "proxy mode: emulator with one Connect application for $OURS and $FAST"
+# AuthKit access tokens live an hour here (AuthKit's are 5 minutes): FastMCP's tokens expire
+# with the upstream one, and minting 10,000 of them takes FastMCP longer than 5 minutes.
 spawn "$WORK/proxy-emulator.log" env -C "$WORK" WORKOS_CLIENT_ID="$CLIENT_ID" \
   WORKOS_CLIENT_SECRET="$CLIENT_SECRET" FAKE_REDIRECT_URIS="$OURS/auth/callback,$FAST/auth/callback" \
-  "$BIN/replica" fake-authkit
+  FAKE_ACCESS_TOKEN_TTL_SECONDS=3600 "$BIN/replica" fake-authkit
 wait_line "$WORK/proxy-emulator.log" '^READY$' "$SPAWNED" 30 || die "the AuthKit emulator did not start"
 DOMAIN="$(sed -n 's/^WORKOS_AUTHKIT_DOMAIN=//p' "$WORK/proxy-emulator.log")"
 
