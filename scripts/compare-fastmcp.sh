@@ -3,8 +3,10 @@
 # against the same AuthKit emulator, under the same load and the same login driver, in one run.
 #
 #   scripts/compare-fastmcp.sh            # full: release build, 10 s wrk runs, 10 s of logins,
-#                                         # 10,000 tokens (a few minutes)
+#                                         # 10,000 tokens (about 20 minutes, most of it FastMCP's
+#                                         # proxy minting and using its 10,000 tokens)
 #   SHORT=1 scripts/compare-fastmcp.sh    # CI: debug build, 3 s runs, 2 s of logins, 1,000 tokens
+#                                         # (50 in proxy mode)
 #
 # AuthKit mode (resource server): the `fake_authkit` example (the emulator: JWKS, RS256 tokens
 # it mints) with `bench_server` (ours) and FastMCP's `AuthKitProvider`. Both servers are
@@ -24,9 +26,13 @@
 #   * proxy mode: full logins by scripts/compare/login_driver.py (register -> authorize ->
 #     consent page -> emulator -> callback -> token) for LOGIN_SECONDS: logins/s and the
 #     server's CPU per login (AuthKit mode has no server-side login);
-#   * AuthKit mode: VmRSS after TOKENS distinct emulator-minted tokens were used once each
-#     (`flow_driver touch`: one tools/list per token). Not measured in proxy mode: FastMCP's
-#     logins (~9/s on 2 cores) would take about twenty minutes to mint 10,000 tokens.
+#   * memory: VmRSS after TOKENS distinct tokens were used once each (`flow_driver touch`: one
+#     tools/list per token). AuthKit mode: tokens the emulator minted. Proxy mode: tokens each
+#     server issued itself, minted by the same driver for both (`login_driver.py tokens`:
+#     LOGIN_CONCURRENCY logins, then refresh-token chains, each refresh a new access token;
+#     FastMCP logs in at ~9/s but refreshes much faster); VmRSS is read before minting, after
+#     minting (what the server holds for its issued tokens) and after the touch (what it keeps
+#     for tokens in use). PROXY_TOKENS sets the proxy-mode count (default TOKENS).
 # Prints one markdown table plus versions and date. Fails (exit 1) when a measurement could not
 # be taken: a server did not start or answered a sanity check wrongly, a login failed, wrk saw
 # a non-200 answer or a socket error, a token was refused. Never on the numbers themselves.
@@ -41,6 +47,9 @@
 #   DURATION=3s/10s        each wrk run          THREADS=2 CONNECTIONS=32   wrk
 #   LOGIN_SECONDS=2/10     the login driver      LOGIN_CONCURRENCY=8        its logins at once
 #   TOKENS=1000/10000      distinct tokens of the memory measurement
+#   PROXY_TOKENS=50/TOKENS the same in proxy mode. FastMCP's proxy refreshes ~15 tokens/s and
+#                          answers ~30 requests/s here (a userinfo call per request): 10,000
+#                          take about 17 minutes of the full run
 #   SKIP_BUILD=1           use what is built     KEEP_WORK=1                keep logs
 #
 # Requires: cargo, curl, jq, openssl, python3 (with venv), wrk.
@@ -53,16 +62,19 @@ LUA="$ROOT/scripts/wrk-mcp.lua"
 if [[ "${SHORT:-}" == 1 ]]; then
   MODE=short DEFAULT_PROFILE=debug
   DURATION="${DURATION:-3s}" LOGIN_SECONDS="${LOGIN_SECONDS:-2}" TOKENS="${TOKENS:-1000}"
+  PROXY_TOKENS="${PROXY_TOKENS:-50}"
 else
   MODE=full DEFAULT_PROFILE=release
   DURATION="${DURATION:-10s}" LOGIN_SECONDS="${LOGIN_SECONDS:-10}" TOKENS="${TOKENS:-10000}"
+  PROXY_TOKENS="${PROXY_TOKENS:-$TOKENS}"
 fi
 THREADS="${THREADS:-2}"
 CONNECTIONS="${CONNECTIONS:-32}"
 LOGIN_CONCURRENCY="${LOGIN_CONCURRENCY:-8}"
 MCP_PROTOCOL="${MCP_PROTOCOL:-2025-06-18}"
 export MCP_PROTOCOL
-[[ "$TOKENS" =~ ^[1-9][0-9]*$ ]] || die "TOKENS must be a positive number"
+[[ "$TOKENS" =~ ^[1-9][0-9]*$ && "$PROXY_TOKENS" =~ ^[1-9][0-9]*$ ]] \
+  || die "TOKENS and PROXY_TOKENS must be positive numbers"
 
 for tool in curl jq openssl python3 sha256sum wrk; do
   command -v "$tool" >/dev/null || die "$tool is required"
@@ -190,6 +202,20 @@ logins() {
 }
 login_field() { tr ' ' '\n' <"$WORK/$1.logins" | sed -n "s/^$2=//p"; }
 
+# mint KEY BASE PID: PROXY_TOKENS access tokens issued by the server at BASE (logins, then
+# refresh chains) into WORK/KEY.tokens; VmRSS before minting in WORK/KEY.rss-start.
+mint() {
+  local key="$1" base="$2" pid="$3"
+  log "$key: minting $PROXY_TOKENS access tokens ($LOGIN_CONCURRENCY logins, then refresh chains)"
+  rss_kib "$pid" >"$WORK/$key.rss-start"
+  "$FASTMCP_PY" "$ROOT/scripts/compare/login_driver.py" tokens "$base" "$base/mcp" "$PROXY_TOKENS" \
+    "$LOGIN_CONCURRENCY" "$WORK/$key.tokens" >"$WORK/$key.mint" 2>"$WORK/$key-mint.log" \
+    || die "$key: minting tokens failed: $(tail -n 3 "$WORK/$key-mint.log")"
+  echo "    $(cat "$WORK/$key.mint")" >&2
+  [[ "$(sort -u "$WORK/$key.tokens" | wc -l)" -eq "$PROXY_TOKENS" ]] \
+    || die "$key: expected $PROXY_TOKENS distinct tokens in $WORK/$key.tokens"
+}
+
 # memory KEY BASE PID TOKEN_FILE: VmRSS before and after one tools/list with each token.
 memory() {
   local key="$1" base="$2" pid="$3" tokens="$4" count
@@ -248,9 +274,11 @@ FAST="http://127.0.0.1:$PORT_FAST"
 CLIENT_ID="client_compare_$(random_hex 8)"
 CLIENT_SECRET="sk_compare_$(random_hex 24)"
 log "proxy mode: emulator with one Connect application for $OURS and $FAST"
+# AuthKit access tokens live an hour here (AuthKit's are 5 minutes): FastMCP's tokens expire
+# with the upstream one, and minting 10,000 of them takes FastMCP longer than 5 minutes.
 spawn "$WORK/proxy-emulator.log" env -C "$WORK" WORKOS_CLIENT_ID="$CLIENT_ID" \
   WORKOS_CLIENT_SECRET="$CLIENT_SECRET" FAKE_REDIRECT_URIS="$OURS/auth/callback,$FAST/auth/callback" \
-  "$BIN/replica" fake-authkit
+  FAKE_ACCESS_TOKEN_TTL_SECONDS=3600 "$BIN/replica" fake-authkit
 wait_line "$WORK/proxy-emulator.log" '^READY$' "$SPAWNED" 30 || die "the AuthKit emulator did not start"
 DOMAIN="$(sed -n 's/^WORKOS_AUTHKIT_DOMAIN=//p' "$WORK/proxy-emulator.log")"
 
@@ -270,9 +298,13 @@ wait_line "$WORK/fastmcp-workos.log" '^READY$' "$PID_FAST" 60 || die "FastMCP (W
 logins ours-proxy "$OURS" "$PID_OURS"
 sanity "replica" "$OURS" "$(cat "$WORK/ours-proxy.token")" "$EMULATOR_USER"
 load ours-proxy "$OURS" "$(cat "$WORK/ours-proxy.token")" "$PID_OURS"
+mint ours-proxy "$OURS" "$PID_OURS"
+memory ours-proxy "$OURS" "$PID_OURS" "$WORK/ours-proxy.tokens"
 logins fastmcp-workos "$FAST" "$PID_FAST"
 sanity "FastMCP WorkOSProvider" "$FAST" "$(cat "$WORK/fastmcp-workos.token")" "$EMULATOR_USER"
 load fastmcp-workos "$FAST" "$(cat "$WORK/fastmcp-workos.token")" "$PID_FAST"
+mint fastmcp-workos "$FAST" "$PID_FAST"
+memory fastmcp-workos "$FAST" "$PID_FAST" "$WORK/fastmcp-workos.tokens"
 lib_cleanup
 
 # ---- the table ---------------------------------------------------------------------------------
@@ -287,9 +319,14 @@ row() {
     login_cpu="$(awk -v t="$(login_field "$key" cpu_ticks)" -v n="$(login_field "$key" ok)" \
       -v hz="$CLK_TCK" 'BEGIN { printf "%.1f", t / hz * 1000 / n }')"
   fi
-  if [[ -e "$WORK/$key.rss-after" ]]; then
+  if [[ -e "$WORK/$key.rss-start" ]]; then
+    # Proxy mode: growth by minting (what is kept for issued tokens), then by using them.
+    rss="$(awk -v a="$(cat "$WORK/$key.rss-after")" -v m="$(cat "$WORK/$key.rss-before")" \
+      -v s="$(cat "$WORK/$key.rss-start")" \
+      'BEGIN { printf "%.1f (%+.1f, %+.1f)", a / 1024, (m - s) / 1024, (a - m) / 1024 }')"
+  elif [[ -e "$WORK/$key.rss-after" ]]; then
     rss="$(awk -v a="$(cat "$WORK/$key.rss-after")" -v b="$(cat "$WORK/$key.rss-before")" \
-      'BEGIN { printf "%.1f (+%.1f)", a / 1024, (a - b) / 1024 }')"
+      'BEGIN { printf "%.1f (%+.1f)", a / 1024, (a - b) / 1024 }')"
   fi
   printf '| %s | %s | %.0f | %.0f | %s | %s (%s) | %s | %s | %s |\n' "$2" "$3" \
     "$(field "$key-protected" rps)" "$(field "$key-open" rps)" "$ratio" \
@@ -305,7 +342,7 @@ UVICORN_VERSION="$("$FASTMCP_PY" -c 'import importlib.metadata as m; print(m.ver
 echo
 echo "### actix-mcp-auth and FastMCP side by side ($MODE mode)"
 echo
-echo "| server | mode | req/s protected | req/s open | ratio | CPU µs/request (open) | logins/s | CPU ms/login | RSS MB at $TOKENS tokens (+ growth) |"
+echo "| server | mode | req/s protected | req/s open | ratio | CPU µs/request (open) | logins/s | CPU ms/login | RSS MB at $TOKENS / $PROXY_TOKENS tokens (+ growth) |"
 echo "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
 row ours-authkit "actix-mcp-auth \`bench_server\`" "AuthKit (JWT)"
 row fastmcp-authkit "FastMCP \`AuthKitProvider\`" "AuthKit (JWT)"
@@ -315,4 +352,6 @@ echo
 echo "$(date -u '+%Y-%m-%d %H:%M UTC'); actix-mcp-auth $OUR_COMMIT ($PROFILE build); fastmcp $FASTMCP_VERSION," \
   "Python $PYTHON_VERSION, uvicorn $UVICORN_VERSION (one worker); $(nproc) cores, load average $LOAD_AT_START at the start;" \
   "wrk -t$THREADS -c$CONNECTIONS -d$DURATION tools/list; logins: ${LOGIN_SECONDS}s," \
-  "$LOGIN_CONCURRENCY at once (Python driver, register -> token); RSS: proxy mode not measured."
+  "$LOGIN_CONCURRENCY at once (Python driver, register -> token); RSS: VmRSS after $TOKENS (AuthKit mode)" \
+  "and $PROXY_TOKENS (proxy mode) distinct tokens were used once each, growth by using them; proxy mode:" \
+  "(+ growth by minting them through the server, + growth by using them)."

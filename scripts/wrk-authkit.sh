@@ -15,6 +15,10 @@
 #   DURATION=10s     wrk duration of each run
 #   THREADS=2        wrk threads
 #   CONNECTIONS=32   wrk connections
+#   ROUNDS=1         interleaved open/protected pairs of runs; with more than one, each round's
+#                    ratio and their median are printed (the summary table is the last round's).
+#                    On a shared machine the median of several short rounds is steadier than one
+#                    long pair, whose two halves see different load.
 #   MCP_PORT         port for bench_server (default: a free port)
 #   SKIP_BUILD=1     use the already built release examples
 #   RUST_LOG=warn    log filter of the servers (logs go to a temp dir, printed on failure)
@@ -29,6 +33,8 @@ LUA="$ROOT/scripts/wrk-mcp.lua"
 DURATION="${DURATION:-10s}"
 THREADS="${THREADS:-2}"
 CONNECTIONS="${CONNECTIONS:-32}"
+ROUNDS="${ROUNDS:-1}"
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive number"
 MCP_PROTOCOL="${MCP_PROTOCOL:-2025-06-18}"
 export MCP_PROTOCOL
 
@@ -108,16 +114,20 @@ status="$(mcp_post "$BASE/open$MCP_PATH")"
 echo "    sanity: 401 without token, 200 tools/list with token and on /open$MCP_PATH"
 
 
-run_wrk open "$BASE/open$MCP_PATH" ""
-run_wrk protected "$BASE$MCP_PATH" "$TOKEN"
-
 failed=0
-for label in open protected; do
-  if [[ "$(result_field "$label" non200)" != 0 || "$(result_field "$label" errors)" != 0 ]]; then
-    echo "error: $label run had $(result_field "$label" non200) non-200 responses" \
-      "(first status $(result_field "$label" first_bad_status)) and $(result_field "$label" errors) socket errors" >&2
-    failed=1
-  fi
+ratios=()
+for round in $(seq 1 "$ROUNDS"); do
+  run_wrk open "$BASE/open$MCP_PATH" ""
+  run_wrk protected "$BASE$MCP_PATH" "$TOKEN"
+  for label in open protected; do
+    if [[ "$(result_field "$label" non200)" != 0 || "$(result_field "$label" errors)" != 0 ]]; then
+      echo "error: $label run had $(result_field "$label" non200) non-200 responses" \
+        "(first status $(result_field "$label" first_bad_status)) and $(result_field "$label" errors) socket errors" >&2
+      failed=1
+    fi
+  done
+  ratios+=("$(awk -v p="$(result_field protected rps)" -v o="$(result_field open rps)" \
+    'BEGIN { printf "%.3f", (o > 0 ? p / o : 0) }')")
 done
 
 echo
@@ -130,5 +140,11 @@ for label in open protected; do
 done
 awk -v p="$(result_field protected rps)" -v o="$(result_field open rps)" \
   'BEGIN { if (o > 0) printf "ratio protected/unprotected req/s: %.3f (%.1f%% of baseline)\n", p / o, 100 * p / o }'
+if ((ROUNDS > 1)); then
+  median="$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END {
+    if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
+  echo "rounds: ${ratios[*]}"
+  echo "median ratio protected/unprotected req/s over $ROUNDS interleaved rounds: $median"
+fi
 
 exit "$failed"

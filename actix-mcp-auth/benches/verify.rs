@@ -1,5 +1,6 @@
-//! The bearer check's verification path: a cached token versus a full JWT verification
-//! (signature, claims) with the keys already fetched.
+//! The bearer check's verification path: a cached token (through `verify`'s future and through
+//! `verify_cached`, the middleware's hot path) versus a full JWT verification (signature,
+//! claims) with the keys already fetched.
 //!
 //! `cargo bench --bench verify`
 
@@ -34,6 +35,13 @@ fn verification(c: &mut Criterion) {
                 .now_or_never()
                 .expect("a cache hit never waits")
                 .expect("valid")
+        })
+    });
+    group.bench_function("cached", |b| {
+        b.iter(|| {
+            verifier
+                .verify_cached(black_box(&token))
+                .expect("verified above")
         })
     });
     group.bench_function("cache_miss", |b| {

@@ -168,6 +168,15 @@ where
     forward_ready!(service);
 
     fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        // The hot path: a token the verifier already holds, no per-request policy. Nothing is
+        // awaited before the service, so the only future boxed is the service's own, mapped.
+        if let Some(caller) = cached_caller(&self.config, &req) {
+            req.extensions_mut().insert(caller);
+            let response = self.service.call(req);
+            return Box::pin(
+                async move { response.await.map(ServiceResponse::map_into_left_body) },
+            );
+        }
         let service = self.service.clone();
         let config = self.config.clone();
         Box::pin(async move {
@@ -208,6 +217,22 @@ where
     }
 }
 
+/// The caller of a request that may pass at once: not a preflight, no per-request policy, a
+/// well-formed bearer token the verifier holds in its cache, every required scope. `None` sends
+/// the request down the full path, which also produces every refusal.
+fn cached_caller(config: &Config, req: &ServiceRequest) -> Option<Authenticated> {
+    if config.policy.is_some() || (config.preflight && is_preflight(req)) {
+        return None;
+    }
+    let token = bearer_token(req.headers()).ok()?;
+    let caller = config.verifier.verify_cached(token)?;
+    config
+        .required_scopes
+        .iter()
+        .all(|scope| caller.has_scope(scope))
+        .then_some(caller)
+}
+
 async fn authenticate(config: &Config, req: &ServiceRequest) -> Result<Authenticated, BearerError> {
     let fail = |kind, description| BearerError::new(kind, description, config.challenge.clone());
     let token = match bearer_token(req.headers()) {
@@ -220,20 +245,21 @@ async fn authenticate(config: &Config, req: &ServiceRequest) -> Result<Authentic
             return Err(fail(kind, description));
         }
     };
-    let caller = config
-        .verifier
-        .verify(&token)
-        .await
-        .map_err(|error| match error {
-            VerifyError::Invalid(reason) => {
-                tracing::debug!(reason, "bearer token refused");
-                fail(BearerErrorKind::InvalidToken, reason)
-            }
-            VerifyError::Unavailable => fail(
-                BearerErrorKind::Unavailable,
-                "the token cannot be checked right now; retry later",
-            ),
-        })?;
+    let cached = config.verifier.verify_cached(token);
+    let caller = match cached {
+        Some(caller) => Ok(caller),
+        None => config.verifier.verify(token).await,
+    }
+    .map_err(|error| match error {
+        VerifyError::Invalid(reason) => {
+            tracing::debug!(reason, "bearer token refused");
+            fail(BearerErrorKind::InvalidToken, reason)
+        }
+        VerifyError::Unavailable => fail(
+            BearerErrorKind::Unavailable,
+            "the token cannot be checked right now; retry later",
+        ),
+    })?;
     // With a policy, the required scopes are checked with the request's own (one challenge
     // listing everything the request needs).
     if config.policy.is_some() {
@@ -258,7 +284,7 @@ async fn authenticate(config: &Config, req: &ServiceRequest) -> Result<Authentic
 /// No header, another scheme, or `Bearer` with nothing but whitespace after it is "no
 /// credentials" (401 without `error`, so the client starts discovery). Two headers, an
 /// oversized one, or a token that is not RFC 6750 `b64token` syntax is a malformed request.
-fn bearer_token(headers: &HeaderMap) -> Result<String, BearerErrorKind> {
+fn bearer_token(headers: &HeaderMap) -> Result<&str, BearerErrorKind> {
     let mut values = headers.get_all(header::AUTHORIZATION);
     let Some(value) = values.next() else {
         return Err(BearerErrorKind::MissingToken);
@@ -266,9 +292,15 @@ fn bearer_token(headers: &HeaderMap) -> Result<String, BearerErrorKind> {
     if values.next().is_some() || value.len() > MAX_AUTHORIZATION_LEN {
         return Err(BearerErrorKind::InvalidRequest);
     }
-    let value = value
-        .to_str()
-        .map_err(|_| BearerErrorKind::InvalidRequest)?;
+    // What `HeaderValue::to_str` accepts (visible ASCII and tab), checked without branching
+    // per byte: this runs over the whole ~1 KiB header on every request.
+    let bytes = value.as_bytes();
+    if !bytes.iter().fold(true, |ok, &b| {
+        ok & ((b' '..=b'~').contains(&b) | (b == b'\t'))
+    }) {
+        return Err(BearerErrorKind::InvalidRequest);
+    }
+    let value = std::str::from_utf8(bytes).map_err(|_| BearerErrorKind::InvalidRequest)?;
     let (scheme, rest) = value.split_once([' ', '\t']).unwrap_or((value, ""));
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(BearerErrorKind::MissingToken);
@@ -280,16 +312,24 @@ fn bearer_token(headers: &HeaderMap) -> Result<String, BearerErrorKind> {
     if !is_b64token(token) {
         return Err(BearerErrorKind::InvalidRequest);
     }
-    Ok(token.to_owned())
+    Ok(token)
 }
 
 /// RFC 6750 §2.1: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 fn is_b64token(token: &str) -> bool {
     let body = token.trim_end_matches('=');
-    !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+    // A fold rather than `all`: no early exit, so the compiler checks many bytes at once (SIMD;
+    // about 2 instructions per byte instead of 13).
+    !body.is_empty() && body.bytes().fold(true, |ok, b| ok & is_b64token_byte(b))
+}
+
+/// One byte of RFC 6750's `b64token` (before the `=` padding), without branches.
+fn is_b64token_byte(b: u8) -> bool {
+    let letter = (b | 0x20).wrapping_sub(b'a') < 26;
+    let digit = b.wrapping_sub(b'0') < 10;
+    // `-`, `.` and `/` are 0x2d..=0x2f.
+    let punctuation = b.wrapping_sub(b'-') < 3;
+    letter | digit | punctuation | (b == b'_') | (b == b'~') | (b == b'+')
 }
 
 fn is_preflight(req: &ServiceRequest) -> bool {
@@ -396,6 +436,36 @@ mod tests {
         assert!(!is_b64token("a=b"));
         assert!(!is_b64token("=="));
     }
+
+    #[test]
+    fn b64token_bytes_are_exactly_rfc_6750s() {
+        for b in 0..=u8::MAX {
+            let rfc = b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+            assert_eq!(is_b64token_byte(b), rfc, "byte {b:#04x}");
+        }
+    }
+
+    #[test]
+    fn non_ascii_headers_are_invalid_requests() {
+        // obs-text (0x80..) is a legal header byte but no token: refused like `to_str` did.
+        for raw in [
+            &b"Bearer abc\xff"[..],
+            b"Bearer \xe9t\xe9",
+            b"B\xe9arer abc",
+        ] {
+            let mut map = HeaderMap::new();
+            map.insert(
+                HeaderName::from_static("authorization"),
+                HeaderValue::from_bytes(raw).unwrap(),
+            );
+            assert_eq!(
+                bearer_token(&map).unwrap_err(),
+                BearerErrorKind::InvalidRequest,
+                "{raw:?}"
+            );
+        }
+        assert_eq!(bearer_token(&headers(&["Bearer\tabc"])).unwrap(), "abc");
+    }
 }
 
 #[cfg(test)]
@@ -405,14 +475,73 @@ mod properties {
 
     use super::*;
 
+    /// The parser before it skipped `to_str`, the allocation and the per-byte branches: the
+    /// reference the current one must agree with on every header.
+    fn reference_bearer_token(headers: &HeaderMap) -> Result<String, BearerErrorKind> {
+        let mut values = headers.get_all(header::AUTHORIZATION);
+        let Some(value) = values.next() else {
+            return Err(BearerErrorKind::MissingToken);
+        };
+        if values.next().is_some() || value.len() > MAX_AUTHORIZATION_LEN {
+            return Err(BearerErrorKind::InvalidRequest);
+        }
+        let value = value
+            .to_str()
+            .map_err(|_| BearerErrorKind::InvalidRequest)?;
+        let (scheme, rest) = value.split_once([' ', '\t']).unwrap_or((value, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return Err(BearerErrorKind::MissingToken);
+        }
+        let token = rest.trim_matches([' ', '\t']);
+        if token.is_empty() {
+            return Err(BearerErrorKind::MissingToken);
+        }
+        let body = token.trim_end_matches('=');
+        if body.is_empty()
+            || !body
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b))
+        {
+            return Err(BearerErrorKind::InvalidRequest);
+        }
+        Ok(token.to_owned())
+    }
+
     proptest! {
+        #[test]
+        fn parsing_agrees_with_the_reference(
+            scheme in prop_oneof![
+                Just("Bearer".to_owned()),
+                Just("bearer".to_owned()),
+                Just("Basic".to_owned()),
+                "[ -~]{0,8}",
+            ],
+            separator in prop_oneof![Just(" "), Just("\t"), Just("  "), Just("")],
+            token in prop_oneof![
+                "[A-Za-z0-9._~+/-]{1,64}={0,2}",
+                proptest::collection::vec(any::<u8>(), 0..64)
+                    .prop_map(|bytes| String::from_utf8_lossy(&bytes).into_owned()),
+            ],
+            trailer in prop_oneof![Just(""), Just(" "), Just("\t"), Just("\u{e9}")],
+        ) {
+            let value = format!("{scheme}{separator}{token}{trailer}");
+            if let Ok(value) = HeaderValue::from_bytes(value.as_bytes()) {
+                let mut headers = HeaderMap::new();
+                headers.insert(HeaderName::from_static("authorization"), value);
+                prop_assert_eq!(
+                    bearer_token(&headers).map(str::to_owned),
+                    reference_bearer_token(&headers)
+                );
+            }
+        }
+
         #[test]
         fn authorization_parsing_never_panics(value in proptest::collection::vec(any::<u8>(), 0..200)) {
             if let Ok(value) = HeaderValue::from_bytes(&value) {
                 let mut headers = HeaderMap::new();
                 headers.insert(HeaderName::from_static("authorization"), value);
                 if let Ok(token) = bearer_token(&headers) {
-                    prop_assert!(is_b64token(&token));
+                    prop_assert!(is_b64token(token));
                     prop_assert!(token.len() <= MAX_AUTHORIZATION_LEN);
                 }
             }

@@ -1,6 +1,7 @@
 """Full OAuth logins against a proxy-mode server, ours or FastMCP's (scripts/compare-fastmcp.sh).
 
     login_driver.py BASE_URL MCP_URL SECONDS CONCURRENCY TOKEN_FILE
+    login_driver.py tokens BASE_URL MCP_URL COUNT CONCURRENCY TOKEN_FILE
 
 For SECONDS, CONCURRENCY logins at a time, each one what a new MCP client and its user do:
 register (RFC 7591, public client, no scope) -> authorize (PKCE S256, state, resource) -> the
@@ -12,8 +13,14 @@ wording, so the same driver follows both servers' pages.
 
 Prints one line:
     LOGINS ok=N errors=N seconds=S rate=R p50_ms=X p99_ms=Y errors_seen=<first error>
-and writes the access token of the first successful login to TOKEN_FILE. Only loopback URLs
-are ever requested.
+and writes the access token of the first successful login to TOKEN_FILE.
+
+`tokens` mints COUNT distinct access tokens the way clients come to hold them: CONCURRENCY
+logins as above (one grant each), then refresh-token chains, one per grant, each refresh
+(refresh_token grant, rotated refresh token) issuing a new access token while earlier ones stay
+valid until they expire. Writes every access token, one per line, to TOKEN_FILE and prints
+    TOKENS count=N logins=N login_seconds=S seconds=S refresh_rate=R
+Fails on the first refused login or refresh. Only loopback URLs are ever requested.
 """
 
 from __future__ import annotations
@@ -116,6 +123,11 @@ async def _authorize(http: httpx2.AsyncClient, base: str, query: dict[str, str])
 
 async def login(base: str, mcp_url: str) -> str:
     """One full login; returns the access token."""
+    return (await login_grant(base, mcp_url))[1]["access_token"]
+
+
+async def login_grant(base: str, mcp_url: str) -> tuple[str, dict]:
+    """One full login; returns the client id and the token response."""
     async with httpx2.AsyncClient(timeout=TIMEOUT, verify=TLS, trust_env=False) as http:
         client_id = await _register(http, base)
         verifier, challenge = _pkce()
@@ -142,7 +154,57 @@ async def login(base: str, mcp_url: str) -> str:
         )
         if response.status_code != 200 or "access_token" not in response.json():
             raise LoginError(f"token: {response.status_code} {response.text[:200]}")
-        return response.json()["access_token"]
+        return client_id, response.json()
+
+
+async def _refresh(http: httpx2.AsyncClient, base: str, mcp_url: str, client_id: str, refresh: str) -> dict:
+    """One refresh-token grant of a public client; the token response."""
+    response = await http.post(
+        _loopback(f"{base}/token"),
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refresh,
+            "client_id": client_id,
+            "resource": mcp_url,
+        },
+    )
+    answer = response.json() if response.status_code == 200 else {}
+    if "access_token" not in answer or "refresh_token" not in answer:
+        raise LoginError(f"refresh: {response.status_code} {response.text[:200]}")
+    return answer
+
+
+async def mint(base: str, mcp_url: str, count: int, concurrency: int) -> dict:
+    """COUNT distinct access tokens: CONCURRENCY logins, then one refresh chain per grant."""
+    started = time.monotonic()
+    concurrency = max(1, min(concurrency, count))
+    grants = await asyncio.gather(*(login_grant(base, mcp_url) for _ in range(concurrency)))
+    logged_in = time.monotonic()
+    tokens = [answer["access_token"] for _, answer in grants]
+    remaining = count - len(grants)
+
+    async def chain(index: int, client_id: str, answer: dict) -> None:
+        share = remaining // len(grants) + (1 if index < remaining % len(grants) else 0)
+        refresh = answer.get("refresh_token")
+        if share and not refresh:
+            raise LoginError("token: no refresh token")
+        async with httpx2.AsyncClient(timeout=TIMEOUT, verify=TLS, trust_env=False) as http:
+            for _ in range(share):
+                answer = await _refresh(http, base, mcp_url, client_id, refresh)
+                refresh = answer["refresh_token"]
+                tokens.append(answer["access_token"])
+
+    await asyncio.gather(*(chain(i, cid, answer) for i, (cid, answer) in enumerate(grants)))
+    done = time.monotonic()
+    if len(set(tokens)) != count:
+        raise LoginError(f"minted {len(set(tokens))} distinct tokens, expected {count}")
+    return {
+        "tokens": tokens,
+        "logins": len(grants),
+        "login_seconds": logged_in - started,
+        "seconds": done - started,
+        "refresh_rate": remaining / max(done - logged_in, 1e-9),
+    }
 
 
 async def run(base: str, mcp_url: str, seconds: float, concurrency: int) -> dict:
@@ -180,7 +242,30 @@ async def run(base: str, mcp_url: str, seconds: float, concurrency: int) -> dict
     }
 
 
+def main_tokens(argv: list[str]) -> int:
+    if len(argv) != 5:
+        print(__doc__, file=sys.stderr)
+        return 2
+    base, mcp_url, count, concurrency, token_file = argv
+    try:
+        result = asyncio.run(mint(base.rstrip("/"), mcp_url, int(count), int(concurrency)))
+    except (LoginError, httpx2.HTTPError, ValueError, KeyError) as error:
+        print(f"TOKENS_FAILED {type(error).__name__}: {error}", file=sys.stderr)
+        return 1
+    with open(token_file, "w", encoding="utf-8") as out:
+        out.writelines(token + "\n" for token in result["tokens"])
+    print(
+        "TOKENS count={count} logins={logins} login_seconds={login_seconds:.2f} "
+        "seconds={seconds:.2f} refresh_rate={refresh_rate:.1f}".format(
+            count=len(result["tokens"]), **result
+        )
+    )
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if argv[:1] == ["tokens"]:
+        return main_tokens(argv[1:])
     if len(argv) != 5:
         print(__doc__, file=sys.stderr)
         return 2

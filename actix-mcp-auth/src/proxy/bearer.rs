@@ -98,18 +98,23 @@ impl ProxyVerifier {
         u64::try_from(self.inner.store.now()).unwrap_or(0)
     }
 
-    async fn verify_token(&self, token: &str) -> Result<Authenticated, VerifyError> {
-        if !has_shape(token, ACCESS_TOKEN_PREFIX) {
-            return Err(VerifyError::Invalid("unknown token"));
-        }
-        let key = digest(token);
-        if let Some(hit) = self.inner.tokens.get(&key, self.now_secs()) {
-            return Ok(hit);
-        }
+    /// The first use of a token in this process (or after its cache entry ended), shared by
+    /// concurrent requests with the same token.
+    async fn verify_token(
+        &self,
+        token: &str,
+        key: TokenDigest,
+    ) -> Result<Authenticated, VerifyError> {
         self.inner
             .in_flight
             .run(key, || self.verify_uncached(token, key))
             .await
+    }
+
+    /// The cached caller of a well-shaped token, if any and still valid.
+    fn cached(&self, token: &str, key: &TokenDigest) -> Option<Authenticated> {
+        debug_assert!(has_shape(token, ACCESS_TOKEN_PREFIX));
+        self.inner.tokens.get(key, self.now_secs())
     }
 
     /// The first use of a token (in this process, within the cache's time-to-live): database,
@@ -311,7 +316,25 @@ impl ProxyVerifier {
 
 impl TokenVerifier for ProxyVerifier {
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a> {
-        Box::pin(self.verify_token(token))
+        if !has_shape(token, ACCESS_TOKEN_PREFIX) {
+            return Box::pin(std::future::ready(Err(VerifyError::Invalid(
+                "unknown token",
+            ))));
+        }
+        let key = digest(token);
+        // A hit is answered by a small ready future: the one of a first use (database, AuthKit)
+        // takes kilobytes to box.
+        if let Some(hit) = self.cached(token, &key) {
+            return Box::pin(std::future::ready(Ok(hit)));
+        }
+        Box::pin(self.verify_token(token, key))
+    }
+
+    fn verify_cached(&self, token: &str) -> Option<Authenticated> {
+        if !has_shape(token, ACCESS_TOKEN_PREFIX) {
+            return None;
+        }
+        self.cached(token, &digest(token))
     }
 }
 

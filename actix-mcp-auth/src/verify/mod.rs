@@ -59,4 +59,15 @@ pub enum VerifyError {
 pub trait TokenVerifier: Send + Sync + 'static {
     /// Verifies `token` and returns the caller it stands for.
     fn verify<'a>(&'a self, token: &'a str) -> VerifyFuture<'a>;
+
+    /// The caller for `token` when it is known without waiting: a token this verifier checked
+    /// recently and still holds in its cache, every check (expiry included) still passing.
+    /// `None` means "ask [`verify`](Self::verify)", never "refused".
+    ///
+    /// [`BearerAuth`](crate::BearerAuth) asks this first, so a cache hit costs no boxed future.
+    /// The default knows nothing (`None`); the built-in verifiers answer from their caches.
+    fn verify_cached(&self, token: &str) -> Option<Authenticated> {
+        let _ = token;
+        None
+    }
 }

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use actix_mcp_auth::TokenVerifier as _;
 use actix_mcp_auth_testing::{Endpoint, Failure, FakeAuthKit};
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -105,10 +106,11 @@ async fn the_token_in_the_query_string_is_ignored() {
 #[actix_web::test]
 async fn missing_scopes_get_403_listing_every_required_scope() {
     let app = TestApp::spawn_with(|b| b.required_scopes(["mcp:read", "mcp:write"])).await;
-    let reply = app
-        .call_with(&app.token(json!({"scope": "mcp:read"})))
-        .await;
+    let lacking = app.token(json!({"scope": "mcp:read"}));
+    let reply = app.call_with(&lacking).await;
     assert_eq!(reply.status, 403);
+    // Verified once, the token is cached: served from the cache, it is still refused.
+    assert_eq!(app.call_with(&lacking).await.status, 403);
     let challenge = reply.challenge();
     assert!(
         challenge.contains("error=\"insufficient_scope\""),
@@ -359,8 +361,12 @@ async fn cached_keys_survive_a_jwks_outage() {
 async fn verified_tokens_are_served_from_the_cache() {
     let app = TestApp::spawn().await;
     let token = app.token(json!({}));
+    let verifier = app.provider.verifier();
+    assert!(verifier.verify_cached(&token).is_none(), "not verified yet");
     assert_eq!(app.call_with(&token).await.status, 200);
-    assert_eq!(app.provider.verifier().cached_tokens(), 1);
+    assert_eq!(verifier.cached_tokens(), 1);
+    assert!(verifier.verify_cached(&token).is_some());
+    assert!(verifier.verify_cached(&app.token(json!({}))).is_none());
     // Even with the keys gone upstream, a cached token needs no key.
     app.fake.rotate_keys();
     app.fake.retire_old_keys();
@@ -378,6 +384,7 @@ async fn expired_tokens_are_not_served_from_the_cache() {
     assert_eq!(app.call_with(&token).await.status, 200);
     assert_eq!(app.call_with(&token).await.status, 200, "from the cache");
     clock.advance(Duration::from_secs(3));
+    assert!(app.provider.verifier().verify_cached(&token).is_none());
     assert_invalid_token(&app.call_with(&token).await, &app);
 }
 

@@ -14,7 +14,8 @@
 //! Connect application `WORKOS_CLIENT_ID` / `WORKOS_CLIENT_SECRET` with the redirect URIs in
 //! `FAKE_REDIRECT_URIS` (comma-separated; the replicas' public `MCP_BASE_URL` +
 //! `/auth/callback`), and starts a small **unauthenticated** control server on another random
-//! port. It prints to stdout, one per line:
+//! port. `FAKE_ACCESS_TOKEN_TTL_SECONDS` sets the lifetime of the access tokens it issues
+//! (default 300, as AuthKit's). It prints to stdout, one per line:
 //!
 //! ```text
 //! WORKOS_AUTHKIT_DOMAIN=http://127.0.0.1:PORT
@@ -99,6 +100,13 @@ fn fake_authkit() -> std::io::Result<()> {
         .collect();
 
     let fake = FakeAuthKit::start();
+    if let Ok(ttl) = std::env::var("FAKE_ACCESS_TOKEN_TTL_SECONDS") {
+        let ttl: u64 = ttl.parse().unwrap_or_else(|_| {
+            eprintln!("error: FAKE_ACCESS_TOKEN_TTL_SECONDS must be a number of seconds");
+            std::process::exit(2);
+        });
+        fake.set_access_token_ttl(Duration::from_secs(ttl));
+    }
     fake.register_connect_app(&client_id, &client_secret, &redirects);
     let control = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     println!("WORKOS_AUTHKIT_DOMAIN={}", fake.issuer());
