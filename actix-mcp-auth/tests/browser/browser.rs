@@ -365,6 +365,28 @@ impl Browser {
         self.find("body").await.text().await.expect("body text")
     }
 
+    /// Waits until the page's visible text contains `needle` and returns that text. A click
+    /// that submits a form returns before the next page loads: reading the body at once can
+    /// see the old page or a body the navigation has just detached (a stale element).
+    pub async fn wait_for_text(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let text = match self.client.find(Locator::Css("body")).await {
+                Ok(body) => body.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the page never showed {needle:?}; at {}: {text}",
+                self.url_string().await
+            );
+            actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Waits until the current URL starts with `prefix`.
     pub async fn wait_for_url(&self, prefix: &str) -> url::Url {
         let deadline = std::time::Instant::now() + PATIENCE;

@@ -474,8 +474,7 @@ async fn connected_apps_lists_and_revokes_after_an_authkit_sign_in() {
     browser
         .wait_for_url(&format!("{}/connected-apps?revoked=1", lab.base_url))
         .await;
-    let text = browser.text().await;
-    assert!(text.contains("Access revoked."), "{text}");
+    let text = browser.wait_for_text("Access revoked.").await;
     assert_eq!(browser.count("li.app").await, 1);
     assert!(!text.contains("Claude Desktop"), "{text}");
     // This replica dropped the revoked grant's token at once; the other app keeps working.
@@ -484,8 +483,7 @@ async fn connected_apps_lists_and_revokes_after_an_authkit_sign_in() {
 
     // Signing out ends the page's session: the page asks AuthKit again.
     browser.find("#sign-out").await.click().await.unwrap();
-    let text = browser.text().await;
-    assert!(text.contains("Signed out"), "{text}");
+    browser.wait_for_text("Signed out").await;
     let calls = lab.fake.calls(actix_mcp_auth_testing::Endpoint::Token);
     open_connected_apps(&lab, &browser).await;
     assert_eq!(
@@ -521,10 +519,15 @@ async fn connected_apps_refuses_a_cross_site_revoke() {
         );
         browser.goto(&page).await;
         browser.find("#go").await.click().await.unwrap();
-        let text = browser.text().await;
+        // Waits through the navigation; a page without the refusal fails after the patience.
+        browser.wait_for_text("Open the page again").await;
         assert!(
-            text.contains("Open the page again"),
-            "the forged revoke is refused: {text}"
+            browser
+                .url()
+                .await
+                .as_str()
+                .starts_with(&format!("{}/connected-apps/revoke", lab.base_url)),
+            "the refusal is our page's"
         );
     }
     assert_eq!(lab.mcp_status(&token).await, 200, "nothing was revoked");
