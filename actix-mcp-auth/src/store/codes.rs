@@ -293,7 +293,7 @@ impl Store {
         .map_err(err)?;
         if let Some(row) = row {
             let code = AuthorizationCode::from_row(&row, OP)?;
-            let issued = insert_pair(&mut tx, &code.grant_id, &code.scopes, tokens, None, now)
+            let issued = insert_pair(&mut tx, &code.grant_id, &code.scopes, tokens, now)
                 .await
                 .map_err(err)?;
             let Some((issued, _)) = issued else {

@@ -40,6 +40,8 @@
 //!   exactly one mints a pair, and during the grace every other one gets that same pair back
 //!   (kept sealed until the grace ends);
 //! * multi-row changes (grant + code, token pair, revocation) run in one database transaction;
+//! * a transaction that writes a grant and its tokens writes the grant's row first (issuing,
+//!   rotating, revoking): one lock order, so on PostgreSQL they queue instead of deadlocking;
 //! * upstream token refresh is a compare-and-swap on a version counter (`UpstreamUpdate`).
 //!
 //! Every transaction starts with its write. On SQLite a deferred transaction that reads first and

@@ -4,7 +4,8 @@
 //!   transaction, and only while the grant is live; each token's expiry is capped at the grant's.
 //! * Rotation ([`Store::rotate_refresh_token`]) is a compare-and-swap: `UPDATE … SET rotated_at
 //!   = now WHERE rotated_at IS NULL …` on the old refresh token, then the insert of the new pair
-//!   (`parent_hash` = the old token), in one transaction. Of any number of concurrent rotations
+//!   (`parent_hash` = the old token), in one transaction that first locks the grant's row, as a
+//!   revocation does. Of any number of concurrent rotations
 //!   (on any replicas) exactly one changes the row, so exactly one pair is minted.
 //! * Grace: the same statement seals the new pair onto the old token's row (AES-256-GCM with the
 //!   store's keyring; the old token's digest is the associated data) with `reuse_until = now +
@@ -285,37 +286,91 @@ const INSERT_PAIR: &str = "INSERT INTO mcp_auth_tokens (token_hash, kind, grant_
      scopes, parent_hash, created_at, expires_at) \
      VALUES ($1, 'access', $2, $3, $4, $5, $6, $7), ($8, 'refresh', $2, $3, $4, $5, $6, $9)";
 
-/// Inserts the pair in `tokens` under `grant_id` inside the caller's transaction, if the grant
-/// is live, and records the grant's use. Returns what was issued and the grant's row (its
-/// columns as [`Store::grant_from_row`] reads them), or `None` (nothing written) when the grant
-/// is revoked, expired or unknown.
+/// Which live grant [`lock_live_grant`] takes.
+pub(super) enum GrantOf<'a> {
+    /// The grant with this id.
+    Id(&'a str),
+    /// The grant of refresh token `hash` presented by client `client_id` (a rotation, which
+    /// knows the token, not yet its grant).
+    RefreshToken {
+        hash: &'a TokenHash,
+        client_id: &'a str,
+    },
+}
+
+/// Records a use of the live grant `which` names (`last_used_at`, what a "connected apps" list
+/// shows) and returns its row (its columns as [`Store::grant_from_row`] reads them), or `None`
+/// (nothing written) when the grant is revoked, expired or unknown.
 ///
-/// Two statements: the grant's `last_used_at` update, whose `WHERE` is the liveness check (on
-/// PostgreSQL it also locks the grant's row, so a concurrent revocation waits for this
-/// transaction and then cuts off its tokens too), then both token rows in one `INSERT`, their
-/// expiries capped at the grant's as read under that lock.
+/// One `UPDATE`, whose `WHERE` is the liveness check. On PostgreSQL it also locks the grant's
+/// row, so a concurrent revocation waits for this transaction and then cuts off its new tokens
+/// too. Every transaction that writes both a grant and its tokens takes the grant first (a
+/// revocation: grant, then tokens; a rotation: this, then the old token's compare-and-swap):
+/// one lock order, so they queue instead of deadlocking.
+pub(super) async fn lock_live_grant(
+    conn: &mut OpConn,
+    which: GrantOf<'_>,
+    now: i64,
+) -> Result<Option<AnyRow>, sqlx::Error> {
+    match which {
+        GrantOf::Id(grant_id) => {
+            sqlx::query(concat!(
+                "UPDATE mcp_auth_grants SET last_used_at = $2 \
+                 WHERE grant_id = $1 AND revoked_at IS NULL AND expires_at > $2 RETURNING ",
+                grant_columns!()
+            ))
+            .bind(grant_id)
+            .bind(now)
+            .fetch_optional_in(conn)
+            .await
+        }
+        GrantOf::RefreshToken { hash, client_id } => {
+            sqlx::query(concat!(
+                "UPDATE mcp_auth_grants SET last_used_at = $3 \
+                 WHERE grant_id = (SELECT grant_id FROM mcp_auth_tokens \
+                 WHERE token_hash = $1 AND kind = 'refresh' AND client_id = $2) \
+                 AND revoked_at IS NULL AND expires_at > $3 RETURNING ",
+                grant_columns!()
+            ))
+            .bind(hash.as_str())
+            .bind(client_id)
+            .bind(now)
+            .fetch_optional_in(conn)
+            .await
+        }
+    }
+}
+
+/// Inserts the pair in `tokens` under `grant_id` inside the caller's transaction, if the grant
+/// is live, and records the grant's use: [`lock_live_grant`], then [`insert_under`]. Returns
+/// what was issued and the grant's row, or `None` (nothing written) when the grant is revoked,
+/// expired or unknown.
 pub(super) async fn insert_pair(
     conn: &mut OpConn,
     grant_id: &str,
     scopes: &[String],
     tokens: &NewTokens,
-    parent: Option<&TokenHash>,
     now: i64,
 ) -> Result<Option<(IssuedTokens, AnyRow)>, sqlx::Error> {
-    use sqlx::Row as _;
-    // Issuing is a use of the grant (what a "connected apps" list shows as last used).
-    let grant = sqlx::query(concat!(
-        "UPDATE mcp_auth_grants SET last_used_at = $2 \
-         WHERE grant_id = $1 AND revoked_at IS NULL AND expires_at > $2 RETURNING ",
-        grant_columns!()
-    ))
-    .bind(grant_id)
-    .bind(now)
-    .fetch_optional_in(conn)
-    .await?;
-    let Some(grant) = grant else {
+    let Some(grant) = lock_live_grant(conn, GrantOf::Id(grant_id), now).await? else {
         return Ok(None);
     };
+    let issued = insert_under(conn, &grant, scopes, tokens, None, now).await?;
+    Ok(Some((issued, grant)))
+}
+
+/// Inserts the pair in `tokens` under the grant whose row [`lock_live_grant`] returned, both
+/// token rows in one `INSERT`, their expiries capped at the grant's as read under its lock.
+pub(super) async fn insert_under(
+    conn: &mut OpConn,
+    grant: &AnyRow,
+    scopes: &[String],
+    tokens: &NewTokens,
+    parent: Option<&TokenHash>,
+    now: i64,
+) -> Result<IssuedTokens, sqlx::Error> {
+    use sqlx::Row as _;
+    let grant_id: String = grant.try_get("grant_id")?;
     let grant_expires_at: i64 = grant.try_get("expires_at")?;
     let client_id: String = grant.try_get("client_id")?;
     let cap = |at: i64| at.min(grant_expires_at);
@@ -330,7 +385,7 @@ pub(super) async fn insert_pair(
         None => INSERT_ACCESS,
     })
     .bind(tokens.access_hash.as_str())
-    .bind(grant_id)
+    .bind(&grant_id)
     .bind(&client_id)
     .bind(&joined)
     .bind(parent.map(TokenHash::as_str))
@@ -341,14 +396,13 @@ pub(super) async fn insert_pair(
         _ => insert,
     };
     insert.execute_in(conn).await?;
-    let issued = IssuedTokens {
-        grant_id: grant_id.to_owned(),
+    Ok(IssuedTokens {
+        grant_id,
         client_id,
         scopes: scopes.to_vec(),
         access_expires_at,
         refresh_expires_at,
-    };
-    Ok(Some((issued, grant)))
+    })
 }
 
 fn is_subset(requested: &[String], granted: &[String]) -> bool {
@@ -372,7 +426,7 @@ impl Store {
         let _turn = self.write_turn().await;
         let err = |e| StoreError::from_sqlx(OP, e);
         let mut tx = self.begin(OP).await?;
-        let issued = insert_pair(&mut tx, grant_id, scopes, tokens, None, self.now())
+        let issued = insert_pair(&mut tx, grant_id, scopes, tokens, self.now())
             .await
             .map_err(err)?;
         if issued.is_some() {
@@ -410,7 +464,24 @@ impl Store {
             None => (None, None, None),
         };
         let mut tx = self.begin(OP).await?;
-        // The compare-and-swap; it is also the transaction's first statement (see module docs).
+        // The grant first, the token second: the lock order of a revocation (see
+        // `lock_live_grant`). A write, so on SQLite the transaction's first statement takes
+        // the write lock (see the module docs of `store`). No live grant: nothing to rotate.
+        let grant = lock_live_grant(
+            &mut tx,
+            GrantOf::RefreshToken {
+                hash: old,
+                client_id,
+            },
+            now,
+        )
+        .await
+        .map_err(err)?;
+        let Some(grant) = grant else {
+            drop(tx);
+            return self.classify_failed_rotation(old, client_id, now, OP).await;
+        };
+        // The compare-and-swap.
         let spent = sqlx::query(
             "UPDATE mcp_auth_tokens SET rotated_at = $3, reuse_until = $4, \
              successor_key_id = $5, successor_access_token = $6, successor_refresh_token = $7 \
@@ -441,14 +512,9 @@ impl Store {
             Some(requested) => requested.to_vec(),
             None => granted,
         };
-        let Some((issued, grant)) =
-            insert_pair(&mut tx, &grant_id, &scopes, &new.digests(), Some(old), now)
-                .await
-                .map_err(err)?
-        else {
-            // Dropping the transaction rolls the compare-and-swap back.
-            return Ok(Rotation::NotFound);
-        };
+        let issued = insert_under(&mut tx, &grant, &scopes, &new.digests(), Some(old), now)
+            .await
+            .map_err(err)?;
         // The grant's upstream session must still be readable (its encryption key may have
         // been removed): otherwise the new tokens would be useless, and the client should log
         // in again now rather than loop through refreshes. Checked on the row the update

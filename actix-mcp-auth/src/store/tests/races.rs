@@ -18,6 +18,7 @@ store_tests!(
     one_winner_per_refresh_rotation,
     one_winner_per_pending_authorization,
     replicas_migrate_at_once,
+    rotation_and_revocation_queue,
 );
 
 /// Runs `a` and `b` on two runtime tasks released at the same moment.
@@ -215,4 +216,48 @@ async fn replicas_migrate_at_once(db: &TestDb) {
         count(&stores[0], "_mcp_auth_migrations").await,
         i64::try_from(migrations).unwrap()
     );
+}
+
+/// One replica rotates a refresh token while another revokes its grant: both complete (no
+/// deadlock, which PostgreSQL would break by failing one of them), and whichever went first,
+/// no token of the grant is left live, the new pair included.
+async fn rotation_and_revocation_queue(db: &TestDb) {
+    use crate::store::{GrantSelection, audit::AuditActor};
+    let (a, b) = replicas(db).await;
+    for round in 0..ROUNDS {
+        let (seed, _, refresh) = seed_with_tokens(&a).await;
+        let old = TokenHash::of(&refresh);
+        let grant_id = seed.grant.grant_id.clone();
+        let (rotated, revoked) = {
+            let (a, b, client) = (a.clone(), b.clone(), seed.client_id.clone());
+            let which = GrantSelection::Grant(grant_id.clone());
+            race(
+                async move {
+                    let rotation = a
+                        .rotate_refresh_token(&old, &client, None, &successor(), GRACE)
+                        .await;
+                    Ok::<_, String>(format!("{:?}", rotation.map_err(|e| e.to_string())?))
+                },
+                async move {
+                    let revoked = b.revoke_grants(&which, AuditActor::Admin).await;
+                    Ok(format!("{:?}", revoked.map_err(|e| e.to_string())?.len()))
+                },
+            )
+            .await
+        };
+        let rotated = rotated.unwrap_or_else(|e| panic!("round {round}: rotation failed: {e}"));
+        let revoked = revoked.unwrap_or_else(|e| panic!("round {round}: revocation failed: {e}"));
+        assert_eq!(
+            revoked, "1",
+            "round {round}: the grant was live until revoked"
+        );
+        let live: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM mcp_auth_tokens WHERE grant_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(&grant_id)
+        .fetch_one(a.pool())
+        .await
+        .unwrap();
+        assert_eq!(live, 0, "round {round}: {rotated}");
+    }
 }
