@@ -17,6 +17,10 @@
 //! dropping it uncommitted rolls it back in the background before the connection goes back to
 //! the pool, like sqlx's `Transaction` (whose connection could not be closed instead).
 //!
+//! On SQLite a transaction may relax its commit's [`Durability`]: `PRAGMA synchronous` travels
+//! with its `BEGIN` and is set back with its `COMMIT` (no extra statement), and a connection
+//! whose transaction ended any other way is closed, so none goes back to the pool relaxed.
+//!
 //! [`StoreOptions::statement_timeout`]: super::StoreOptions::statement_timeout
 //! [`Store::begin`]: super::Store::begin
 
@@ -37,6 +41,21 @@ use super::{
     breaker::{self, Breaker},
 };
 
+/// How a write must reach the disk before its commit returns. Only SQLite has a choice;
+/// every PostgreSQL commit is durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// `synchronous = FULL`: the WAL is synced at the commit (every connection's setting).
+    Full,
+    /// `synchronous = NORMAL` for this commit: it survives a crash of the process, and the next
+    /// full commit of any operation syncs it too (the WAL is one file, written in order), but
+    /// an OS crash or power loss before then may undo it. What survives is always a prefix of
+    /// the commits (the WAL's frames are checksummed in a chain). Only for writes whose loss ends a
+    /// login in progress with an error, never for what a check relies on (a consumed code, a
+    /// rotation, a revocation) or what a client keeps (its registration, its tokens).
+    Relaxed,
+}
+
 /// A pooled connection checked out for store operation `op` (see the module docs).
 pub(crate) struct OpConn {
     /// `None` only while dropping.
@@ -44,6 +63,8 @@ pub(crate) struct OpConn {
     watch: Watch,
     /// A transaction is open (`BEGIN` ran, no `COMMIT` yet).
     in_tx: bool,
+    /// The connection runs with `synchronous = NORMAL` until its `COMMIT` sets it back.
+    relaxed: bool,
 }
 
 /// What an operation's statements report to, and how long they may take.
@@ -86,6 +107,7 @@ impl OpConn {
                 in_flight: false,
             },
             in_tx: false,
+            relaxed: false,
         }
     }
 
@@ -95,22 +117,40 @@ impl OpConn {
         (&mut **conn, &mut self.watch)
     }
 
-    /// Starts a transaction (`BEGIN`).
-    pub(super) async fn begin(&mut self) -> Result<(), sqlx::Error> {
+    /// Starts a transaction (`BEGIN`) whose commit has `durability` (see [`Durability`]).
+    pub(super) async fn begin(&mut self, durability: Durability) -> Result<(), sqlx::Error> {
         // Set first: a `BEGIN` that failed half-way leaves the connection in doubt.
         self.in_tx = true;
+        self.relaxed = durability == Durability::Relaxed && self.watch.engine == Engine::Sqlite;
+        let begin = if self.relaxed {
+            "PRAGMA synchronous = NORMAL; BEGIN"
+        } else {
+            "BEGIN"
+        };
         let (conn, watch) = self.parts();
-        watch.run(sqlx::raw_sql("BEGIN").execute(conn)).await?;
+        watch.run(sqlx::raw_sql(begin).execute(conn)).await?;
         Ok(())
     }
 
-    /// Commits the transaction [`Store::begin`](super::Store::begin) started.
+    /// Commits the transaction [`Store::begin`](super::Store::begin) started; without one (see
+    /// [`Store::relaxed_write`](super::Store::relaxed_write)), its statements are already
+    /// committed and this does nothing.
     pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
+        if !self.in_tx {
+            return Ok(());
+        }
         // A failed COMMIT leaves `in_tx` set: SQLite keeps the transaction open after a busy
-        // COMMIT, and a ROLLBACK after PostgreSQL ended it is harmless.
+        // COMMIT, and a ROLLBACK after PostgreSQL ended it is harmless. It leaves `relaxed`
+        // set too (the `PRAGMA` after it did not run), which closes the connection on drop.
+        let commit = if self.relaxed {
+            "COMMIT; PRAGMA synchronous = FULL"
+        } else {
+            "COMMIT"
+        };
         let (conn, watch) = self.parts();
-        watch.run(sqlx::raw_sql("COMMIT").execute(conn)).await?;
+        watch.run(sqlx::raw_sql(commit).execute(conn)).await?;
         self.in_tx = false;
+        self.relaxed = false;
         Ok(())
     }
 }
@@ -121,7 +161,11 @@ impl Drop for OpConn {
             return;
         };
         let runtime = tokio::runtime::Handle::try_current();
-        if self.watch.broken || self.watch.in_flight || (self.in_tx && runtime.is_err()) {
+        if self.watch.broken
+            || self.watch.in_flight
+            || self.relaxed
+            || (self.in_tx && runtime.is_err())
+        {
             // Closed here (the socket, or SQLite's worker once its statement ends); the pool
             // opens a replacement when needed. An open transaction dies with the connection.
             drop(conn.detach());

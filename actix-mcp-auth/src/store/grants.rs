@@ -14,7 +14,7 @@
 use sqlx::any::AnyRow;
 
 use super::{
-    AuthorizationCode, OpConn, Secret, Statement, Store, StoreError,
+    AuthorizationCode, Durability, OpConn, Secret, Statement, Store, StoreError,
     audit::{AuditActor, AuditEntry, AuditKind, insert_entry},
     col,
     crypto::{Sealed, aad},
@@ -203,7 +203,10 @@ impl Store {
         }
         let sealed = self.seal_upstream(&grant.grant_id, &grant.upstream);
         let err = |e| StoreError::from_sqlx(OP, e);
-        let mut tx = self.begin(OP).await?;
+        // Relaxed: a grant and code undone by an OS crash make the code's redemption fail with
+        // `invalid_grant`, and the client logs in again. The redemption's own commit is full,
+        // and syncs this one with it (see `Durability`).
+        let mut tx = self.begin_with(OP, Durability::Relaxed).await?;
         self.insert_grant(&mut tx, grant, sealed)
             .await
             .map_err(err)?;

@@ -112,7 +112,7 @@ pub(crate) use self::{
     cimd::CachedDocument,
     clients::ClientRecord,
     codes::{AuthorizationCode, CodeConsumed, CodeRedemption},
-    connection::{OpConn, ScalarStatement, Statement},
+    connection::{Durability, OpConn, ScalarStatement, Statement},
     consents::ConsentApproval,
     crypto::{Secret, TokenHash},
     grants::{Grant, UpstreamTokens, UpstreamUpdate},
@@ -515,11 +515,31 @@ impl Store {
     /// A transaction for store operation `op`, like [`Store::conn`]: commit it with
     /// [`OpConn::commit`]; dropped uncommitted, it rolls back.
     pub(crate) async fn begin(&self, op: &'static str) -> Result<OpConn, StoreError> {
+        self.begin_with(op, Durability::Full).await
+    }
+
+    /// [`Store::begin`] with the commit's [`Durability`] (SQLite only; see its docs for when
+    /// [`Durability::Relaxed`] is allowed).
+    pub(crate) async fn begin_with(
+        &self,
+        op: &'static str,
+        durability: Durability,
+    ) -> Result<OpConn, StoreError> {
         let mut conn = self.conn(op).await?;
-        conn.begin()
+        conn.begin(durability)
             .await
             .map_err(|e| StoreError::from_sqlx(op, e))?;
         Ok(conn)
+    }
+
+    /// For a single-statement write of [`Durability::Relaxed`]: on SQLite a relaxed
+    /// transaction (the `PRAGMA` needs one to travel with), on PostgreSQL a plain connection
+    /// (no `BEGIN`/`COMMIT` round trips). Either way, end it with [`OpConn::commit`].
+    pub(crate) async fn relaxed_write(&self, op: &'static str) -> Result<OpConn, StoreError> {
+        match self.engine {
+            Engine::Sqlite => self.begin_with(op, Durability::Relaxed).await,
+            Engine::Postgres => self.conn(op).await,
+        }
     }
 
     /// Waits for `acquire` (a connection or a transaction) unless an outage shows meanwhile:

@@ -2,6 +2,7 @@
 //! every test of the list runs on SQLite and on PostgreSQL (`store_tests!`).
 
 mod breaker;
+mod durability;
 mod grants_audit;
 mod migrations;
 mod operations;
