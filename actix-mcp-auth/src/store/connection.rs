@@ -53,6 +53,11 @@ pub(crate) enum Durability {
     /// the commits (the WAL's frames are checksummed in a chain). Only for writes whose loss ends a
     /// login in progress with an error, never for what a check relies on (a consumed code, a
     /// rotation, a revocation) or what a client keeps (its registration, its tokens).
+    ///
+    /// Used by the transaction that stores a login's grant with its code. A single-statement
+    /// write would need a transaction around it for the `PRAGMA` to travel with: two more
+    /// round trips to SQLite's worker thread, which cost about what the saved sync gains
+    /// (measured with `scripts/cost-per-login.sh`).
     Relaxed,
 }
 
@@ -132,13 +137,8 @@ impl OpConn {
         Ok(())
     }
 
-    /// Commits the transaction [`Store::begin`](super::Store::begin) started; without one (see
-    /// [`Store::relaxed_write`](super::Store::relaxed_write)), its statements are already
-    /// committed and this does nothing.
+    /// Commits the transaction [`Store::begin`](super::Store::begin) started.
     pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
-        if !self.in_tx {
-            return Ok(());
-        }
         // A failed COMMIT leaves `in_tx` set: SQLite keeps the transaction open after a busy
         // COMMIT, and a ROLLBACK after PostgreSQL ended it is harmless. It leaves `relaxed`
         // set too (the `PRAGMA` after it did not run), which closes the connection on drop.

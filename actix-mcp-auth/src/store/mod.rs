@@ -63,7 +63,9 @@
 //! * `sqlite://path/to/file.db`: the file is created when missing (unless the URL sets a `mode=`
 //!   other than `rwc`), readable and writable by its owner only (mode 0600 on unix; SQLite gives
 //!   the `-wal` and `-shm` files the database file's mode), switched to WAL, with a busy timeout, foreign keys on and `synchronous = FULL`, so several
-//!   processes can share it and a committed revocation survives a power loss.
+//!   processes can share it and a committed revocation survives a power loss. One commit
+//!   relaxes that: a login's grant with its code (see `Durability::Relaxed`), whose loss in an
+//!   OS crash only makes that code's redemption fail; the redemption's own commit is full.
 //!   `sqlite::memory:` gives every pooled connection its own database: use a file, even in tests.
 //!
 //! The Any driver needs its drivers installed; [`Store::connect`] calls
@@ -532,16 +534,6 @@ impl Store {
         Ok(conn)
     }
 
-    /// For a single-statement write of [`Durability::Relaxed`]: on SQLite a relaxed
-    /// transaction (the `PRAGMA` needs one to travel with), on PostgreSQL a plain connection
-    /// (no `BEGIN`/`COMMIT` round trips). Either way, end it with [`OpConn::commit`].
-    pub(crate) async fn relaxed_write(&self, op: &'static str) -> Result<OpConn, StoreError> {
-        match self.engine {
-            Engine::Sqlite => self.begin_with(op, Durability::Relaxed).await,
-            Engine::Postgres => self.conn(op).await,
-        }
-    }
-
     /// Waits for `acquire` (a connection or a transaction) unless an outage shows meanwhile:
     /// the breaker opening (another operation found the database gone), or, after
     /// [`reachability::SUSPECT_AFTER`], the server refusing a bare TCP connection. Then the
@@ -824,7 +816,8 @@ async fn prepare_sqlite_connection(
         .await?;
     // FULL syncs the WAL at every commit. NORMAL would make writes about twice as fast here,
     // but a power loss could then undo the last commits, and an undone revocation or code
-    // redemption is a security problem, not just lost work.
+    // redemption is a security problem, not just lost work. (One transaction relaxes it for
+    // itself and sets it back: `Durability::Relaxed`.)
     sqlx::raw_sql("PRAGMA synchronous = FULL")
         .execute(&mut *conn)
         .await?;

@@ -145,8 +145,6 @@ impl Store {
         let sealed = self
             .keys
             .seal_secret(&verifier_aad(&pending.txn_id), &pending.upstream_verifier);
-        // Relaxed: undone by an OS crash, the login in progress fails (see `Durability`).
-        let mut conn = self.relaxed_write(OP).await?;
         sqlx::query(concat!(
             "INSERT INTO mcp_auth_pending (",
             pending_columns!(),
@@ -168,12 +166,10 @@ impl Store {
         .bind(pending.created_at)
         .bind(pending.expires_at)
         .bind(i64::from(pending.redirect_uri_sent))
-        .execute_in(&mut conn)
+        .execute_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
-        conn.commit()
-            .await
-            .map_err(|e| StoreError::from_sqlx(OP, e))
+        Ok(())
     }
 
     /// The pending authorization, unless unknown or expired. Does not consume it.
@@ -239,8 +235,6 @@ impl Store {
     ) -> Result<Option<PendingAuthorization>, StoreError> {
         const OP: &str = "approve_pending";
         let _turn = self.write_turn().await;
-        // Relaxed: an approval undone by an OS crash fails its callback (see `Durability`).
-        let mut conn = self.relaxed_write(OP).await?;
         let row = sqlx::query(concat!(
             "UPDATE mcp_auth_pending SET consented_at = $3, consent_token_hash = NULL \
              WHERE txn_id = $1 AND consent_token_hash = $2 AND browser_binding_hash = $4 \
@@ -251,12 +245,9 @@ impl Store {
         .bind(consent_token.as_str())
         .bind(now())
         .bind(browser_binding.as_str())
-        .fetch_optional_in(&mut conn)
+        .fetch_optional_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
-        conn.commit()
-            .await
-            .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| self.pending_from_row(&r, OP)).transpose()
     }
 
@@ -272,11 +263,6 @@ impl Store {
     ) -> Result<Option<PendingAuthorization>, StoreError> {
         const OP: &str = "claim_approved_pending";
         let _turn = self.write_turn().await;
-        // Relaxed: a claim undone by an OS crash lets the callback be claimed again, whose
-        // upstream code AuthKit has then already redeemed (single use) or never seen. What
-        // survives a crash is a prefix of the commits, so the grant stored after this claim
-        // is undone with it (see `Durability`).
-        let mut conn = self.relaxed_write(OP).await?;
         let row = sqlx::query(concat!(
             "DELETE FROM mcp_auth_pending WHERE txn_id = $1 AND expires_at > $2 \
              AND browser_binding_hash = $3 AND consented_at IS NOT NULL RETURNING ",
@@ -285,12 +271,9 @@ impl Store {
         .bind(txn_id)
         .bind(now())
         .bind(browser_binding.as_str())
-        .fetch_optional_in(&mut conn)
+        .fetch_optional_in(&mut self.conn(OP).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
-        conn.commit()
-            .await
-            .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| self.pending_from_row(&r, OP)).transpose()
     }
 

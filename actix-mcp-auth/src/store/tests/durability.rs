@@ -1,5 +1,5 @@
-//! Relaxed commits (`Durability::Relaxed`, SQLite): the steps of a login in progress commit
-//! with `synchronous = NORMAL`, and no connection goes back to the pool with it.
+//! Relaxed commits (`Durability::Relaxed`, SQLite): a login's grant with its code commits with
+//! `synchronous = NORMAL`, and no connection goes back to the pool with it.
 
 use crate::store::{Durability, Engine, StoreOptions, TokenHash};
 
@@ -18,9 +18,8 @@ async fn synchronous(store: &crate::store::Store) -> i64 {
         .unwrap()
 }
 
-/// The login steps that commit relaxed (pending request, approval, claim, grant with code)
-/// still store what they store, and the one pooled connection they all ran on is FULL after
-/// each.
+/// The steps of a login store what they store, and the one pooled connection they all ran on
+/// is FULL after each, the relaxed grant-with-code commit included.
 async fn relaxed_writes_leave_every_connection_full(db: &TestDb) {
     let store = db
         .store_with_options(StoreOptions::default().max_connections(1))
