@@ -7,7 +7,11 @@
 //! their entry in the same transaction (`insert_entry`), so the log never claims something that
 //! was rolled back; others use [`Store::append_audit`].
 
-use sqlx::any::AnyRow;
+use sqlx::{
+    Any,
+    any::{AnyArguments, AnyRow},
+    query::Query,
+};
 
 use super::{OpConn, Statement, Store, StoreError, col, from_json, to_json};
 
@@ -210,13 +214,13 @@ impl AuditQuery {
 /// Most entries one [`Store::audit_entries`] call returns.
 const MAX_ENTRIES: u32 = 1_000;
 
-/// Appends `entry` on `conn` (inside the caller's transaction), filling in its id and time.
-pub(crate) async fn insert_entry(
-    conn: &mut OpConn,
+/// The statement that appends `entry`, filling in its id and time: run it inside the caller's
+/// transaction (`execute_in`, or `OpConn::execute_and_commit` as its last statement).
+pub(crate) fn entry_insert(
     entry: &AuditEntry,
     now: i64,
     retention_secs: i64,
-) -> Result<(), sqlx::Error> {
+) -> Query<'static, Any, AnyArguments> {
     sqlx::query(
         "INSERT INTO mcp_auth_audit (event_id, occurred_at, kind, subject, client_id, grant_id, \
          actor, detail, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
@@ -224,27 +228,35 @@ pub(crate) async fn insert_entry(
     .bind(crate::oauth::tokens::random_value())
     .bind(now)
     .bind(entry.kind.as_str())
-    .bind(entry.subject.as_deref())
-    .bind(entry.client_id.as_deref())
-    .bind(entry.grant_id.as_deref())
+    .bind(entry.subject.clone())
+    .bind(entry.client_id.clone())
+    .bind(entry.grant_id.clone())
     .bind(entry.actor.as_str())
     .bind(entry.detail.as_ref().map(to_json))
     .bind(now.saturating_add(retention_secs))
-    .execute_in(conn)
-    .await?;
+}
+
+/// Appends `entry` on `conn` (inside the caller's transaction), filling in its id and time.
+pub(crate) async fn insert_entry(
+    conn: &mut OpConn,
+    entry: &AuditEntry,
+    now: i64,
+    retention_secs: i64,
+) -> Result<(), sqlx::Error> {
+    entry_insert(entry, now, retention_secs)
+        .execute_in(conn)
+        .await?;
     Ok(())
 }
 
-/// Appends an entry of `kind` by `actor` about grant `grant_id` on `conn` (inside the caller's
-/// transaction), naming the grant's user and client as stored: nothing when the grant is
-/// unknown.
-pub(crate) async fn insert_grant_entry(
-    conn: &mut OpConn,
+/// The statement that appends an entry of `kind` by `actor` about grant `grant_id`, naming the
+/// grant's user and client as stored (nothing when the grant is unknown); see [`entry_insert`].
+pub(crate) fn grant_entry_insert(
     entry: &AuditEntry,
     grant_id: &str,
     now: i64,
     retention_secs: i64,
-) -> Result<(), sqlx::Error> {
+) -> Query<'static, Any, AnyArguments> {
     sqlx::query(
         "INSERT INTO mcp_auth_audit (event_id, occurred_at, kind, subject, client_id, grant_id, \
          actor, detail, expires_at) \
@@ -257,9 +269,21 @@ pub(crate) async fn insert_grant_entry(
     .bind(entry.actor.as_str())
     .bind(entry.detail.as_ref().map(to_json))
     .bind(now.saturating_add(retention_secs))
-    .bind(grant_id)
-    .execute_in(conn)
-    .await?;
+    .bind(grant_id.to_owned())
+}
+
+/// Appends an entry of `kind` by `actor` about grant `grant_id` on `conn` (inside the caller's
+/// transaction); see [`grant_entry_insert`].
+pub(crate) async fn insert_grant_entry(
+    conn: &mut OpConn,
+    entry: &AuditEntry,
+    grant_id: &str,
+    now: i64,
+    retention_secs: i64,
+) -> Result<(), sqlx::Error> {
+    grant_entry_insert(entry, grant_id, now, retention_secs)
+        .execute_in(conn)
+        .await?;
     Ok(())
 }
 

@@ -17,6 +17,12 @@
 //! dropping it uncommitted rolls it back in the background before the connection goes back to
 //! the pool, like sqlx's `Transaction` (whose connection could not be closed instead).
 //!
+//! Every statement of a SQLite connection is a round trip to its worker thread: two thread
+//! wake-ups, which on these machines cost more than the statement. So on SQLite a transaction's
+//! `BEGIN` is not sent alone: it travels in front of the transaction's first statement (one
+//! round trip, one SQL text of two statements sharing the `$N` arguments), and
+//! [`OpConn::execute_and_commit`] sends the last statement with its `COMMIT`.
+//!
 //! On SQLite a transaction may relax its commit's [`Durability`]: `PRAGMA synchronous` travels
 //! with its `BEGIN` and is set back with its `COMMIT` (no extra statement), and a connection
 //! whose transaction ended any other way is closed, so none goes back to the pool relaxed.
@@ -70,6 +76,8 @@ pub(crate) struct OpConn {
     in_tx: bool,
     /// The connection runs with `synchronous = NORMAL` until its `COMMIT` sets it back.
     relaxed: bool,
+    /// SQLite: the `BEGIN` (and `PRAGMA`) still to be sent, in front of the next statement.
+    deferred_begin: Option<&'static str>,
 }
 
 /// What an operation's statements report to, and how long they may take.
@@ -113,6 +121,7 @@ impl OpConn {
             },
             in_tx: false,
             relaxed: false,
+            deferred_begin: None,
         }
     }
 
@@ -132,21 +141,79 @@ impl OpConn {
         } else {
             "BEGIN"
         };
+        if self.watch.engine == Engine::Sqlite {
+            // Sent with the first statement (see the module docs).
+            self.deferred_begin = Some(begin);
+            return Ok(());
+        }
         let (conn, watch) = self.parts();
         watch.run(sqlx::raw_sql(begin).execute(conn)).await?;
         Ok(())
     }
 
-    /// Commits the transaction [`Store::begin`](super::Store::begin) started.
-    pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
-        // A failed COMMIT leaves `in_tx` set: SQLite keeps the transaction open after a busy
-        // COMMIT, and a ROLLBACK after PostgreSQL ended it is harmless. It leaves `relaxed`
-        // set too (the `PRAGMA` after it did not run), which closes the connection on drop.
-        let commit = if self.relaxed {
+    /// Sends a deferred `BEGIN` on its own, for a statement that cannot carry it.
+    async fn flush_begin(&mut self) -> Result<(), sqlx::Error> {
+        if let Some(begin) = self.deferred_begin.take() {
+            let (conn, watch) = self.parts();
+            watch.run(sqlx::raw_sql(begin).execute(conn)).await?;
+        }
+        Ok(())
+    }
+
+    /// `query`, with the deferred `BEGIN` in front of it if there is one.
+    fn with_begin<'q>(
+        &mut self,
+        query: Query<'q, Any, AnyArguments>,
+    ) -> Result<Query<'q, Any, AnyArguments>, sqlx::Error> {
+        match self.deferred_begin.take() {
+            Some(begin) => joined(begin, query, ""),
+            None => Ok(query),
+        }
+    }
+
+    /// Runs `query`, the transaction's last statement, and commits. On SQLite both travel in
+    /// one round trip (with the deferred `BEGIN` too, for a one-statement transaction). A
+    /// failure leaves the transaction open, to be rolled back on drop like any other.
+    pub(crate) async fn execute_and_commit(
+        mut self,
+        query: Query<'_, Any, AnyArguments>,
+    ) -> Result<AnyQueryResult, sqlx::Error> {
+        if self.watch.engine != Engine::Sqlite {
+            let done = query.execute_in(&mut self).await?;
+            self.commit().await?;
+            return Ok(done);
+        }
+        let begin = self.deferred_begin.take().unwrap_or("");
+        let query = joined(begin, query, self.commit_sql())?;
+        let (conn, watch) = self.parts();
+        let done = watch.run(query.execute(conn)).await?;
+        self.in_tx = false;
+        self.relaxed = false;
+        Ok(done)
+    }
+
+    /// What ends the transaction: `COMMIT`, and for a relaxed one the `PRAGMA` that sets the
+    /// connection back.
+    fn commit_sql(&self) -> &'static str {
+        if self.relaxed {
             "COMMIT; PRAGMA synchronous = FULL"
         } else {
             "COMMIT"
-        };
+        }
+    }
+
+    /// Commits the transaction [`Store::begin`](super::Store::begin) started.
+    pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
+        if self.deferred_begin.take().is_some() {
+            // No statement ran: nothing was begun, nothing to commit.
+            self.in_tx = false;
+            self.relaxed = false;
+            return Ok(());
+        }
+        // A failed COMMIT leaves `in_tx` set: SQLite keeps the transaction open after a busy
+        // COMMIT, and a ROLLBACK after PostgreSQL ended it is harmless. It leaves `relaxed`
+        // set too (the `PRAGMA` after it did not run), which closes the connection on drop.
+        let commit = self.commit_sql();
         let (conn, watch) = self.parts();
         watch.run(sqlx::raw_sql(commit).execute(conn)).await?;
         self.in_tx = false;
@@ -160,6 +227,11 @@ impl Drop for OpConn {
         let Some(mut conn) = self.conn.take() else {
             return;
         };
+        if self.deferred_begin.is_some() {
+            // The transaction never reached the database: the connection is as it was.
+            self.in_tx = false;
+            self.relaxed = false;
+        }
         let runtime = tokio::runtime::Handle::try_current();
         if self.watch.broken
             || self.watch.in_flight
@@ -243,24 +315,60 @@ pub(crate) trait Statement {
 
 impl Statement for Query<'_, Any, AnyArguments> {
     async fn execute_in(self, conn: &mut OpConn) -> Result<AnyQueryResult, sqlx::Error> {
+        let query = conn.with_begin(self)?;
         let (conn, watch) = conn.parts();
-        watch.run(self.execute(conn)).await
+        watch.run(query.execute(conn)).await
     }
 
     async fn fetch_optional_in(self, conn: &mut OpConn) -> Result<Option<AnyRow>, sqlx::Error> {
+        if conn.deferred_begin.is_some() {
+            // sqlx's `fetch_optional` reads only the first result, which would be `BEGIN`'s.
+            let rows = self.fetch_all_in(conn).await?;
+            return Ok(rows.into_iter().next());
+        }
         let (conn, watch) = conn.parts();
         watch.run(self.fetch_optional(conn)).await
     }
 
     async fn fetch_one_in(self, conn: &mut OpConn) -> Result<AnyRow, sqlx::Error> {
+        if conn.deferred_begin.is_some() {
+            // As in `fetch_optional_in`.
+            let rows = self.fetch_all_in(conn).await?;
+            return rows.into_iter().next().ok_or(sqlx::Error::RowNotFound);
+        }
         let (conn, watch) = conn.parts();
         watch.run(self.fetch_one(conn)).await
     }
 
     async fn fetch_all_in(self, conn: &mut OpConn) -> Result<Vec<AnyRow>, sqlx::Error> {
+        let query = conn.with_begin(self)?;
         let (conn, watch) = conn.parts();
-        watch.run(self.fetch_all(conn)).await
+        watch.run(query.fetch_all(conn)).await
     }
+}
+
+/// `before; query; after` as one query with `query`'s arguments (empty parts left out). The
+/// parts are our constant statements without parameters; `query`'s `$N` placeholders keep
+/// their numbers, which SQLite binds in every statement of the text.
+fn joined<'q>(
+    before: &str,
+    mut query: Query<'q, Any, AnyArguments>,
+    after: &str,
+) -> Result<Query<'q, Any, AnyArguments>, sqlx::Error> {
+    use sqlx::Execute as _;
+    let arguments = query.take_arguments().map_err(sqlx::Error::Encode)?;
+    let sql = query.sql();
+    let text = [before, sql.as_str(), after]
+        .into_iter()
+        .filter(|part| !part.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+    // Our statements and constants joined; values stay bound, never formatted in.
+    let text = sqlx::AssertSqlSafe(text);
+    Ok(match arguments {
+        Some(arguments) => sqlx::query_with(text, arguments),
+        None => sqlx::query(text),
+    })
 }
 
 /// [`Statement`] for `sqlx::query_scalar`.
@@ -275,6 +383,7 @@ where
     (O,): for<'r> sqlx::FromRow<'r, AnyRow>,
 {
     async fn fetch_optional_in(self, conn: &mut OpConn) -> Result<Option<O>, sqlx::Error> {
+        conn.flush_begin().await?;
         let (conn, watch) = conn.parts();
         watch.run(self.fetch_optional(conn)).await
     }

@@ -15,7 +15,7 @@ use sqlx::any::AnyRow;
 
 use super::{
     AuthorizationCode, Durability, OpConn, Secret, Statement, Store, StoreError,
-    audit::{AuditActor, AuditEntry, AuditKind, insert_entry},
+    audit::{AuditActor, AuditEntry, AuditKind, entry_insert},
     col,
     crypto::{Sealed, aad},
     from_json, join_scopes, split_scopes, to_json,
@@ -234,10 +234,14 @@ impl Store {
             .client(&grant.client_id)
             .grant(&grant.grant_id)
             .detail(serde_json::json!({ "scopes": grant.scopes }));
-        insert_entry(&mut tx, &created, self.now(), self.audit_retention_secs())
-            .await
-            .map_err(err)?;
-        tx.commit().await.map_err(err)
+        tx.execute_and_commit(entry_insert(
+            &created,
+            self.now(),
+            self.audit_retention_secs(),
+        ))
+        .await
+        .map_err(err)?;
+        Ok(())
     }
 
     async fn insert_grant(

@@ -28,7 +28,7 @@ use sqlx::any::AnyRow;
 
 use super::{
     Grant, OpConn, Secret, Statement, Store, StoreError, TokenHash,
-    audit::{AuditActor, AuditEntry, AuditKind, insert_grant_entry},
+    audit::{AuditActor, AuditEntry, AuditKind, grant_entry_insert},
     col,
     crypto::{Sealed, aad},
     grants::{grant_columns, grant_columns_g},
@@ -538,16 +538,14 @@ impl Store {
         }
         let refreshed = AuditEntry::new(AuditKind::GrantRefreshed, AuditActor::Client)
             .detail(serde_json::json!({ "scopes": issued.scopes }));
-        insert_grant_entry(
-            &mut tx,
+        tx.execute_and_commit(grant_entry_insert(
             &refreshed,
             &grant_id,
             now,
             self.audit_retention_secs(),
-        )
+        ))
         .await
         .map_err(err)?;
-        tx.commit().await.map_err(err)?;
         Ok(Rotation::Rotated(issued))
     }
 
