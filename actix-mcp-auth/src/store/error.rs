@@ -191,6 +191,8 @@ fn transient_code(code: &str) -> Option<&'static str> {
         "40001" => Some("serialization failure"),
         "40P01" => Some("deadlock detected"),
         "55P03" => Some("lock not available"),
+        // `statement_timeout` (the store's deadline, set per connection) or a cancel.
+        "57014" => Some("statement timed out"),
         "53300" => Some("too many connections"),
         "57P01" | "57P02" | "57P03" => Some("server shutting down or starting"),
         c if c.starts_with("08") => Some("connection failure"),
@@ -238,7 +240,9 @@ mod tests {
 
     #[test]
     fn classifies_codes() {
-        for code in ["40001", "40P01", "08006", "57P01", "5", "517", "6", "262"] {
+        for code in [
+            "40001", "40P01", "57014", "08006", "57P01", "5", "517", "6", "262",
+        ] {
             assert!(transient_code(code).is_some(), "{code}");
         }
         for code in ["23505", "2067", "19", "787", "42P01", ""] {

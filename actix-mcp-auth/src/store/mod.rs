@@ -356,6 +356,9 @@ impl Store {
             create_private_file(&path);
         }
         let busy_ms = options.busy_timeout.as_millis();
+        // The server's limit ends a second after the client's, so the client's deadline (which
+        // closes the connection and tells the breaker) decides first.
+        let statement_ms = options.statement_timeout.as_millis() + 1000;
         let breaker = Arc::new(Breaker::new(options.probe_interval));
         let suspect = breaker.clone();
         let pool = AnyPoolOptions::new()
@@ -385,6 +388,8 @@ impl Store {
                     Box::pin(async move {
                         if conn.backend_name().eq_ignore_ascii_case("sqlite") {
                             prepare_sqlite_connection(conn, busy_ms).await?;
+                        } else {
+                            prepare_postgres_connection(conn, statement_ms).await?;
                         }
                         Ok(())
                     })
@@ -426,7 +431,7 @@ impl Store {
         let mut attempts = 0;
         loop {
             let applied = self.applied_migrations().await;
-            match migrator().run(&self.pool).await {
+            match self.run_migrator().await {
                 Err(e)
                     if attempts < max_retries
                         && (lost_migration_race(&e)
@@ -437,6 +442,24 @@ impl Store {
                 result => return result.map_err(StoreError::from_migrate),
             }
         }
+    }
+
+    /// Runs the migrator once. On PostgreSQL it gets a connection of its own without the
+    /// server-side statement timeout (waiting for another replica's migration lock, or
+    /// building an index on a big table, may take longer), closed afterwards rather than
+    /// returned to the pool.
+    async fn run_migrator(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        if self.engine == Engine::Sqlite {
+            return migrator().run(&self.pool).await;
+        }
+        let mut conn = self.pool.acquire().await?.detach();
+        sqlx::raw_sql("SET statement_timeout = 0")
+            .execute(&mut conn)
+            .await?;
+        let result = migrator().run_direct(None, &mut conn, false).await;
+        // Closed, not pooled: its statements have no time limit.
+        let _ = sqlx::Connection::close(conn).await;
+        result
     }
 
     /// How many versions the bookkeeping table records (0 when it does not exist yet).
@@ -819,6 +842,23 @@ async fn prepare_sqlite_connection(
     // redemption is a security problem, not just lost work. (One transaction relaxes it for
     // itself and sets it back: `Durability::Relaxed`.)
     sqlx::raw_sql("PRAGMA synchronous = FULL")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Per-connection PostgreSQL settings: the server cancels a statement that runs a second past
+/// the store's deadline (`StoreOptions::statement_timeout`; SQLSTATE 57014, a transient error).
+/// The client stops waiting and closes the connection at the deadline, which rolls back an
+/// open transaction; without this limit, a single-statement write it gave up on (waiting for a
+/// lock, say) could still complete and apply at any time afterwards.
+async fn prepare_postgres_connection(
+    conn: &mut sqlx::AnyConnection,
+    statement_ms: u128,
+) -> Result<(), sqlx::Error> {
+    // The value is an integer we formatted, not user input. 0 would mean "no limit".
+    let ms = statement_ms.max(1);
+    sqlx::raw_sql(AssertSqlSafe(format!("SET statement_timeout = {ms}")))
         .execute(&mut *conn)
         .await?;
     Ok(())

@@ -34,6 +34,7 @@ store_tests!(
     rotation_of_an_unreadable_grant_changes_nothing,
     constraint_violation_is_permanent,
     pool_timeout_is_transient,
+    postgres_cancels_statements_past_the_deadline,
     deleting_a_client_cascades,
 );
 
@@ -1340,4 +1341,43 @@ fn store_is_clone_send_sync_and_futures_are_send() {
         assert_send(&Store::connect("sqlite://x", Keyring::ephemeral()));
     }
     let _ = futures;
+}
+
+/// PostgreSQL: every pooled connection carries the store's deadline (plus a second) as the
+/// server's `statement_timeout`, so a statement the store gave up on cannot finish much later;
+/// the cancellation is a transient error. Migrations run without it: a store whose deadline is far
+/// shorter than the migrations still migrates.
+async fn postgres_cancels_statements_past_the_deadline(db: &TestDb) {
+    // 1 ms: shorter than any migration statement, which must still all apply.
+    let store = db
+        .store_with_options(StoreOptions::default().statement_timeout(Duration::from_millis(1)))
+        .await;
+    if store.engine() != Engine::Postgres {
+        return;
+    }
+    store
+        .migrate()
+        .await
+        .expect("migrations run without the limit");
+    let store = db
+        .store_with_options(StoreOptions::default().statement_timeout(Duration::from_millis(300)))
+        .await;
+    let setting: String = sqlx::query_scalar("SHOW statement_timeout")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(setting, "1300ms");
+    // Straight on a pooled connection (no client-side deadline): the server cancels it.
+    let started = std::time::Instant::now();
+    let err = sqlx::query("SELECT pg_sleep(5)")
+        .execute(store.pool())
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "cancelled early"
+    );
+    let err = StoreError::from_sqlx("test", err);
+    assert!(err.is_transient(), "{err:?}");
+    assert!(err.to_string().contains("57014"), "{err}");
 }
