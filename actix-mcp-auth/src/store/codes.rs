@@ -15,7 +15,10 @@ use sqlx::any::AnyRow;
 
 use super::{
     ClientRecord, IssuedTokens, NewTokens, OpConn, ScalarStatement, Statement, Store, StoreError,
-    TokenHash, clients::client_columns_c, col, join_scopes, now, split_scopes, tokens::insert_pair,
+    TokenHash,
+    clients::client_columns_c,
+    col, join_scopes, now, split_scopes,
+    tokens::{GrantOf, lock_live_grant, token_insert},
 };
 
 /// An authorization code we issued.
@@ -293,15 +296,17 @@ impl Store {
         .map_err(err)?;
         if let Some(row) = row {
             let code = AuthorizationCode::from_row(&row, OP)?;
-            let issued = insert_pair(&mut tx, &code.grant_id, &code.scopes, tokens, now)
+            let grant = lock_live_grant(&mut tx, GrantOf::Id(&code.grant_id), now)
                 .await
                 .map_err(err)?;
-            let Some((issued, _)) = issued else {
+            let Some(grant) = grant else {
                 // The grant was revoked between the two statements (PostgreSQL): dropping the
                 // transaction leaves the code unused, under a dead grant.
                 return Ok(CodeConsumed::GrantEnded);
             };
-            tx.commit().await.map_err(err)?;
+            let (issued, insert) =
+                token_insert(&grant, &code.scopes, tokens, None, now).map_err(err)?;
+            tx.execute_and_commit(insert).await.map_err(err)?;
             return Ok(CodeConsumed::Consumed(issued));
         }
         // Lost the race or a replay: a used row with the same values says which grant to revoke.

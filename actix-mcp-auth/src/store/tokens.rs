@@ -24,7 +24,11 @@
 
 use std::{collections::HashSet, fmt, time::Duration};
 
-use sqlx::any::AnyRow;
+use sqlx::{
+    Any,
+    any::{AnyArguments, AnyRow},
+    query::Query,
+};
 
 use super::{
     Grant, OpConn, Secret, Statement, Store, StoreError, TokenHash,
@@ -345,6 +349,7 @@ pub(super) async fn lock_live_grant(
 /// is live, and records the grant's use: [`lock_live_grant`], then [`insert_under`]. Returns
 /// what was issued and the grant's row, or `None` (nothing written) when the grant is revoked,
 /// expired or unknown.
+#[cfg(any(test, feature = "__bench"))]
 pub(super) async fn insert_pair(
     conn: &mut OpConn,
     grant_id: &str,
@@ -369,6 +374,20 @@ pub(super) async fn insert_under(
     parent: Option<&TokenHash>,
     now: i64,
 ) -> Result<IssuedTokens, sqlx::Error> {
+    let (issued, insert) = token_insert(grant, scopes, tokens, parent, now)?;
+    insert.execute_in(conn).await?;
+    Ok(issued)
+}
+
+/// The `INSERT` of [`insert_under`] and what it issues, for a caller that runs it as its
+/// transaction's last statement (`OpConn::execute_and_commit`).
+pub(super) fn token_insert(
+    grant: &AnyRow,
+    scopes: &[String],
+    tokens: &NewTokens,
+    parent: Option<&TokenHash>,
+    now: i64,
+) -> Result<(IssuedTokens, Query<'static, Any, AnyArguments>), sqlx::Error> {
     use sqlx::Row as _;
     let grant_id: String = grant.try_get("grant_id")?;
     let grant_expires_at: i64 = grant.try_get("expires_at")?;
@@ -379,30 +398,29 @@ pub(super) async fn insert_under(
         .refresh_hash
         .as_ref()
         .map(|_| cap(tokens.refresh_expires_at));
-    let joined = join_scopes(scopes);
     let insert = sqlx::query(match refresh_expires_at {
         Some(_) => INSERT_PAIR,
         None => INSERT_ACCESS,
     })
-    .bind(tokens.access_hash.as_str())
-    .bind(&grant_id)
-    .bind(&client_id)
-    .bind(&joined)
-    .bind(parent.map(TokenHash::as_str))
+    .bind(tokens.access_hash.as_str().to_owned())
+    .bind(grant_id.clone())
+    .bind(client_id.clone())
+    .bind(join_scopes(scopes))
+    .bind(parent.map(|p| p.as_str().to_owned()))
     .bind(now)
     .bind(access_expires_at);
     let insert = match (&tokens.refresh_hash, refresh_expires_at) {
-        (Some(hash), Some(expires_at)) => insert.bind(hash.as_str()).bind(expires_at),
+        (Some(hash), Some(expires_at)) => insert.bind(hash.as_str().to_owned()).bind(expires_at),
         _ => insert,
     };
-    insert.execute_in(conn).await?;
-    Ok(IssuedTokens {
+    let issued = IssuedTokens {
         grant_id,
         client_id,
         scopes: scopes.to_vec(),
         access_expires_at,
         refresh_expires_at,
-    })
+    };
+    Ok((issued, insert))
 }
 
 fn is_subset(requested: &[String], granted: &[String]) -> bool {
