@@ -174,22 +174,23 @@ impl OpConn {
     /// Runs `query`, the transaction's last statement, and commits. On SQLite both travel in
     /// one round trip (with the deferred `BEGIN` too, for a one-statement transaction). A
     /// failure leaves the transaction open, to be rolled back on drop like any other.
+    ///
+    /// Returns nothing: on SQLite the joined statements' counts could not be told apart.
     pub(crate) async fn execute_and_commit(
         mut self,
         query: Query<'_, Any, AnyArguments>,
-    ) -> Result<AnyQueryResult, sqlx::Error> {
+    ) -> Result<(), sqlx::Error> {
         if self.watch.engine != Engine::Sqlite {
-            let done = query.execute_in(&mut self).await?;
-            self.commit().await?;
-            return Ok(done);
+            query.execute_in(&mut self).await?;
+            return self.commit().await;
         }
         let begin = self.deferred_begin.take().unwrap_or("");
         let query = joined(begin, query, self.commit_sql())?;
         let (conn, watch) = self.parts();
-        let done = watch.run(query.execute(conn)).await?;
+        watch.run(query.execute(conn)).await?;
         self.in_tx = false;
         self.relaxed = false;
-        Ok(done)
+        Ok(())
     }
 
     /// What ends the transaction: `COMMIT`, and for a relaxed one the `PRAGMA` that sets the
