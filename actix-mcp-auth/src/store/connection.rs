@@ -1,4 +1,4 @@
-//! [`OpConn`]: the pooled connection of one store operation, through which its statements run.
+//! [`OpConn`]: the connection of one store operation, through which its statements run.
 //!
 //! Every statement of an operation runs through [`Statement`] (`execute_in`, `fetch_…_in`)
 //! instead of sqlx's executor methods, so that in one place:
@@ -13,19 +13,18 @@
 //!   closed rather than returned to the pool. sqlx would ping it on return; on a partition that
 //!   ping never ends and holds a pool slot, and a half-read reply must not reach the next user.
 //!
-//! A transaction ([`Store::begin`]) is an `OpConn` that ran `BEGIN`: [`OpConn::commit`] ends it;
-//! dropping it uncommitted rolls it back in the background before the connection goes back to
-//! the pool, like sqlx's `Transaction` (whose connection could not be closed instead).
+//! Two kinds of connection stand behind it: PostgreSQL's, pooled by sqlx, and a SQLite file's,
+//! direct (`direct_sqlite.rs`): its statements run on the operation's thread, and only a commit
+//! that syncs, or a wait for another process's lock, goes to a blocking thread.
 //!
-//! Every statement of a SQLite connection is a round trip to its worker thread: two thread
-//! wake-ups, which on these machines cost more than the statement. So on SQLite a transaction's
-//! `BEGIN` is not sent alone: it travels in front of the transaction's first statement (one
-//! round trip, one SQL text of two statements sharing the `$N` arguments), and
-//! [`OpConn::execute_and_commit`] sends the last statement with its `COMMIT`.
+//! A transaction ([`Store::begin`]) is an `OpConn` that ran `BEGIN`: [`OpConn::commit`] ends it.
+//! Dropped uncommitted, it rolls back before the connection goes back to the pool, like sqlx's
+//! `Transaction`: on PostgreSQL in the background (or the connection is closed instead), on
+//! SQLite at once (a rollback does not wait for the disk).
 //!
-//! On SQLite a transaction may relax its commit's [`Durability`]: `PRAGMA synchronous` travels
-//! with its `BEGIN` and is set back with its `COMMIT` (no extra statement), and a connection
-//! whose transaction ended any other way is closed, so none goes back to the pool relaxed.
+//! On SQLite a transaction may relax its commit's [`Durability`]: `PRAGMA synchronous` is set
+//! before its `BEGIN` and set back after its `COMMIT`, or after the rollback of a transaction
+//! dropped uncommitted, so no connection goes back to the pool relaxed.
 //!
 //! [`StoreOptions::statement_timeout`]: super::StoreOptions::statement_timeout
 //! [`Store::begin`]: super::Store::begin
@@ -42,6 +41,8 @@ use sqlx::{
     query::{Query, QueryScalar},
 };
 
+#[cfg(feature = "sqlite")]
+use super::direct_sqlite::{self, DirectConn, Outcome};
 use super::{
     Engine,
     breaker::{self, Breaker},
@@ -60,24 +61,29 @@ pub(crate) enum Durability {
     /// login in progress with an error, never for what a check relies on (a consumed code, a
     /// rotation, a revocation) or what a client keeps (its registration, its tokens).
     ///
-    /// Used by the transaction that stores a login's grant with its code. A single-statement
-    /// write would need a transaction around it for the `PRAGMA` to travel with: two more
-    /// round trips to SQLite's worker thread, which cost about what the saved sync gains
-    /// (measured with `scripts/cost-per-login.sh`).
+    /// Used by the transaction that stores a login's grant with its code. On SQLite such a
+    /// commit also stays on the operation's thread (no sync to wait for).
     Relaxed,
 }
 
-/// A pooled connection checked out for store operation `op` (see the module docs).
+/// A connection checked out for store operation `op` (see the module docs).
 pub(crate) struct OpConn {
-    /// `None` only while dropping.
-    conn: Option<PoolConnection<Any>>,
+    link: Link,
     watch: Watch,
     /// A transaction is open (`BEGIN` ran, no `COMMIT` yet).
     in_tx: bool,
     /// The connection runs with `synchronous = NORMAL` until its `COMMIT` sets it back.
     relaxed: bool,
-    /// SQLite: the `BEGIN` (and `PRAGMA`) still to be sent, in front of the next statement.
-    deferred_begin: Option<&'static str>,
+}
+
+/// The connection behind an [`OpConn`]; `None` only while dropping (and, for a direct one,
+/// once lost with a statement past the deadline).
+enum Link {
+    /// PostgreSQL, pooled by sqlx.
+    Sqlx(Option<PoolConnection<Any>>),
+    /// A SQLite file.
+    #[cfg(feature = "sqlite")]
+    Direct(Option<DirectConn>),
 }
 
 /// What an operation's statements report to, and how long they may take.
@@ -97,8 +103,8 @@ struct Watch {
 }
 
 impl OpConn {
-    /// `conn`, just acquired for `op` (admitted at `started`); its statements must be done
-    /// within `timeout` from now.
+    /// `conn`, just acquired from sqlx's pool for `op` (admitted at `started`); its
+    /// statements must be done within `timeout` from now.
     pub(super) fn new(
         conn: PoolConnection<Any>,
         breaker: Arc<Breaker>,
@@ -108,139 +114,206 @@ impl OpConn {
         timeout: Duration,
     ) -> Self {
         Self {
-            conn: Some(conn),
-            watch: Watch {
-                breaker,
-                engine,
-                op,
-                started,
-                timeout,
-                deadline: tokio::time::Instant::now() + timeout,
-                broken: false,
-                in_flight: false,
-            },
+            link: Link::Sqlx(Some(conn)),
+            watch: Watch::new(breaker, engine, op, started, timeout),
             in_tx: false,
             relaxed: false,
-            deferred_begin: None,
         }
     }
 
-    /// The raw connection and the watch, borrowed apart.
-    fn parts(&mut self) -> (&mut AnyConnection, &mut Watch) {
-        let conn = self.conn.as_mut().expect("connection present until drop");
-        (&mut **conn, &mut self.watch)
+    /// [`OpConn::new`] for a direct SQLite connection.
+    #[cfg(feature = "sqlite")]
+    pub(super) fn direct(
+        conn: DirectConn,
+        breaker: Arc<Breaker>,
+        op: &'static str,
+        started: Instant,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            link: Link::Direct(Some(conn)),
+            watch: Watch::new(breaker, Engine::Sqlite, op, started, timeout),
+            in_tx: false,
+            relaxed: false,
+        }
+    }
+
+    /// The sqlx connection and the watch, borrowed apart; `None` for a direct connection.
+    fn sqlx_parts(&mut self) -> Option<(&mut AnyConnection, &mut Watch)> {
+        match &mut self.link {
+            Link::Sqlx(conn) => {
+                let conn = conn.as_mut().expect("connection present until drop");
+                Some((&mut **conn, &mut self.watch))
+            }
+            #[cfg(feature = "sqlite")]
+            Link::Direct(_) => None,
+        }
     }
 
     /// Starts a transaction (`BEGIN`) whose commit has `durability` (see [`Durability`]).
     pub(super) async fn begin(&mut self, durability: Durability) -> Result<(), sqlx::Error> {
         // Set first: a `BEGIN` that failed half-way leaves the connection in doubt.
         self.in_tx = true;
-        self.relaxed = durability == Durability::Relaxed && self.watch.engine == Engine::Sqlite;
-        let begin = if self.relaxed {
-            "PRAGMA synchronous = NORMAL; BEGIN"
-        } else {
-            "BEGIN"
-        };
-        if self.watch.engine == Engine::Sqlite {
-            // Sent with the first statement (see the module docs).
-            self.deferred_begin = Some(begin);
+        if let Some((conn, watch)) = self.sqlx_parts() {
+            watch.run(sqlx::raw_sql("BEGIN").execute(conn)).await?;
             return Ok(());
         }
-        let (conn, watch) = self.parts();
-        watch.run(sqlx::raw_sql(begin).execute(conn)).await?;
+        #[cfg(feature = "sqlite")]
+        {
+            self.relaxed = durability == Durability::Relaxed;
+            if self.relaxed {
+                self.run_direct("PRAGMA synchronous = NORMAL", Vec::new())
+                    .await?;
+            }
+            // A deferred `BEGIN` takes no lock: it runs on this thread.
+            self.run_direct("BEGIN", Vec::new()).await?;
+        }
+        #[cfg(not(feature = "sqlite"))]
+        let _ = durability;
         Ok(())
     }
 
-    /// Sends a deferred `BEGIN` on its own, for a statement that cannot carry it.
-    async fn flush_begin(&mut self) -> Result<(), sqlx::Error> {
-        if let Some(begin) = self.deferred_begin.take() {
-            let (conn, watch) = self.parts();
-            watch.run(sqlx::raw_sql(begin).execute(conn)).await?;
-        }
-        Ok(())
-    }
-
-    /// `query`, with the deferred `BEGIN` in front of it if there is one.
-    fn with_begin<'q>(
-        &mut self,
-        query: Query<'q, Any, AnyArguments>,
-    ) -> Result<Query<'q, Any, AnyArguments>, sqlx::Error> {
-        match self.deferred_begin.take() {
-            Some(begin) => joined(begin, query, ""),
-            None => Ok(query),
-        }
-    }
-
-    /// Runs `query`, the transaction's last statement, and commits. On SQLite both travel in
-    /// one round trip (with the deferred `BEGIN` too, for a one-statement transaction). A
-    /// failure leaves the transaction open, to be rolled back on drop like any other.
-    ///
-    /// Returns nothing: on SQLite the joined statements' counts could not be told apart.
+    /// Runs `query`, the transaction's last statement, and commits. A failure leaves the
+    /// transaction open, to be rolled back on drop like any other.
     pub(crate) async fn execute_and_commit(
         mut self,
         query: Query<'_, Any, AnyArguments>,
     ) -> Result<(), sqlx::Error> {
-        if self.watch.engine != Engine::Sqlite {
-            query.execute_in(&mut self).await?;
-            return self.commit().await;
-        }
-        let begin = self.deferred_begin.take().unwrap_or("");
-        let query = joined(begin, query, self.commit_sql())?;
-        let (conn, watch) = self.parts();
-        watch.run(query.execute(conn)).await?;
-        self.in_tx = false;
-        self.relaxed = false;
-        Ok(())
-    }
-
-    /// What ends the transaction: `COMMIT`, and for a relaxed one the `PRAGMA` that sets the
-    /// connection back.
-    fn commit_sql(&self) -> &'static str {
-        if self.relaxed {
-            "COMMIT; PRAGMA synchronous = FULL"
-        } else {
-            "COMMIT"
-        }
+        query.execute_in(&mut self).await?;
+        self.commit().await
     }
 
     /// Commits the transaction [`Store::begin`](super::Store::begin) started.
     pub(crate) async fn commit(mut self) -> Result<(), sqlx::Error> {
-        if self.deferred_begin.take().is_some() {
-            // No statement ran: nothing was begun, nothing to commit.
+        // A failed COMMIT leaves `in_tx` set: SQLite keeps the transaction open after a busy
+        // COMMIT, and a ROLLBACK after PostgreSQL ended it is harmless.
+        if let Some((conn, watch)) = self.sqlx_parts() {
+            watch.run(sqlx::raw_sql("COMMIT").execute(conn)).await?;
             self.in_tx = false;
+            return Ok(());
+        }
+        #[cfg(feature = "sqlite")]
+        self.commit_direct().await?;
+        Ok(())
+    }
+}
+
+#[cfg(feature = "sqlite")]
+impl OpConn {
+    /// The direct connection; `None` for a sqlx one. Fails once lost to the deadline.
+    fn direct_conn(&mut self) -> Option<Result<&mut DirectConn, sqlx::Error>> {
+        match &mut self.link {
+            Link::Direct(conn) => Some(conn.as_mut().ok_or_else(direct_sqlite::lost)),
+            Link::Sqlx(_) => None,
+        }
+    }
+
+    /// Runs `sql` on the direct connection: on this thread, unless it commits with a sync
+    /// (a write outside a transaction) or must wait for another process's lock; those run on
+    /// a blocking thread within the deadline (see `direct_sqlite.rs`).
+    async fn run_direct(
+        &mut self,
+        sql: impl sqlx::SqlSafeStr,
+        arguments: Vec<sqlx_core::any::AnyValueKind>,
+    ) -> Result<Outcome, sqlx::Error> {
+        let sql = sql.into_sql_str();
+        let in_tx = self.in_tx;
+        let Link::Direct(Some(direct)) = &mut self.link else {
+            return Err(direct_sqlite::lost());
+        };
+        let syncs = !in_tx && direct.writes(sql.as_str())?;
+        if !syncs {
+            let result = direct.run(sql.as_str(), &arguments);
+            if !result.as_ref().err().is_some_and(direct_sqlite::is_busy) {
+                return self.watch.settle(result);
+            }
+        }
+        let work =
+            move |conn: &rusqlite::Connection| direct_sqlite::run(conn, sql.as_str(), &arguments);
+        self.watch.run(direct.offload(work)).await
+    }
+
+    /// Runs `query` on the direct connection ([`OpConn::run_direct`]).
+    async fn run_direct_query<'q>(
+        &mut self,
+        mut query: impl sqlx::Execute<'q, Any>,
+    ) -> Result<Outcome, sqlx::Error> {
+        let arguments = query
+            .take_arguments()
+            .map_err(sqlx::Error::Encode)?
+            .map(|arguments| arguments.values.0)
+            .unwrap_or_default();
+        self.run_direct(query.sql(), arguments).await
+    }
+
+    /// Commits on the direct connection: a relaxed commit (no sync) on this thread, then sets
+    /// the connection back to `synchronous = FULL`; a full one on a blocking thread.
+    async fn commit_direct(&mut self) -> Result<(), sqlx::Error> {
+        if self.relaxed {
+            // Still inside the transaction for `run_direct`: this thread.
+            self.run_direct("COMMIT", Vec::new()).await?;
+            self.in_tx = false;
+            let direct = self.direct_conn().expect("a direct connection")?;
+            // On this thread too (`run_direct` would send it out as a write that syncs).
+            let restored = direct.run("PRAGMA synchronous = FULL", &[]);
+            self.watch.settle(restored)?;
             self.relaxed = false;
             return Ok(());
         }
-        // A failed COMMIT leaves `in_tx` set: SQLite keeps the transaction open after a busy
-        // COMMIT, and a ROLLBACK after PostgreSQL ended it is harmless. It leaves `relaxed`
-        // set too (the `PRAGMA` after it did not run), which closes the connection on drop.
-        let commit = self.commit_sql();
-        let (conn, watch) = self.parts();
-        watch.run(sqlx::raw_sql(commit).execute(conn)).await?;
+        let Link::Direct(Some(direct)) = &mut self.link else {
+            return Err(direct_sqlite::lost());
+        };
+        let commit = |conn: &rusqlite::Connection| {
+            conn.execute_batch("COMMIT")
+                .map_err(direct_sqlite::into_sqlx)
+        };
+        self.watch.run(direct.offload(commit)).await?;
         self.in_tx = false;
-        self.relaxed = false;
         Ok(())
+    }
+
+    /// Ends on this thread what a direct connection dropped half-way left open (a rollback and
+    /// a `PRAGMA` do not wait for the disk); a connection that cannot is closed.
+    fn drop_direct(&mut self, mut direct: DirectConn) {
+        if self.watch.broken || self.watch.in_flight {
+            direct.discard();
+            return;
+        }
+        let mut reset = Vec::new();
+        if self.in_tx {
+            reset.push("ROLLBACK");
+        }
+        if self.relaxed {
+            reset.push("PRAGMA synchronous = FULL");
+        }
+        for sql in reset {
+            if direct.run(sql, &[]).is_err() {
+                direct.discard();
+                return;
+            }
+        }
     }
 }
 
 impl Drop for OpConn {
     fn drop(&mut self) {
-        let Some(mut conn) = self.conn.take() else {
+        let conn = match &mut self.link {
+            Link::Sqlx(conn) => conn.take(),
+            #[cfg(feature = "sqlite")]
+            Link::Direct(direct) => {
+                if let Some(direct) = direct.take() {
+                    self.drop_direct(direct);
+                }
+                return;
+            }
+        };
+        let Some(mut conn) = conn else {
             return;
         };
-        if self.deferred_begin.is_some() {
-            // The transaction never reached the database: the connection is as it was.
-            self.in_tx = false;
-            self.relaxed = false;
-        }
         let runtime = tokio::runtime::Handle::try_current();
-        if self.watch.broken
-            || self.watch.in_flight
-            || self.relaxed
-            || (self.in_tx && runtime.is_err())
-        {
-            // Closed here (the socket, or SQLite's worker once its statement ends); the pool
-            // opens a replacement when needed. An open transaction dies with the connection.
+        if self.watch.broken || self.watch.in_flight || (self.in_tx && runtime.is_err()) {
+            // Closed here; the pool opens a replacement when needed. An open transaction dies
+            // with the connection.
             drop(conn.detach());
         } else if let (true, Ok(runtime)) = (self.in_tx, runtime) {
             // Back to the pool only once rolled back (or closed, if that fails or hangs).
@@ -256,6 +329,38 @@ impl Drop for OpConn {
 }
 
 impl Watch {
+    fn new(
+        breaker: Arc<Breaker>,
+        engine: Engine,
+        op: &'static str,
+        started: Instant,
+        timeout: Duration,
+    ) -> Self {
+        Self {
+            breaker,
+            engine,
+            op,
+            started,
+            timeout,
+            deadline: tokio::time::Instant::now() + timeout,
+            broken: false,
+            in_flight: false,
+        }
+    }
+
+    /// Reports the outcome of a statement that ran to the breaker.
+    fn settle<T>(&mut self, result: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+        match &result {
+            Err(error) if breaker::is_connection_failure(error) => {
+                self.broken = true;
+                self.connection_failed();
+            }
+            // A row, or an answer of the database (a constraint, a busy file...).
+            _ => self.breaker.succeeded(Instant::now()),
+        }
+        result
+    }
+
     /// Runs one statement of the operation within its deadline and reports the outcome to
     /// the breaker.
     async fn run<T>(
@@ -266,17 +371,7 @@ impl Watch {
         let outcome = tokio::time::timeout_at(self.deadline, statement).await;
         self.in_flight = false;
         match outcome {
-            Ok(result) => {
-                match &result {
-                    Err(error) if breaker::is_connection_failure(error) => {
-                        self.broken = true;
-                        self.connection_failed();
-                    }
-                    // A row, or an answer of the database (a constraint, a busy file...).
-                    _ => self.breaker.succeeded(Instant::now()),
-                }
-                result
-            }
+            Ok(result) => self.settle(result),
             Err(_elapsed) => {
                 self.broken = true;
                 tracing::warn!(
@@ -316,60 +411,41 @@ pub(crate) trait Statement {
 
 impl Statement for Query<'_, Any, AnyArguments> {
     async fn execute_in(self, conn: &mut OpConn) -> Result<AnyQueryResult, sqlx::Error> {
-        let query = conn.with_begin(self)?;
-        let (conn, watch) = conn.parts();
-        watch.run(query.execute(conn)).await
+        match conn.sqlx_parts() {
+            Some((conn, watch)) => watch.run(self.execute(conn)).await,
+            #[cfg(feature = "sqlite")]
+            None => Ok(conn.run_direct_query(self).await?.done),
+            #[cfg(not(feature = "sqlite"))]
+            None => unreachable!("only sqlx connections without the sqlite feature"),
+        }
     }
 
     async fn fetch_optional_in(self, conn: &mut OpConn) -> Result<Option<AnyRow>, sqlx::Error> {
-        if conn.deferred_begin.is_some() {
-            // sqlx's `fetch_optional` reads only the first result, which would be `BEGIN`'s.
-            let rows = self.fetch_all_in(conn).await?;
-            return Ok(rows.into_iter().next());
+        match conn.sqlx_parts() {
+            Some((conn, watch)) => watch.run(self.fetch_optional(conn)).await,
+            None => Ok(self.fetch_all_in(conn).await?.into_iter().next()),
         }
-        let (conn, watch) = conn.parts();
-        watch.run(self.fetch_optional(conn)).await
     }
 
     async fn fetch_one_in(self, conn: &mut OpConn) -> Result<AnyRow, sqlx::Error> {
-        if conn.deferred_begin.is_some() {
-            // As in `fetch_optional_in`.
-            let rows = self.fetch_all_in(conn).await?;
-            return rows.into_iter().next().ok_or(sqlx::Error::RowNotFound);
+        match conn.sqlx_parts() {
+            Some((conn, watch)) => watch.run(self.fetch_one(conn)).await,
+            None => self
+                .fetch_optional_in(conn)
+                .await?
+                .ok_or(sqlx::Error::RowNotFound),
         }
-        let (conn, watch) = conn.parts();
-        watch.run(self.fetch_one(conn)).await
     }
 
     async fn fetch_all_in(self, conn: &mut OpConn) -> Result<Vec<AnyRow>, sqlx::Error> {
-        let query = conn.with_begin(self)?;
-        let (conn, watch) = conn.parts();
-        watch.run(query.fetch_all(conn)).await
+        match conn.sqlx_parts() {
+            Some((conn, watch)) => watch.run(self.fetch_all(conn)).await,
+            #[cfg(feature = "sqlite")]
+            None => Ok(conn.run_direct_query(self).await?.rows),
+            #[cfg(not(feature = "sqlite"))]
+            None => unreachable!("only sqlx connections without the sqlite feature"),
+        }
     }
-}
-
-/// `before; query; after` as one query with `query`'s arguments (empty parts left out). The
-/// parts are our constant statements without parameters; `query`'s `$N` placeholders keep
-/// their numbers, which SQLite binds in every statement of the text.
-fn joined<'q>(
-    before: &str,
-    mut query: Query<'q, Any, AnyArguments>,
-    after: &str,
-) -> Result<Query<'q, Any, AnyArguments>, sqlx::Error> {
-    use sqlx::Execute as _;
-    let arguments = query.take_arguments().map_err(sqlx::Error::Encode)?;
-    let sql = query.sql();
-    let text = [before, sql.as_str(), after]
-        .into_iter()
-        .filter(|part| !part.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ");
-    // Our statements and constants joined; values stay bound, never formatted in.
-    let text = sqlx::AssertSqlSafe(text);
-    Ok(match arguments {
-        Some(arguments) => sqlx::query_with(text, arguments),
-        None => sqlx::query(text),
-    })
 }
 
 /// [`Statement`] for `sqlx::query_scalar`.
@@ -384,8 +460,16 @@ where
     (O,): for<'r> sqlx::FromRow<'r, AnyRow>,
 {
     async fn fetch_optional_in(self, conn: &mut OpConn) -> Result<Option<O>, sqlx::Error> {
-        conn.flush_begin().await?;
-        let (conn, watch) = conn.parts();
-        watch.run(self.fetch_optional(conn)).await
+        match conn.sqlx_parts() {
+            Some((conn, watch)) => watch.run(self.fetch_optional(conn)).await,
+            #[cfg(feature = "sqlite")]
+            None => {
+                let row = conn.run_direct_query(self).await?.rows.into_iter().next();
+                row.map(|row| <(O,) as sqlx::FromRow<'_, AnyRow>>::from_row(&row).map(|(o,)| o))
+                    .transpose()
+            }
+            #[cfg(not(feature = "sqlite"))]
+            None => unreachable!("only sqlx connections without the sqlite feature"),
+        }
     }
 }

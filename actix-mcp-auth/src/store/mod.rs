@@ -101,6 +101,8 @@ pub(crate) mod codes;
 mod connection;
 mod consents;
 pub(crate) mod crypto;
+#[cfg(feature = "sqlite")]
+mod direct_sqlite;
 mod error;
 pub(crate) mod grants;
 mod migrate;
@@ -305,6 +307,10 @@ impl StoreOptions {
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
+    /// SQLite: the operations' direct connections (see `direct_sqlite.rs`); the sqlx pool
+    /// then serves migrations only.
+    #[cfg(feature = "sqlite")]
+    direct: Option<direct_sqlite::DirectPool>,
     keys: Arc<Keyring>,
     engine: Engine,
     write_gate: Arc<tokio::sync::Mutex<()>>,
@@ -351,6 +357,14 @@ impl Store {
         let url = match engine {
             Engine::Sqlite => sqlite_create_if_missing(url),
             Engine::Postgres => url.to_owned(),
+        };
+        #[cfg(feature = "sqlite")]
+        let direct = match engine {
+            Engine::Sqlite => Some(
+                direct_sqlite::DirectTarget::from_url(&url)
+                    .map_err(|reason| StoreError::Invalid { op: OP, reason })?,
+            ),
+            Engine::Postgres => None,
         };
         if let Some(path) = sqlite_file_to_create(&url) {
             create_private_file(&path);
@@ -401,8 +415,19 @@ impl Store {
         if engine == Engine::Sqlite {
             enable_wal(&pool).await?;
         }
+        #[cfg(feature = "sqlite")]
+        let direct = direct.map(|target| {
+            direct_sqlite::DirectPool::new(
+                target,
+                options.max_connections,
+                options.acquire_timeout,
+                options.busy_timeout,
+            )
+        });
         Ok(Self {
             pool,
+            #[cfg(feature = "sqlite")]
+            direct,
             keys: Arc::new(keys),
             engine,
             write_gate: Arc::default(),
@@ -485,6 +510,17 @@ impl Store {
         &self.pool
     }
 
+    /// Checks out one of the operations' connections and holds it until dropped, for the
+    /// tests that exhaust the pool.
+    #[cfg(test)]
+    pub(crate) async fn hold_connection(&self) -> Box<dyn std::any::Any + Send> {
+        #[cfg(feature = "sqlite")]
+        if let Some(direct) = &self.direct {
+            return Box::new(direct.acquire().await.expect("a direct connection"));
+        }
+        Box::new(self.pool.acquire().await.expect("a pooled connection"))
+    }
+
     /// The clock the store compares expiries with (see [`StoreOptions::clock`]).
     pub(crate) fn clock(&self) -> &Clock {
         &self.clock
@@ -526,6 +562,18 @@ impl Store {
     /// run through [`Statement`], within [`StoreOptions::statement_timeout`].
     pub(crate) async fn conn(&self, op: &'static str) -> Result<OpConn, StoreError> {
         let started = self.admit(op)?;
+        #[cfg(feature = "sqlite")]
+        if let Some(direct) = &self.direct {
+            // A local file: no outage to watch for while waiting.
+            let conn = self.record(op, started, direct.acquire().await)?;
+            return Ok(OpConn::direct(
+                conn,
+                self.breaker.clone(),
+                op,
+                started,
+                self.statement_timeout,
+            ));
+        }
         let conn = self.unless_outage(op, started, self.pool.acquire()).await?;
         Ok(OpConn::new(
             conn,
@@ -703,6 +751,10 @@ impl Store {
 
     /// Closes the pool, waiting for checked-out connections to come back.
     pub async fn close(&self) {
+        #[cfg(feature = "sqlite")]
+        if let Some(direct) = &self.direct {
+            direct.close();
+        }
         self.pool.close().await;
     }
 }

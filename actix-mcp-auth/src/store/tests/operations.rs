@@ -1231,7 +1231,7 @@ async fn pool_timeout_is_transient(db: &TestDb) {
                 .probe_interval(Duration::ZERO),
         )
         .await;
-    let held = store.pool().acquire().await.unwrap();
+    let held = store.hold_connection().await;
     let err = store.get_client("x").await.unwrap_err();
     assert!(err.is_transient(), "{err:?}");
     assert!(err.to_string().contains("get_client"));
