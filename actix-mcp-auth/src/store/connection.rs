@@ -61,8 +61,12 @@ pub(crate) enum Durability {
     /// login in progress with an error, never for what a check relies on (a consumed code, a
     /// rotation, a revocation) or what a client keeps (its registration, its tokens).
     ///
-    /// Used by the transaction that stores a login's grant with its code. On SQLite such a
-    /// commit also stays on the operation's thread (no sync to wait for).
+    /// Used for the steps of a login before its code is redeemed: the pending authorization
+    /// (`create_pending`), the user's approval (`approve_pending`; lost, its consent token
+    /// could approve the same request from the same browser again), and the grant with its
+    /// code. Each is followed within seconds by a full commit (the callback's claim, the
+    /// code's redemption), which syncs it too. On SQLite such a commit also stays on the
+    /// operation's thread (no sync to wait for).
     Relaxed,
 }
 
@@ -158,15 +162,26 @@ impl OpConn {
             watch.run(sqlx::raw_sql("BEGIN").execute(conn)).await?;
             return Ok(());
         }
+        self.set_durability(durability)?;
+        // A deferred `BEGIN` takes no lock: it runs on this thread.
         #[cfg(feature = "sqlite")]
+        self.run_direct("BEGIN", Vec::new()).await?;
+        Ok(())
+    }
+
+    /// Gives the commits of this connection `durability` (SQLite; see [`Durability`]): its
+    /// transaction's, or each write's outside one. A relaxed connection is set back to
+    /// `synchronous = FULL` before it returns to the pool.
+    pub(super) fn set_durability(&mut self, durability: Durability) -> Result<(), sqlx::Error> {
+        #[cfg(feature = "sqlite")]
+        if durability == Durability::Relaxed
+            && !self.relaxed
+            && let Link::Direct(Some(direct)) = &mut self.link
         {
-            self.relaxed = durability == Durability::Relaxed;
-            if self.relaxed {
-                self.run_direct("PRAGMA synchronous = NORMAL", Vec::new())
-                    .await?;
-            }
-            // A deferred `BEGIN` takes no lock: it runs on this thread.
-            self.run_direct("BEGIN", Vec::new()).await?;
+            // Set first: a `PRAGMA` that failed half-way leaves the connection in doubt.
+            self.relaxed = true;
+            let relaxed = direct.run("PRAGMA synchronous = NORMAL", &[]);
+            self.watch.settle(relaxed)?;
         }
         #[cfg(not(feature = "sqlite"))]
         let _ = durability;
@@ -221,7 +236,7 @@ impl OpConn {
         let Link::Direct(Some(direct)) = &mut self.link else {
             return Err(direct_sqlite::lost());
         };
-        let syncs = !in_tx && direct.writes(sql.as_str())?;
+        let syncs = !in_tx && !self.relaxed && direct.writes(sql.as_str())?;
         if !syncs {
             let result = direct.run(sql.as_str(), &arguments);
             if !result.as_ref().err().is_some_and(direct_sqlite::is_busy) {

@@ -585,6 +585,19 @@ impl Store {
         ))
     }
 
+    /// [`Store::conn`] whose writes, each its own commit, have `durability` (SQLite only;
+    /// see [`Durability`] for when [`Durability::Relaxed`] is allowed).
+    pub(crate) async fn conn_with(
+        &self,
+        op: &'static str,
+        durability: Durability,
+    ) -> Result<OpConn, StoreError> {
+        let mut conn = self.conn(op).await?;
+        conn.set_durability(durability)
+            .map_err(|e| StoreError::from_sqlx(op, e))?;
+        Ok(conn)
+    }
+
     /// A transaction for store operation `op`, like [`Store::conn`]: commit it with
     /// [`OpConn::commit`]; dropped uncommitted, it rolls back.
     pub(crate) async fn begin(&self, op: &'static str) -> Result<OpConn, StoreError> {

@@ -12,7 +12,7 @@
 use sqlx::any::AnyRow;
 
 use super::{
-    ClientRecord, Secret, Statement, Store, StoreError, TokenHash,
+    ClientRecord, Durability, Secret, Statement, Store, StoreError, TokenHash,
     clients::client_columns_c,
     col,
     crypto::{Sealed, aad},
@@ -166,7 +166,7 @@ impl Store {
         .bind(pending.created_at)
         .bind(pending.expires_at)
         .bind(i64::from(pending.redirect_uri_sent))
-        .execute_in(&mut self.conn(OP).await?)
+        .execute_in(&mut self.conn_with(OP, Durability::Relaxed).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(())
@@ -245,7 +245,7 @@ impl Store {
         .bind(consent_token.as_str())
         .bind(now())
         .bind(browser_binding.as_str())
-        .fetch_optional_in(&mut self.conn(OP).await?)
+        .fetch_optional_in(&mut self.conn_with(OP, Durability::Relaxed).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         row.map(|r| self.pending_from_row(&r, OP)).transpose()

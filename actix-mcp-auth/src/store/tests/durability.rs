@@ -8,14 +8,18 @@ use super::support::{TestDb, client, pending, seed, store_tests};
 store_tests!(
     relaxed_writes_leave_every_connection_full,
     a_relaxed_transaction_that_does_not_commit_leaves_no_relaxed_connection,
+    a_relaxed_connection_is_normal_until_it_goes_back,
 );
 
 /// `PRAGMA synchronous` of the store's (only) connection: 2 is FULL, 1 NORMAL.
 async fn synchronous(store: &crate::store::Store) -> i64 {
+    synchronous_of(&mut store.conn("test").await.unwrap()).await
+}
+
+async fn synchronous_of(conn: &mut crate::store::OpConn) -> i64 {
     use crate::store::ScalarStatement as _;
-    let mut conn = store.conn("test").await.unwrap();
     sqlx::query_scalar("PRAGMA synchronous")
-        .fetch_optional_in(&mut conn)
+        .fetch_optional_in(conn)
         .await
         .unwrap()
         .expect("a row")
@@ -98,4 +102,32 @@ async fn a_relaxed_transaction_that_does_not_commit_leaves_no_relaxed_connection
     // The store goes on working.
     store.create_pending(&request).await.unwrap();
     assert!(store.get_pending(&request.txn_id).await.unwrap().is_some());
+}
+
+/// A connection taken with relaxed durability writes with `synchronous = NORMAL` (SQLite), and
+/// the next operation on the same pooled connection finds it FULL again.
+async fn a_relaxed_connection_is_normal_until_it_goes_back(db: &TestDb) {
+    use crate::store::Statement as _;
+    let store = db
+        .store_with_options(StoreOptions::default().max_connections(1))
+        .await;
+    store.register_client(&client("relaxed-one")).await.unwrap();
+    {
+        let mut conn = store.conn_with("test", Durability::Relaxed).await.unwrap();
+        if store.engine() == Engine::Sqlite {
+            assert_eq!(synchronous_of(&mut conn).await, 1, "NORMAL while relaxed");
+        }
+        let done = sqlx::query("UPDATE mcp_auth_clients SET client_name = $2 WHERE client_id = $1")
+            .bind("relaxed-one")
+            .bind("renamed")
+            .execute_in(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(done.rows_affected(), 1);
+    }
+    let stored = store.get_client("relaxed-one").await.unwrap().unwrap();
+    assert_eq!(stored.client_name.as_deref(), Some("renamed"), "committed");
+    if store.engine() == Engine::Sqlite {
+        assert_eq!(synchronous(&store).await, 2, "FULL again");
+    }
 }
