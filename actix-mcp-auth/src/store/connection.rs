@@ -76,7 +76,8 @@ pub(crate) struct OpConn {
     watch: Watch,
     /// A transaction is open (`BEGIN` ran, no `COMMIT` yet).
     in_tx: bool,
-    /// The connection runs with `synchronous = NORMAL` until its `COMMIT` sets it back.
+    /// SQLite: the connection runs with `synchronous = NORMAL` until it is set back.
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     relaxed: bool,
 }
 
