@@ -473,3 +473,94 @@ pub(super) fn is_busy(error: &sqlx::Error) -> bool {
         _ => false,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_are_read_like_sqlx_and_unknown_options_refused() {
+        let target = |url: &str| DirectTarget::from_url(url).map(|t| (t.path, t.flags));
+        let (path, flags) = target("sqlite:///tmp/x%20y.db?mode=rwc").unwrap();
+        assert_eq!(path, PathBuf::from("/tmp/x y.db"));
+        assert!(flags.contains(OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX));
+        let (path, flags) = target("sqlite:b.db?mode=ro&cache=private").unwrap();
+        assert_eq!(path, PathBuf::from("b.db"));
+        assert!(flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY));
+        assert!(!flags.contains(OpenFlags::SQLITE_OPEN_CREATE));
+        let (_, flags) = target("sqlite://c.db").unwrap();
+        assert!(flags.contains(OpenFlags::SQLITE_OPEN_READ_WRITE));
+        assert!(!flags.contains(OpenFlags::SQLITE_OPEN_CREATE));
+        for refused in [
+            "sqlite::memory:",
+            "sqlite://:memory:",
+            "sqlite://a.db?mode=memory",
+            "sqlite://?mode=rwc",
+            "sqlite://a.db?cache=shared",
+            "sqlite://a.db?immutable=true",
+            "sqlite://a.db?vfs=unix-dotfile",
+            "postgres://h/db",
+        ] {
+            assert!(DirectTarget::from_url(refused).is_err(), "{refused}");
+        }
+    }
+
+    #[test]
+    fn parameters_bind_by_number() {
+        assert_eq!(parameter_number(Some("$3"), 1).unwrap(), 3);
+        assert_eq!(parameter_number(Some("?2"), 1).unwrap(), 2);
+        assert_eq!(parameter_number(None, 4).unwrap(), 4);
+        assert!(parameter_number(Some(":name"), 1).is_err());
+        assert!(parameter_number(Some("$0"), 1).is_err());
+    }
+
+    #[test]
+    fn statements_bind_rows_and_errors_like_the_any_driver() {
+        use sqlx::Row as _;
+        let conn = Connection::open_in_memory().unwrap();
+        run(
+            &conn,
+            "CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER, b BLOB, note TEXT)",
+            &[],
+        )
+        .unwrap();
+        let insert = "INSERT INTO t (id, n, b, note) VALUES ($2, $1, $3, $4)";
+        let arguments = [
+            AnyValueKind::BigInt(7),
+            AnyValueKind::Text(Arc::new("a".to_owned())),
+            AnyValueKind::Blob(Arc::new(vec![1, 2])),
+            AnyValueKind::Null(AnyTypeInfoKind::Text),
+        ];
+        let done = run(&conn, insert, &arguments).unwrap();
+        assert_eq!(done.done.rows_affected, 1);
+        let read = run(
+            &conn,
+            "SELECT id, n, b, note FROM t WHERE id = $1",
+            &arguments[1..2],
+        )
+        .unwrap();
+        let row = &read.rows[0];
+        assert_eq!(row.try_get::<String, _>("id").unwrap(), "a");
+        assert_eq!(row.try_get::<i64, _>("n").unwrap(), 7);
+        assert_eq!(row.try_get::<Vec<u8>, _>("b").unwrap(), vec![1, 2]);
+        assert_eq!(row.try_get::<Option<String>, _>("note").unwrap(), None);
+        let updated = run(
+            &conn,
+            "UPDATE t SET n = n + 1 WHERE id = $1 RETURNING n",
+            &arguments[1..2],
+        )
+        .unwrap();
+        assert_eq!(updated.done.rows_affected, 1);
+        assert_eq!(updated.rows[0].try_get::<i64, _>(0).unwrap(), 8);
+
+        let duplicate = run(&conn, insert, &arguments).err().unwrap();
+        let sqlx::Error::Database(db) = &duplicate else {
+            panic!("{duplicate:?}")
+        };
+        assert_eq!(db.kind(), sqlx::error::ErrorKind::UniqueViolation);
+        assert_eq!(db.code().as_deref(), Some("1555"));
+        assert!(!is_busy(&duplicate));
+        let missing = run(&conn, insert, &arguments[..2]).err().unwrap();
+        assert!(matches!(missing, sqlx::Error::Protocol(_)), "{missing:?}");
+    }
+}

@@ -1322,6 +1322,37 @@ async fn sqlite_busy_is_transient() {
     waiter.register_client(&client("c")).await.unwrap();
 }
 
+/// A write that finds another process's write lock waits for it off the runtime (the busy
+/// timeout) and succeeds once the lock is released, while the runtime keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_write_waits_for_another_process_lock() {
+    let db = TestDb::sqlite();
+    let holder = db.store().await;
+    let waiter = db.store().await;
+    let mut tx = holder.pool().begin().await.unwrap();
+    sqlx::query("DELETE FROM mcp_auth_clients WHERE client_id = 'nobody'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let write = tokio::spawn(async move { waiter.register_client(&client("late")).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!write.is_finished(), "the write waits for the lock");
+    tx.commit().await.unwrap();
+    write.await.unwrap().unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(holder.get_client("late").await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn in_memory_sqlite_is_rejected() {
+    for url in ["sqlite::memory:", "sqlite://a.db?mode=memory"] {
+        let err = Store::connect(url, Keyring::ephemeral()).await.unwrap_err();
+        assert!(matches!(err, StoreError::Invalid { .. }), "{url}: {err:?}");
+        assert!(err.to_string().contains("in-memory"), "{err}");
+    }
+}
+
 #[test]
 fn store_is_clone_send_sync_and_futures_are_send() {
     fn assert_send<T: Send>(_: &T) {}
