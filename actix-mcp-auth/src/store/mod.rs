@@ -62,11 +62,14 @@
 //! * `postgres://user:pass@host/db`: a pool of `max_connections` connections.
 //! * `sqlite://path/to/file.db`: the file is created when missing (unless the URL sets a `mode=`
 //!   other than `rwc`), readable and writable by its owner only (mode 0600 on unix; SQLite gives
-//!   the `-wal` and `-shm` files the database file's mode), switched to WAL, with a busy timeout, foreign keys on and `synchronous = FULL`, so several
-//!   processes can share it and a committed revocation survives a power loss. One commit
-//!   relaxes that: a login's grant with its code (see `Durability::Relaxed`), whose loss in an
-//!   OS crash only makes that code's redemption fail; the redemption's own commit is full.
-//!   `sqlite::memory:` gives every pooled connection its own database: use a file, even in tests.
+//!   the `-wal` and `-shm` files the database file's mode), switched to WAL, with a busy
+//!   timeout, foreign keys on and `synchronous = FULL`, so several processes can share it and a
+//!   committed revocation survives a power loss. The steps of a login before its code is
+//!   redeemed relax that (see `Durability::Relaxed`): an OS crash may undo them, which only
+//!   fails that login; the redemption's own commit is full. The operations run on direct
+//!   connections (`direct_sqlite.rs`: statements on the operation's thread, no worker-thread
+//!   hop each); migrations run on sqlx's. An in-memory database (`sqlite::memory:`) is refused:
+//!   every connection would get its own. The URL may set `mode` and `cache=private` only.
 //!
 //! The Any driver needs its drivers installed; [`Store::connect`] calls
 //! `sqlx::any::install_default_drivers()` (idempotent). sqlx allows one driver list per process,
