@@ -65,8 +65,9 @@ pub(crate) enum Durability {
     /// (`create_pending`), the user's approval (`approve_pending`; lost, its consent token
     /// could approve the same request from the same browser again), and the grant with its
     /// code. Each is followed within seconds by a full commit (the callback's claim, the
-    /// code's redemption), which syncs it too. On SQLite such a commit also stays on the
-    /// operation's thread (no sync to wait for).
+    /// code's redemption), which syncs it too. Also for a grant's last-use time, which only
+    /// informs the connected-apps page. On SQLite such a commit also stays on the operation's
+    /// thread (no sync to wait for).
     Relaxed,
 }
 

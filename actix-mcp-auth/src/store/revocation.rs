@@ -17,7 +17,7 @@
 use sqlx::AssertSqlSafe;
 
 use super::{
-    OpConn, Statement, Store, StoreError,
+    Durability, OpConn, Statement, Store, StoreError,
     audit::{AuditActor, AuditEntry, AuditKind, insert_entry, insert_grant_entry},
     col, from_json, split_scopes,
 };
@@ -245,7 +245,9 @@ impl Store {
         .bind(grant_id)
         .bind(now)
         .bind(stale_before)
-        .execute_in(&mut self.conn(OP).await?)
+        // A use's time only informs the connected-apps page: losing it to an OS crash shows
+        // an older time.
+        .execute_in(&mut self.conn_with(OP, Durability::Relaxed).await?)
         .await
         .map_err(|e| StoreError::from_sqlx(OP, e))?;
         Ok(())
