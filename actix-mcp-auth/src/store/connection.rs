@@ -247,7 +247,8 @@ impl OpConn {
         }
         let work =
             move |conn: &rusqlite::Connection| direct_sqlite::run(conn, sql.as_str(), &arguments);
-        self.watch.run(direct.offload(work)).await
+        let deadline = self.watch.deadline;
+        self.watch.run(direct.offload(deadline, work)).await
     }
 
     /// Runs `query` on the direct connection ([`OpConn::run_direct`]).
@@ -284,7 +285,8 @@ impl OpConn {
             conn.execute_batch("COMMIT")
                 .map_err(direct_sqlite::into_sqlx)
         };
-        self.watch.run(direct.offload(commit)).await?;
+        let deadline = self.watch.deadline;
+        self.watch.run(direct.offload(deadline, commit)).await?;
         self.in_tx = false;
         Ok(())
     }

@@ -36,6 +36,11 @@ use sqlx_core::any::{
 /// Prepared statements kept per connection: every statement text of the store fits.
 const STATEMENT_CACHE: usize = 256;
 
+/// How long before the operation's deadline a wait for another connection's lock gives up.
+/// SQLite's busy handler sleeps in steps of up to 100 ms and tries the lock once more after
+/// its last one: ending it this much earlier keeps that try before the deadline.
+const BUSY_MARGIN: Duration = Duration::from_millis(150);
+
 /// A SQLite file the store can open directly: a path and how to open it.
 #[derive(Clone, Debug)]
 pub(super) struct DirectTarget {
@@ -209,16 +214,25 @@ impl DirectConn {
         Ok(!statement.readonly())
     }
 
-    /// Runs `work` on a blocking thread with the store's busy timeout, and takes the
-    /// connection back. Dropped before it ends (the operation's deadline), the connection
-    /// stays with the blocking task and closes when it ends.
-    pub(super) async fn offload<T, F>(&mut self, work: F) -> Result<T, sqlx::Error>
+    /// Runs `work` on a blocking thread, and takes the connection back. A lock held by
+    /// another connection is waited for up to the store's busy timeout, but no later than
+    /// [`BUSY_MARGIN`] before `deadline`, the operation's: a write the operation gave up on
+    /// must not apply later. Dropped before it ends (the deadline), the connection stays with
+    /// the blocking task and closes when it ends.
+    pub(super) async fn offload<T, F>(
+        &mut self,
+        deadline: tokio::time::Instant,
+        work: F,
+    ) -> Result<T, sqlx::Error>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, sqlx::Error> + Send + 'static,
     {
         let conn = self.conn.take().ok_or_else(lost)?;
-        let busy_timeout = self.pool.busy_timeout;
+        let before_deadline = deadline
+            .saturating_duration_since(tokio::time::Instant::now())
+            .saturating_sub(BUSY_MARGIN);
+        let busy_timeout = self.pool.busy_timeout.min(before_deadline);
         let task = tokio::task::spawn_blocking(move || {
             let result = conn
                 .busy_timeout(busy_timeout)

@@ -1344,6 +1344,45 @@ async fn sqlite_write_waits_for_another_process_lock() {
     assert!(holder.get_client("late").await.unwrap().is_some());
 }
 
+/// A write still waiting for another process's lock at the operation's deadline fails with a
+/// transient error at the deadline, not at the busy timeout, and never applies afterwards; the
+/// next operation gets a connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_write_past_the_deadline_fails_at_the_deadline() {
+    let db = TestDb::sqlite();
+    let holder = db.store().await;
+    let waiter = db
+        .store_with_options(
+            StoreOptions::default()
+                .max_connections(1)
+                .statement_timeout(Duration::from_millis(300))
+                .busy_timeout(Duration::from_secs(5)),
+        )
+        .await;
+    holder.register_client(&client("slow")).await.unwrap();
+    let mut tx = holder.pool().begin().await.unwrap();
+    sqlx::query("DELETE FROM mcp_auth_clients WHERE client_id = 'nobody'")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    // A single-statement write: it commits itself once it has the lock.
+    let request = pending("slow", 600);
+    let started = std::time::Instant::now();
+    let err = waiter.create_pending(&request).await.unwrap_err();
+    let waited = started.elapsed();
+    assert!(err.is_transient(), "{err:?}");
+    assert!(
+        waited < Duration::from_secs(3),
+        "failed at the deadline, not the busy timeout: {waited:?}"
+    );
+    tx.rollback().await.unwrap();
+    // The abandoned insert gave up waiting at the deadline: it never applies.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(holder.get_pending(&request.txn_id).await.unwrap(), None);
+    waiter.create_pending(&request).await.unwrap();
+    assert!(waiter.get_pending(&request.txn_id).await.unwrap().is_some());
+}
+
 #[tokio::test]
 async fn in_memory_sqlite_is_rejected() {
     for url in ["sqlite::memory:", "sqlite://a.db?mode=memory"] {
