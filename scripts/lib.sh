@@ -89,6 +89,49 @@ result_field() { # LABEL NAME -> the value of NAME in $WORK/LABEL.result
   sed -n "s/.* $2=\([^ ]*\).*/\1/p" "$WORK/$1.result"
 }
 
+# wrk_rounds ROUNDS OPEN_URL PROTECTED_URL TOKEN [OPEN_SCRIPT] [PROTECTED_SCRIPT]
+# ROUNDS interleaved pairs of runs (run_wrk `open`, then `protected`): on a shared machine the
+# median of several short rounds is steadier than one long pair, whose halves see different
+# load. Sets WRK_RATIOS (each round's protected/open req/s), WRK_PROTECTED_REQUESTS (the
+# protected runs' requests, summed) and WRK_FAILED (1 when a run had a non-200 response or a
+# socket error); the `open` and `protected` results are the last round's.
+wrk_rounds() {
+  local rounds="$1" open_url="$2" protected_url="$3" token="$4"
+  local open_script="${5:-$LUA}" protected_script="${6:-$LUA}" round label
+  WRK_RATIOS=()
+  WRK_PROTECTED_REQUESTS=0
+  WRK_FAILED=0
+  for round in $(seq 1 "$rounds"); do
+    run_wrk open "$open_url" "" "$open_script"
+    run_wrk protected "$protected_url" "$token" "$protected_script"
+    for label in open protected; do
+      if [[ "$(result_field "$label" non200)" != 0 || "$(result_field "$label" errors)" != 0 ]]; then
+        echo "error: $label run of round $round had $(result_field "$label" non200) non-200" \
+          "responses (first status $(result_field "$label" first_bad_status)) and" \
+          "$(result_field "$label" errors) socket errors" >&2
+        WRK_FAILED=1
+      fi
+    done
+    WRK_PROTECTED_REQUESTS=$((WRK_PROTECTED_REQUESTS + $(result_field protected requests)))
+    WRK_RATIOS+=("$(awk -v p="$(result_field protected rps)" -v o="$(result_field open rps)" \
+      'BEGIN { printf "%.3f", (o > 0 ? p / o : 0) }')")
+  done
+}
+
+# wrk_ratio_summary: the last round's ratio and, over several rounds, each round's and their
+# median (after wrk_rounds).
+wrk_ratio_summary() {
+  awk -v p="$(result_field protected rps)" -v o="$(result_field open rps)" \
+    'BEGIN { if (o > 0) printf "ratio protected/unprotected req/s: %.3f (%.1f%% of baseline)\n", p / o, 100 * p / o }'
+  if ((${#WRK_RATIOS[@]} > 1)); then
+    local median
+    median="$(printf '%s\n' "${WRK_RATIOS[@]}" | sort -n | awk '{ v[NR] = $1 } END {
+      if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
+    echo "rounds: ${WRK_RATIOS[*]}"
+    echo "median ratio protected/unprotected req/s over ${#WRK_RATIOS[@]} interleaved rounds: $median"
+  fi
+}
+
 show_logs() {
   [[ -z "${LOGS_SHOWN:-}" ]] || return 0
   LOGS_SHOWN=1

@@ -114,21 +114,7 @@ status="$(mcp_post "$BASE/open$MCP_PATH")"
 echo "    sanity: 401 without token, 200 tools/list with token and on /open$MCP_PATH"
 
 
-failed=0
-ratios=()
-for round in $(seq 1 "$ROUNDS"); do
-  run_wrk open "$BASE/open$MCP_PATH" ""
-  run_wrk protected "$BASE$MCP_PATH" "$TOKEN"
-  for label in open protected; do
-    if [[ "$(result_field "$label" non200)" != 0 || "$(result_field "$label" errors)" != 0 ]]; then
-      echo "error: $label run had $(result_field "$label" non200) non-200 responses" \
-        "(first status $(result_field "$label" first_bad_status)) and $(result_field "$label" errors) socket errors" >&2
-      failed=1
-    fi
-  done
-  ratios+=("$(awk -v p="$(result_field protected rps)" -v o="$(result_field open rps)" \
-    'BEGIN { printf "%.3f", (o > 0 ? p / o : 0) }')")
-done
+wrk_rounds "$ROUNDS" "$BASE/open$MCP_PATH" "$BASE$MCP_PATH" "$TOKEN"
 
 echo
 echo "==> summary (-t$THREADS -c$CONNECTIONS -d$DURATION, tools/list)"
@@ -138,13 +124,6 @@ for label in open protected; do
     "$(result_field "$label" p50_ms)" "$(result_field "$label" p90_ms)" "$(result_field "$label" p99_ms)" \
     "$(result_field "$label" non200)"
 done
-awk -v p="$(result_field protected rps)" -v o="$(result_field open rps)" \
-  'BEGIN { if (o > 0) printf "ratio protected/unprotected req/s: %.3f (%.1f%% of baseline)\n", p / o, 100 * p / o }'
-if ((ROUNDS > 1)); then
-  median="$(printf '%s\n' "${ratios[@]}" | sort -n | awk '{ v[NR] = $1 } END {
-    if (NR % 2) printf "%.3f", v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')"
-  echo "rounds: ${ratios[*]}"
-  echo "median ratio protected/unprotected req/s over $ROUNDS interleaved rounds: $median"
-fi
+wrk_ratio_summary
 
-exit "$failed"
+exit "$WRK_FAILED"

@@ -23,6 +23,9 @@
 #   DURATION=10s     wrk duration of each run
 #   THREADS=2        wrk threads
 #   CONNECTIONS=32   wrk connections
+#   ROUNDS=1         interleaved open/protected pairs of runs; with more than one, each round's
+#                    ratio and their median are printed (the summary table is the last round's;
+#                    the AuthKit and database counts cover every round)
 #   TOKENS=1         distinct access tokens (one grant each) the protected run rotates through
 #   DATABASE_URL     postgres://... (database must exist) or sqlite://...; default: a SQLite
 #                    file in a temp dir
@@ -46,6 +49,8 @@ DURATION="${DURATION:-10s}"
 THREADS="${THREADS:-2}"
 CONNECTIONS="${CONNECTIONS:-32}"
 TOKENS="${TOKENS:-1}"
+ROUNDS="${ROUNDS:-1}"
+[[ "$ROUNDS" =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive number"
 PG_STATS_WAIT="${PG_STATS_WAIT:-11}"
 MCP_PROTOCOL="${MCP_PROTOCOL:-2025-06-18}"
 export MCP_PROTOCOL
@@ -167,10 +172,11 @@ if [[ "$ENGINE" == postgres ]]; then
   XACT_BEFORE="$(pg_xacts)"
   XACT_READING=$((XACT_BEFORE - XACT_FIRST))
 fi
-run_wrk open "$BASE/open$MCP_PATH" "" "$LUA"
+# The open runs call neither AuthKit nor the database, so counting around all rounds counts
+# the protected runs.
 USERINFO_BEFORE="$(counter userinfo)"
 TOKEN_CALLS_BEFORE="$(counter token)"
-run_wrk protected "$BASE$MCP_PATH" "$TOKEN" "$SCRIPT"
+wrk_rounds "$ROUNDS" "$BASE/open$MCP_PATH" "$BASE$MCP_PATH" "$TOKEN" "$LUA" "$SCRIPT"
 USERINFO_AFTER="$(counter userinfo)"
 TOKEN_CALLS_AFTER="$(counter token)"
 if [[ "$ENGINE" == postgres ]]; then
@@ -180,16 +186,7 @@ if [[ "$ENGINE" == postgres ]]; then
   XACT_DELTA=$(($(pg_xacts) - XACT_BEFORE - XACT_READING))
 fi
 
-failed=0
-for label in open protected; do
-  if [[ "$(result_field "$label" non200)" != 0 || "$(result_field "$label" errors)" != 0 ]]; then
-    echo "error: $label run had $(result_field "$label" non200) non-200 responses" \
-      "(first status $(result_field "$label" first_bad_status)) and $(result_field "$label" errors) socket errors" >&2
-    failed=1
-  fi
-done
-
-REQUESTS="$(result_field protected requests)"
+REQUESTS="$WRK_PROTECTED_REQUESTS"
 echo
 echo "==> summary (-t$THREADS -c$CONNECTIONS -d$DURATION, tools/list, $ENGINE, $TOKENS token(s)," \
   "token cache ${TOKEN_CACHE}s, userinfo cache ${USERINFO_CACHE}s)"
@@ -199,8 +196,7 @@ for label in open protected; do
     "$(result_field "$label" p50_ms)" "$(result_field "$label" p90_ms)" "$(result_field "$label" p99_ms)" \
     "$(result_field "$label" requests)" "$(result_field "$label" non200)"
 done
-awk -v p="$(result_field protected rps)" -v o="$(result_field open rps)" \
-  'BEGIN { if (o > 0) printf "ratio protected/unprotected req/s: %.3f (%.1f%% of baseline)\n", p / o, 100 * p / o }'
+wrk_ratio_summary
 per_request() { # per_request COUNT -> COUNT / REQUESTS
   awk -v n="$1" -v r="$REQUESTS" 'BEGIN { if (r > 0) printf "%.6f", n / r; else printf "n/a" }'
 }
@@ -209,7 +205,7 @@ echo "AuthKit userinfo calls: $((USERINFO_AFTER - USERINFO_BEFORE)) in $REQUESTS
 echo "AuthKit token calls (upstream refresh): $((TOKEN_CALLS_AFTER - TOKEN_CALLS_BEFORE))" \
   "= $(per_request $((TOKEN_CALLS_AFTER - TOKEN_CALLS_BEFORE))) per request"
 if [[ "$ENGINE" == postgres ]]; then
-  echo "database transactions (pg_stat_database delta over both runs, minus the $XACT_READING of" \
+  echo "database transactions (pg_stat_database delta over every run, minus the $XACT_READING of" \
     "a psql reading; /open/mcp makes none): $XACT_DELTA in $REQUESTS protected requests" \
     "= $(per_request "$XACT_DELTA") per request"
 else
@@ -222,4 +218,4 @@ else
     "expired AuthKit token adds a grant reload and a compare-and-swap UPDATE."
 fi
 
-exit "$failed"
+exit "$WRK_FAILED"
