@@ -217,14 +217,6 @@ impl OpConn {
 
 #[cfg(feature = "sqlite")]
 impl OpConn {
-    /// The direct connection; `None` for a sqlx one. Fails once lost to the deadline.
-    fn direct_conn(&mut self) -> Option<Result<&mut DirectConn, sqlx::Error>> {
-        match &mut self.link {
-            Link::Direct(conn) => Some(conn.as_mut().ok_or_else(direct_sqlite::lost)),
-            Link::Sqlx(_) => None,
-        }
-    }
-
     /// Runs `sql` on the direct connection: on this thread, unless it commits with a sync
     /// (a write outside a transaction) or must wait for another process's lock; those run on
     /// a blocking thread within the deadline (see `direct_sqlite.rs`).
@@ -271,10 +263,9 @@ impl OpConn {
             // Still inside the transaction for `run_direct`: this thread.
             self.run_direct("COMMIT", Vec::new()).await?;
             self.in_tx = false;
-            let direct = self.direct_conn().expect("a direct connection")?;
-            // On this thread too (`run_direct` would send it out as a write that syncs).
-            let restored = direct.run("PRAGMA synchronous = FULL", &[]);
-            self.watch.settle(restored)?;
+            // On this thread too: the connection is still relaxed, so nothing waits to sync.
+            self.run_direct("PRAGMA synchronous = FULL", Vec::new())
+                .await?;
             self.relaxed = false;
             return Ok(());
         }
