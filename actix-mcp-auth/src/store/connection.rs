@@ -119,12 +119,8 @@ impl OpConn {
         started: Instant,
         timeout: Duration,
     ) -> Self {
-        Self {
-            link: Link::Sqlx(Some(conn)),
-            watch: Watch::new(breaker, engine, op, started, timeout),
-            in_tx: false,
-            relaxed: false,
-        }
+        let watch = Watch::new(breaker, engine, op, started, timeout);
+        Self::over(Link::Sqlx(Some(conn)), watch)
     }
 
     /// [`OpConn::new`] for a direct SQLite connection.
@@ -136,9 +132,15 @@ impl OpConn {
         started: Instant,
         timeout: Duration,
     ) -> Self {
+        let watch = Watch::new(breaker, Engine::Sqlite, op, started, timeout);
+        Self::over(Link::Direct(Some(conn)), watch)
+    }
+
+    /// An operation's connection, before any statement.
+    fn over(link: Link, watch: Watch) -> Self {
         Self {
-            link: Link::Direct(Some(conn)),
-            watch: Watch::new(breaker, Engine::Sqlite, op, started, timeout),
+            link,
+            watch,
             in_tx: false,
             relaxed: false,
         }

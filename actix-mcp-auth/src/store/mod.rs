@@ -382,9 +382,8 @@ impl Store {
             .max_connections(options.max_connections)
             .acquire_timeout(options.acquire_timeout)
             // sqlx would ping every pooled connection before handing it out: a round trip to
-            // the server or to SQLite's worker thread per store operation, about a third of a
-            // login's. A SQLite connection is a local file handle: nothing between us and the
-            // file can drop it. A PostgreSQL connection can be dropped by the server (a
+            // the server per store operation, about a third of a login's. (On SQLite this pool
+            // only runs migrations, on a local file handle nothing can drop.) A PostgreSQL connection can be dropped by the server (a
             // restart) or the network while idle; `may_be_stale` says when to ping it, and a
             // stale one sqlx replaces silently. A connection that fails anyway reaches the
             // breaker through its statement (`connection.rs`).
